@@ -37,6 +37,7 @@ class StackSettings(BaseSettings):
     topic_namespace: str = ""
     topic_partitions: int = Field(4, ge=1)
     replication_factor: int = Field(1, ge=1)
+    score_buckets: int = Field(16, ge=1, description="buckets of score chunk keys; same for every miner")
     session_timeout_ms: int = Field(10_000, description="group joins take about half of it")
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"

@@ -7,7 +7,6 @@ A namespace prefix keeps tenants (and tests) apart on one cluster:
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass
 
 _MINER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -20,11 +19,6 @@ def validate_miner_id(miner_id: str) -> str:
         msg = f"miner id {miner_id!r} must be 1-63 chars of a-z, 0-9, '_' or '-', starting alphanumeric"
         raise ValueError(msg)
     return miner_id
-
-
-def score_bucket(entity_id: str, buckets: int) -> int:
-    """Stable bucket of an alert or cluster id; every miner uses it, so topics are co-partitioned."""
-    return zlib.crc32(entity_id.encode()) % buckets
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +63,16 @@ class TopicNames:
         return self._name("miner.errors")
 
     @property
+    def validator_inbox(self) -> str:
+        """Where the validator's bridge copies every miner topic (Faust cannot pattern-subscribe)."""
+        return self._name("validator.inbox")
+
+    @property
+    def validator_control(self) -> str:
+        """Operator commands to the validator, e.g. replay a date from the score topics."""
+        return self._name("validator.control")
+
+    @property
     def miner_scores_prefix(self) -> str:
         return self._name(MINER_SCORES_PREFIX)
 
@@ -103,5 +107,7 @@ class TopicNames:
             self.ensemble_batches,
             self.validator_results,
             self.miner_errors,
+            self.validator_inbox,
+            self.validator_control,
             self.dlq("scores"),
         ]
