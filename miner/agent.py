@@ -1,0 +1,272 @@
+"""The miner's loop: batch event -> verified batch -> scores -> Avro records on its own topic.
+
+Everything it talks to is passed in (store, producer, codec, registry, peer reader), so it runs
+against the real stack from ``miner.app`` and against plain fakes in tests.
+
+    agent = MinerAgent(settings, store=store, producer=producer, codec=codec, registry=registry)
+    outcome = await agent.handle(message)        # then commit the consumed offset
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from miner.errors import MinerError, PeerSubmissionError
+from miner.features import build_alert_features, build_cluster_features
+from miner.loader import Batch, load_batch
+from miner.profiles import CONSTANT, COPYCAT, RANDOM, Profile, get_profile, partial_mask, random_scores, with_noise
+from miner.records import OutRecord, error_record, submission_records
+from miner.registry import ModelRegistry
+from miner.scoring import BatchScores, ScoringModels, score_with_models
+from miner.settings import MinerSettings
+from streams.batch import MANIFEST, Manifest, batch_key
+from streams.codec import AvroCodec
+from streams.errors import CodecError, EventError, ObjectStoreError
+from streams.kafka import Message
+from streams.objectstore import ObjectStore, parse_object_created
+
+log = logging.getLogger("miner.agent")
+SUBMITTED, FAILED, SKIPPED, STOPPED = "submitted", "failed", "skipped", "stopped"
+
+
+class Sender(Protocol):
+    def send(self, topic: str, key: bytes | str | None, value: bytes | None) -> None: ...
+
+    def flush(self, timeout: float = 60.0) -> None: ...
+
+
+class PeerReader(Protocol):
+    """Reads another miner's complete submission for one batch (the copycat's source)."""
+
+    def read(self, miner_id: str, manifest: Manifest, timeout_s: float) -> BatchScores: ...
+
+
+class BatchConsumer(Protocol):
+    def batches(self) -> AsyncIterator[list[Message]]: ...
+
+    async def commit(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Outcome:
+    status: str  # submitted, failed, skipped, stopped
+    object_key: str = ""
+    records: int = 0
+    error: str = ""
+
+
+@dataclass(slots=True)
+class AgentStats:
+    submitted: int = 0
+    failed: int = 0
+    skipped: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def _network_date(object_key: str) -> tuple[str, dt.date] | None:
+    """(network, date) from ``snapshots/{network}/{date}/{window}/manifest.json``."""
+    parts = object_key.split("/")
+    if len(parts) != 5 or parts[0] != "snapshots":
+        return None
+    try:
+        return parts[1], dt.date.fromisoformat(parts[2])
+    except ValueError:
+        return None
+
+
+class MinerAgent:
+    """Scores every published batch and streams the submission to ``scores.<miner_id>``."""
+
+    def __init__(
+        self,
+        settings: MinerSettings,
+        *,
+        store: ObjectStore,
+        producer: Sender,
+        codec: AvroCodec,
+        registry: ModelRegistry,
+        peers: PeerReader | None = None,
+        profile: Profile | None = None,
+    ) -> None:
+        self.settings = settings
+        self.profile = profile or get_profile(settings.profile)
+        self.store = store
+        self.producer = producer
+        self.codec = codec
+        self.registry = registry
+        self.peers = peers
+        self.topics = settings.stack.topics
+        self.topic = self.topics.miner_scores(settings.miner_id)
+        self.stop = asyncio.Event()
+        self._models: dict[tuple[str, ...], ScoringModels] = {}
+        if self.profile.kind == COPYCAT and not settings.copy_of:
+            msg = "a copycat miner needs copy_of (MINER_COPY_OF / --copy-of): the miner it copies"
+            raise MinerError(msg)
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def models_for(self, network: str) -> ScoringModels:
+        """The newest model of each type for ``network``; raises ModelNotFoundError if one is missing."""
+        stems = tuple(
+            self.registry.versions(t, network)[-1:][0] if self.registry.versions(t, network) else ""
+            for t in ("alert_scorer", "alert_ranker", "cluster_scorer")
+        )
+        if stems not in self._models:
+            self._models[stems] = ScoringModels(
+                self.registry.latest("alert_scorer", network),
+                self.registry.latest("alert_ranker", network),
+                self.registry.latest("cluster_scorer", network),
+            )
+        return self._models[stems]
+
+    def score(self, batch: Batch) -> BatchScores:
+        """The submission's scores for a verified batch, per the profile (blocking, CPU-bound)."""
+        manifest, miner_id = batch.manifest, self.settings.miner_id
+        date = manifest.processing_date
+        kind = self.profile.kind
+        if kind == COPYCAT:
+            if self.peers is None or not self.settings.copy_of:
+                msg = "copycat has no peer reader"
+                raise PeerSubmissionError(msg)
+            copied = self.peers.read(self.settings.copy_of, manifest, self.settings.copy_timeout_s)
+            noise = self.settings.copy_noise
+            return BatchScores(
+                copied.alert_ids,
+                with_noise(miner_id, date, copied.alert_scores, noise),
+                copied.cluster_ids,
+                with_noise(miner_id, date, copied.cluster_scores, noise),
+                {t: f"copycat-of-{v}" for t, v in copied.model_versions.items()},
+            )
+        alert_ids = [str(i) for i in batch.alerts["alert_id"].to_pylist()]
+        cluster_ids = [str(i) for i in batch.clusters["cluster_id"].to_pylist()]
+        if kind in (RANDOM, CONSTANT):
+            versions = {t: f"{kind}-1.0.0" for t in ("alert_scorer", "cluster_scorer")}
+            if kind == RANDOM:
+                alert_scores = random_scores(miner_id, date, len(alert_ids), "alerts")
+                cluster_scores = random_scores(miner_id, date, len(cluster_ids), "clusters")
+            else:
+                alert_scores = random_scores(miner_id, date, len(alert_ids)) * 0 + self.settings.constant_score
+                cluster_scores = random_scores(miner_id, date, len(cluster_ids)) * 0 + self.settings.constant_score
+            return BatchScores(alert_ids, alert_scores, cluster_ids, cluster_scores, versions)
+        models = self.models_for(manifest.network)
+        alerts = build_alert_features(batch)
+        clusters = build_cluster_features(batch, alerts)
+        scores = score_with_models(
+            alerts, clusters, models, ranker_weight=self.profile.ranker_weight, threads=self.settings.threads
+        )
+        if self.profile.partial:
+            scores = scores.subset(partial_mask(miner_id, date, len(scores.alert_ids), self.settings.partial_fraction))
+        return scores
+
+    def build(self, object_key: str) -> tuple[Manifest, list[OutRecord]]:
+        """Load, verify and score one batch into its records (blocking; nothing is sent)."""
+        batch = load_batch(self.store, object_key)
+        scores = self.score(batch)
+        now = dt.datetime.now(dt.UTC)
+        latency_ms = max((now - batch.manifest.published_at).total_seconds() * 1000.0, 0.0)
+        records = submission_records(
+            scores,
+            manifest=batch.manifest,
+            miner_id=self.settings.miner_id,
+            buckets=self.settings.stack.score_buckets,
+            chunk_size=self.settings.chunk_size,
+            latency_ms=latency_ms,
+            produced_at=now,
+        )
+        return batch.manifest, records
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _encode(self, records: Sequence[OutRecord]) -> list[tuple[str, bytes]]:
+        return [(r.key, self.codec.encode(r.schema, r.value)) for r in records]
+
+    def _report(self, object_key: str, exc: BaseException, manifest: Manifest | None = None) -> Outcome:
+        found = _network_date(object_key)
+        if manifest is not None:
+            key = batch_key(manifest.network, manifest.processing_date)
+        else:
+            key = batch_key(*found) if found else object_key
+        log.error("miner %s cannot score %s: %s: %s", self.settings.miner_id, object_key, type(exc).__name__, exc)
+        record = error_record(
+            miner_id=self.settings.miner_id,
+            key=key,
+            object_key=object_key,
+            error=exc,
+            occurred_at=dt.datetime.now(dt.UTC),
+            manifest=manifest,
+        )
+        self.producer.send(self.topics.miner_errors, record.key, self.codec.encode(record.schema, record.value))
+        self.producer.flush()
+        return Outcome(FAILED, object_key, error=f"{type(exc).__name__}: {exc}")
+
+    async def handle_key(self, object_key: str) -> Outcome:
+        """Score the batch whose manifest is ``object_key`` and send the whole submission, or report why not."""
+        try:
+            manifest, records = await asyncio.to_thread(self.build, object_key)
+            encoded = self._encode(records)  # every record encodes before the first is sent
+        except (MinerError, ObjectStoreError, CodecError) as exc:
+            return self._report(object_key, exc)
+        if self.profile.late and self.settings.delay_s > 0:
+            try:
+                await asyncio.wait_for(self.stop.wait(), self.settings.delay_s)
+                return Outcome(STOPPED, object_key)  # stopped while holding: nothing sent, not committed
+            except TimeoutError:
+                pass
+        for key, value in encoded:
+            self.producer.send(self.topic, key, value)
+        self.producer.flush()  # a failed delivery raises: the event stays uncommitted and is redone
+        log.info("miner %s submitted %s: %d records", self.settings.miner_id, object_key, len(encoded))
+        return Outcome(SUBMITTED, object_key, records=len(encoded))
+
+    async def handle(self, message: Message) -> list[Outcome]:
+        """All snapshot manifests an ``sot.batches`` event announces; other objects are skipped."""
+        try:
+            created = parse_object_created(message.value)
+            keys = [self.store.key_of(event) for event in created]
+        except EventError as exc:
+            where = message.key.decode(errors="replace") if message.key else f"{message.topic}@{message.offset}"
+            return [self._report(where, exc)]
+        outcomes = []
+        for key in keys:
+            if not key.startswith("snapshots/") or not key.endswith("/" + MANIFEST):
+                outcomes.append(Outcome(SKIPPED, key))
+                continue
+            outcomes.append(await self.handle_key(key))
+        return outcomes
+
+    async def run(self, consumer: BatchConsumer, *, max_batches: int | None = None) -> AgentStats:
+        """Serve events until stopped or ``max_batches`` batches were handled (submitted or failed)."""
+        stats = AgentStats()
+        batches = consumer.batches()
+        while not self.stop.is_set():
+            if max_batches is not None and stats.submitted + stats.failed >= max_batches:
+                break
+            next_batch = asyncio.ensure_future(anext(batches))
+            stopping = asyncio.ensure_future(self.stop.wait())
+            done, _ = await asyncio.wait({next_batch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if next_batch not in done:
+                next_batch.cancel()
+                await asyncio.gather(next_batch, return_exceptions=True)
+                break
+            stopping.cancel()
+            await asyncio.gather(stopping, return_exceptions=True)
+            stopped = False
+            for message in next_batch.result():
+                for outcome in await self.handle(message):
+                    stats.outcomes.append(outcome)
+                    stopped |= outcome.status == STOPPED
+                    stats.submitted += outcome.status == SUBMITTED
+                    stats.failed += outcome.status == FAILED
+                    stats.skipped += outcome.status == SKIPPED
+                if stopped:
+                    break
+            if stopped:
+                break
+            await consumer.commit()  # only after every effect of the batch is flushed
+        await batches.aclose()  # type: ignore[attr-defined]  # an async generator
+        return stats

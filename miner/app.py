@@ -1,0 +1,218 @@
+"""The miner's one wiring point: builds the store, producer, consumer, codec and registry from settings.
+
+stats = asyncio.run(run_miner(MinerSettings(miner_id="miner-a"), max_batches=1))
+paths = train_miner(settings, start, end, window_days=7)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka
+import numpy as np
+
+from miner.agent import AgentStats, MinerAgent
+from miner.errors import MinerError, PeerSubmissionError
+from miner.profiles import get_profile
+from miner.records import ALERT_SCORE_BATCH, CLUSTER_SCORE_BATCH, SUBMISSION_COMPLETE
+from miner.registry import MODEL_TYPES, ModelRegistry
+from miner.scoring import BatchScores
+from miner.settings import MinerSettings
+from miner.training import labelled_dates, train_models
+from streams.batch import Manifest
+from streams.codec import AvroCodec
+from streams.errors import CodecError
+from streams.kafka import AsyncBatchConsumer, BatchProducer, ensure_topics, partitions_of
+from streams.objectstore import FileObjectStore, S3ObjectStore, open_store
+from streams.progress import say
+from streams.schema_registry import registry_from_url
+from streams.settings import StackSettings
+from streams.topics import TopicNames
+
+log = logging.getLogger("miner.app")
+_LIBRDKAFKA_LOG = logging.getLogger("miner.librdkafka")
+
+
+def open_object_store(stack: StackSettings) -> FileObjectStore | S3ObjectStore:
+    secret = stack.s3_secret_access_key
+    return open_store(
+        stack.object_store_url,
+        endpoint_url=stack.s3_endpoint_url,
+        region=stack.s3_region,
+        access_key_id=stack.s3_access_key_id,
+        secret_access_key=secret.get_secret_value() if secret is not None else None,
+    )
+
+
+class TopicPeerReader:
+    """Reads another miner's submission for one batch from its score topic (used by copycats).
+
+    Scans the topic from the beginning and keeps the chunks of the batch's date and batch id:
+    offsets-by-time cannot be trusted on every broker.
+    """
+
+    def __init__(self, bootstrap_servers: str, topics: TopicNames, codec: AvroCodec) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.topics = topics
+        self.codec = codec
+
+    def read(self, miner_id: str, manifest: Manifest, timeout_s: float) -> BatchScores:
+        topic = self.topics.miner_scores(miner_id)
+        deadline = time.monotonic() + timeout_s
+        consumer = confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": self.bootstrap_servers,
+                "group.id": f"copycat-reader-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "logger": _LIBRDKAFKA_LOG,
+            }
+        )
+        try:
+            partitions: list[int] = []
+            while not partitions and time.monotonic() < deadline:
+                partitions = partitions_of(self.bootstrap_servers, topic)
+                if not partitions:
+                    time.sleep(0.5)
+            consumer.assign(
+                [confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in partitions]
+            )
+            return self._collect(consumer, manifest, topic, deadline)
+        finally:
+            consumer.close()
+
+    def _collect(self, consumer: Any, manifest: Manifest, topic: str, deadline: float) -> BatchScores:
+        alerts: dict[tuple[int, int], tuple[list[str], list[float]]] = {}
+        clusters: dict[tuple[int, int], tuple[list[str], list[float]]] = {}
+        complete: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.5):
+                if message.error() is not None:
+                    continue
+                try:
+                    decoded = self.codec.decode(message.value())
+                except CodecError:
+                    continue
+                r = decoded.record
+                if (r.get("batch_id"), r.get("processing_date"), r.get("network")) != (
+                    manifest.batch_id, manifest.processing_date, manifest.network,
+                ):  # fmt: skip
+                    continue
+                if decoded.name == ALERT_SCORE_BATCH:
+                    alerts[(r["bucket"], r["chunk"])] = (r["alert_ids"], r["scores"])
+                elif decoded.name == CLUSTER_SCORE_BATCH:
+                    clusters[(r["bucket"], r["chunk"])] = (r["cluster_ids"], r["scores"])
+                elif decoded.name == SUBMISSION_COMPLETE:
+                    complete = r
+            if complete and len(alerts) >= complete["alert_chunks"] and len(clusters) >= complete["cluster_chunks"]:
+                return BatchScores(
+                    [i for k in sorted(alerts) for i in alerts[k][0]],
+                    np.array([s for k in sorted(alerts) for s in alerts[k][1]], dtype=np.float64),
+                    [i for k in sorted(clusters) for i in clusters[k][0]],
+                    np.array([s for k in sorted(clusters) for s in clusters[k][1]], dtype=np.float64),
+                    dict(complete["model_versions"]),
+                )
+        msg = f"no complete submission for {manifest.batch_id} on {topic} within the copy timeout"
+        raise PeerSubmissionError(msg)
+
+
+def build_agent(settings: MinerSettings, producer: BatchProducer) -> MinerAgent:
+    stack = settings.stack
+    codec = AvroCodec(registry_from_url(stack.schema_registry_url))
+    return MinerAgent(
+        settings,
+        store=open_object_store(stack),
+        producer=producer,
+        codec=codec,
+        registry=ModelRegistry(settings.models_path),
+        peers=TopicPeerReader(stack.bootstrap_servers, stack.topics, codec),
+    )
+
+
+def check_models(settings: MinerSettings) -> list[str]:
+    """Model types the miner's network lacks (empty for profiles that need none)."""
+    if not get_profile(settings.profile).uses_models:
+        return []
+    registry = ModelRegistry(settings.models_path)
+    return [t for t in MODEL_TYPES if not registry.versions(t, settings.network)]
+
+
+async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) -> AgentStats:
+    """Serve ``sot.batches`` until SIGINT/SIGTERM (or ``max_batches`` handled batches)."""
+    stack = settings.stack
+    topics = stack.topics
+    missing = check_models(settings)
+    if missing:
+        say(
+            f"miner {settings.miner_id}: no trained {', '.join(missing)} model for {settings.network} in "
+            f"{settings.models_path}; its batches will be reported as errors until `riskstream miner train` runs"
+        )
+    ensure_topics(
+        stack.bootstrap_servers,
+        [topics.sot_batches, topics.miner_errors, topics.miner_scores(settings.miner_id)],
+        partitions=stack.topic_partitions,
+        replication=stack.replication_factor,
+    )
+    producer = BatchProducer(stack.bootstrap_servers)
+    agent = build_agent(settings, producer)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not in the main thread
+            loop.add_signal_handler(sig, agent.stop.set)
+    consumer = AsyncBatchConsumer(
+        stack.bootstrap_servers,
+        settings.group_id,
+        [topics.sot_batches],
+        session_timeout_ms=stack.session_timeout_ms,
+        max_records=1,  # one event per commit: a batch takes seconds to score
+    )
+    try:
+        async with consumer:
+            say(f"miner {settings.miner_id} ({agent.profile.name}) serving {topics.sot_batches} -> {agent.topic}")
+            return await agent.run(consumer, max_batches=max_batches)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        producer.flush()
+
+
+def train_miner(
+    settings: MinerSettings,
+    start: dt.date,
+    end: dt.date,
+    *,
+    window_days: int,
+    network: str | None = None,
+    version: str = "1.0.0",
+    today: dt.date | None = None,
+) -> list[Path]:
+    """Train the profile's three models on the published ground truth of [start, end] and save them."""
+    profile = get_profile(settings.profile)
+    if not profile.uses_models:
+        msg = f"profile {profile.name!r} scores without models: nothing to train"
+        raise MinerError(msg)
+    network = network or settings.network
+    store = open_object_store(settings.stack)
+    dates = labelled_dates(store, network, start, end, window_days, today=today)
+    models = train_models(
+        dates,
+        network=network,
+        window_days=window_days,
+        profile=profile,
+        seed=settings.seed,
+        threads=settings.threads,
+        version=version,
+    )
+    registry = ModelRegistry(settings.models_path)
+    paths = [registry.save(m.stem, m.data, m.metadata) for m in models]
+    for path in paths:
+        say(f"saved {path}")
+    return paths

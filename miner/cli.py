@@ -1,0 +1,77 @@
+"""``riskstream miner train`` and ``riskstream miner run``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from miner.app import run_miner, train_miner
+from miner.profiles import PROFILES
+from miner.settings import MinerSettings
+from streams.batch import DEFAULT_WINDOW_DAYS
+from streams.cli import parse_date
+
+
+def _settings(args: argparse.Namespace) -> MinerSettings:
+    overrides: dict[str, Any] = {"miner_id": args.miner_id}
+    for name in ("profile", "model_dir", "network", "copy_of", "delay_s", "chunk_size", "seed"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return MinerSettings(**overrides)
+
+
+def _train(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    paths = train_miner(
+        settings,
+        args.start_date,
+        args.end_date,
+        window_days=args.window_days,
+        network=args.network,
+        version=args.version,
+    )
+    print(f"trained {len(paths)} models into {settings.models_path}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(args)
+    max_batches = 1 if args.once else args.max_batches
+    stats = asyncio.run(run_miner(settings, max_batches=max_batches))
+    print(f"miner {settings.miner_id}: {stats.submitted} submitted, {stats.failed} failed, {stats.skipped} skipped")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("miner", help="train models or run a scoring miner")
+    actions = parser.add_subparsers(dest="action", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--miner-id", required=True)
+        sub.add_argument("--profile", choices=sorted(PROFILES), default=None)
+        sub.add_argument("--model-dir", type=Path, default=None, help="default: {home}/models/{miner_id}")
+        sub.add_argument("--network", default=None)
+        sub.add_argument("--seed", type=int, default=None)
+
+    train = actions.add_parser("train", help="train alert_scorer, alert_ranker and cluster_scorer")
+    common(train)
+    train.add_argument("--start-date", type=parse_date, required=True)
+    train.add_argument("--end-date", type=parse_date, required=True)
+    train.add_argument("--window-days", type=int, default=DEFAULT_WINDOW_DAYS)
+    train.add_argument("--version", default="1.0.0", help="semver of the trained models")
+    train.set_defaults(run=_train)
+
+    run = actions.add_parser("run", help="score every batch published on sot.batches")
+    common(run)
+    run.add_argument("--copy-of", default=None, help="copycat profile: the miner it copies")
+    run.add_argument("--delay-s", type=float, default=None, help="late profile: how long to hold a submission")
+    run.add_argument("--chunk-size", type=int, default=None)
+    stop = run.add_mutually_exclusive_group()
+    stop.add_argument("--once", action="store_true", help="stop after the first batch")
+    stop.add_argument("--max-batches", type=int, default=None)
+    run.set_defaults(run=_run)

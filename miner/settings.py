@@ -1,0 +1,49 @@
+"""The miner's settings: who it is, how it behaves, where its models live (env prefix ``MINER_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from streams.settings import ServiceSettings
+from streams.topics import validate_miner_id
+
+
+class MinerSettings(ServiceSettings):
+    """One miner's knobs; connection settings come from the nested ``stack``.
+
+    settings = MinerSettings(miner_id="miner-a", profile="honest-a")
+    settings.models_path   # .riskstream/models/miner-a
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MINER_", frozen=True, extra="ignore")
+
+    miner_id: str = "miner-a"
+    profile: str = Field("honest-a", description="honest-a, honest-b, random, constant, copycat, partial, late")
+    model_dir: Path | None = Field(None, description="default: {stack.home}/models/{miner_id}")
+    network: str = Field("ethereum", description="network trained by default")
+    chunk_size: int = Field(1000, ge=1, le=100_000)
+    copy_of: str | None = Field(None, description="miner id a copycat re-emits")
+    copy_timeout_s: float = Field(60.0, gt=0)
+    copy_noise: float = Field(0.01, ge=0, le=0.5)
+    delay_s: float = Field(30.0, ge=0, description="how long a late miner holds its submission")
+    partial_fraction: float = Field(0.6, gt=0, le=1, description="share of alerts a partial miner sends")
+    constant_score: float = Field(0.5, ge=0, le=1)
+    seed: int = 7
+    threads: int = Field(2, ge=1, description="xgboost threads")
+
+    @field_validator("miner_id")
+    @classmethod
+    def _topic_safe(cls, value: str) -> str:
+        return validate_miner_id(value)
+
+    @property
+    def models_path(self) -> Path:
+        return self.model_dir if self.model_dir is not None else self.stack.home / "models" / self.miner_id
+
+    @property
+    def group_id(self) -> str:
+        """Consumer group of this miner, namespaced like its topics."""
+        return f"{self.stack.topic_namespace}miner-{self.miner_id}"
