@@ -1,0 +1,198 @@
+"""``riskstream sot``: generate, publish and label synthetic daily batches.
+
+riskstream sot generate --network ethereum --date 2026-01-02 --out data/
+riskstream sot publish --date 2026-01-02 --days 3
+riskstream sot labels --date 2026-01-02
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from sot.errors import BatchNotFoundError, LabelsNotDueError, SotInputError
+from sot.generator import GeneratedBatch, check_params, generate_batch
+from sot.publisher import announce_batch, private_params_key, publish_batch, publish_labels, write_batch
+from sot.settings import SotSettings
+from streams import batch as contract
+from streams.errors import EventError, ObjectStoreError
+from streams.kafka import BatchProducer, ensure_topics, list_topics
+from streams.objectstore import FileObjectStore, S3ObjectStore, open_store, sha256_hex
+from streams.progress import say, step
+
+_SIZES = ("alerts", "addresses", "flows", "clusters", "seed")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        msg = f"not a date (YYYY-MM-DD): {text!r}"
+        raise SotInputError(msg) from None
+
+
+def _sizes(args: argparse.Namespace, settings: SotSettings) -> dict[str, int]:
+    return {
+        name: getattr(args, name) if getattr(args, name, None) is not None else getattr(settings, name)
+        for name in _SIZES
+    }
+
+
+def _network(args: argparse.Namespace, settings: SotSettings) -> str:
+    network: str = args.network or settings.network
+    if network not in contract.NETWORKS:
+        msg = f"unknown network {network!r}; known: {', '.join(contract.NETWORKS)}"
+        raise SotInputError(msg)
+    return network
+
+
+def _open_store(settings: SotSettings) -> FileObjectStore | S3ObjectStore:
+    stack = settings.stack
+    secret = stack.s3_secret_access_key.get_secret_value() if stack.s3_secret_access_key else None
+    return open_store(
+        stack.object_store_url,
+        endpoint_url=stack.s3_endpoint_url,
+        region=stack.s3_region,
+        access_key_id=stack.s3_access_key_id,
+        secret_access_key=secret,
+    )
+
+
+def _producer(settings: SotSettings) -> BatchProducer:
+    """A producer for the sot topics, after checking that the broker answers."""
+    stack = settings.stack
+    list_topics(stack.bootstrap_servers, timeout=5.0)
+    topics = stack.topics
+    ensure_topics(
+        stack.bootstrap_servers,
+        [topics.sot_batches, topics.sot_labels],
+        stack.topic_partitions,
+        stack.replication_factor,
+    )
+    return BatchProducer(stack.bootstrap_servers, **{"message.timeout.ms": 30_000})
+
+
+def _generate(network: str, date: dt.date, sizes: dict[str, int], window_days: int) -> GeneratedBatch:
+    with step(f"generating {network} {date} ({sizes['alerts']} alerts, {sizes['flows']} flows)"):
+        return generate_batch(network, date, window_days=window_days, **sizes)
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    settings = SotSettings()
+    network, date = _network(args, settings), _date(args.date)
+    sizes = _sizes(args, settings)
+    check_params(network, window_days=settings.window_days, **{k: v for k, v in sizes.items() if k != "seed"})
+    store = FileObjectStore(Path(args.out)) if args.out else _open_store(settings)
+    batch = _generate(network, date, sizes, settings.window_days)
+    with step(f"writing to {store.url}"):
+        manifest = write_batch(store, batch)
+    say(f"{manifest.batch_id}: " + ", ".join(f"{n} {f.rows} rows" for n, f in manifest.files.items()))
+    print(f"{store.url.rstrip('/')}/{contract.snapshot_key(network, date, settings.window_days, contract.MANIFEST)}")
+    return 0
+
+
+def _published_params(store: Any, network: str, date: dt.date, window_days: int) -> dict[str, int] | None:
+    import orjson
+
+    key = private_params_key(network, date, window_days)
+    if not store.exists(key):
+        return None
+    try:
+        raw = orjson.loads(store.get(key))
+        return {name: int(raw[name]) for name in _SIZES}
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        msg = f"unreadable {key}: {exc}"
+        raise BatchNotFoundError(msg) from exc
+
+
+def _run_publish(args: argparse.Namespace) -> int:
+    settings = SotSettings()
+    network, end = _network(args, settings), _date(args.date)
+    if args.days < 1:
+        msg = f"--days must be at least 1, got {args.days}"
+        raise SotInputError(msg)
+    sizes = _sizes(args, settings)
+    check_params(network, window_days=settings.window_days, **{k: v for k, v in sizes.items() if k != "seed"})
+    store = _open_store(settings)
+    store.exists(private_params_key(network, end, settings.window_days))  # fails fast if unreachable
+    producer = _producer(settings)
+    topics = settings.stack.topics
+    window = settings.window_days
+    for offset in range(args.days - 1, -1, -1):
+        date = end - dt.timedelta(days=offset)
+        written = store.exists(contract.snapshot_key(network, date, window, contract.MANIFEST))
+        if written and _published_params(store, network, date, window) == sizes:
+            with step(f"announcing {network} {date} already in {store.url} on {topics.sot_batches}"):
+                manifest = announce_batch(store, producer, topics, network, date, window)
+            continue
+        batch = _generate(network, date, sizes, window)
+        with step(f"publishing {network} {date} to {store.url} and {topics.sot_batches}"):
+            manifest = publish_batch(store, producer, topics, batch)
+        say(f"published {manifest.batch_id} ({manifest.files['alerts.parquet'].rows} alerts)")
+    return 0
+
+
+def _run_labels(args: argparse.Namespace) -> int:
+    settings = SotSettings()
+    network, date = _network(args, settings), _date(args.date)
+    due = date + dt.timedelta(days=settings.tau_days)
+    today = dt.datetime.now(dt.UTC).date()
+    if due > today and not args.force:
+        msg = (
+            f"labels of {network} {date} are due on {due} (tau {settings.tau_days} days); today is {today}; use --force"
+        )
+        raise LabelsNotDueError(msg)
+    store = _open_store(settings)
+    window = settings.window_days
+    sizes = _published_params(store, network, date, window)
+    manifest_key = contract.snapshot_key(network, date, window, contract.MANIFEST)
+    if sizes is None or not store.exists(manifest_key):
+        msg = f"no published batch {network} {date} (window {window}) in {store.url}: publish it first"
+        raise BatchNotFoundError(msg)
+    producer = _producer(settings)
+    batch = _generate(network, date, sizes, window)
+    try:
+        published = contract.Manifest.from_json(store.get(manifest_key))
+    except (EventError, ObjectStoreError) as exc:
+        msg = f"cannot read {manifest_key}: {exc}"
+        raise BatchNotFoundError(msg) from exc
+    alerts_sha = sha256_hex(batch.snapshot_files()["alerts.parquet"])
+    if published.files.get("alerts.parquet") is None or published.files["alerts.parquet"].sha256 != alerts_sha:
+        msg = f"{manifest_key} does not match the regenerated batch: its alerts were not made by this generator"
+        raise BatchNotFoundError(msg)
+    with step(f"publishing labels of {network} {date} to {settings.stack.topics.sot_labels}"):
+        manifest = publish_labels(store, producer, settings.stack.topics, batch)
+    say(f"labels {manifest.batch_id}: {manifest.extra.get('alert_positives')} positive alerts")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("sot", help="the data owner: synthetic daily batches, publishing, labels")
+    commands = parser.add_subparsers(dest="sot_command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--date", required=True, help="processing date, YYYY-MM-DD")
+        p.add_argument("--network", default=None, help=f"one of {', '.join(contract.NETWORKS)} (default: SOT_NETWORK)")
+
+    def sizes(p: argparse.ArgumentParser) -> None:
+        for name in _SIZES:
+            p.add_argument(f"--{name}", type=int, default=None, help=f"default: SOT_{name.upper()}")
+
+    gen = commands.add_parser("generate", help="generate one batch into a directory or the object store")
+    common(gen)
+    sizes(gen)
+    gen.add_argument("--out", default=None, help="directory (default: the object store of the stack settings)")
+    gen.set_defaults(run=_run_generate)
+
+    pub = commands.add_parser("publish", help="generate, upload and announce batches on sot.batches")
+    common(pub)
+    sizes(pub)
+    pub.add_argument("--days", type=int, default=1, help="backfill this many days ending at --date")
+    pub.set_defaults(run=_run_publish)
+
+    lab = commands.add_parser("labels", help="publish the ground truth of a date to labels/ and sot.labels")
+    common(lab)
+    lab.add_argument("--force", action="store_true", help="publish even if date + tau is after today")
+    lab.set_defaults(run=_run_labels)

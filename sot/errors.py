@@ -1,0 +1,33 @@
+"""Errors the SOT raises on purpose.
+
+RiskstreamError
+└── SotError
+    ├── SotInputError       bad command-line or API input (network, date, sizes)
+    ├── LabelsNotDueError   labels of a date asked for before date + tau
+    ├── BatchNotFoundError  labels asked for a batch that was never published
+    └── PublishError        an upload or event emission failed
+"""
+
+from __future__ import annotations
+
+from streams.errors import ConfigError, RiskstreamError
+
+
+class SotError(RiskstreamError):
+    """Root of the SOT's errors."""
+
+
+class SotInputError(SotError, ConfigError):
+    """Input that cannot describe a batch: unknown network, bad date, impossible sizes."""
+
+
+class LabelsNotDueError(SotError):
+    """Ground truth of a date requested before it is due (date + tau after today)."""
+
+
+class BatchNotFoundError(SotError):
+    """No published batch where one is required."""
+
+
+class PublishError(SotError):
+    """Uploading a file or emitting its event failed."""
