@@ -1,0 +1,149 @@
+"""A running miner on the real local stack: a published date becomes a complete Avro submission."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import Any
+
+import confluent_kafka
+import pytest
+
+from miner.app import run_miner, train_miner
+from miner.settings import MinerSettings
+from streams.batch import MANIFEST, snapshot_key
+from streams.codec import AvroCodec
+from streams.kafka import BatchProducer, partitions_of
+from streams.objectstore import open_store
+from streams.schema_registry import FileSchemaRegistry
+from streams.settings import StackSettings
+from streams.submission import submission_checksum
+
+sot_generator = pytest.importorskip("sot.generator")
+sot_publisher = pytest.importorskip("sot.publisher")
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FIRST = dt.date(2026, 2, 1)
+NETWORK = "ethereum"
+SIZE = {"alerts": 300, "addresses": 1200, "flows": 8000, "clusters": 15}
+
+
+def _read_submission(stack: StackSettings, miner_id: str, date: dt.date, timeout: float = 30.0) -> dict[str, Any]:
+    """A plain consumer: every record of the miner's topic, decoded, until the date's marker and chunks are in."""
+    codec = AvroCodec(FileSchemaRegistry.default())
+    topic = stack.topics.miner_scores(miner_id)
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "reader"})
+    consumer.assign(
+        [
+            confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
+            for p in partitions_of(stack.bootstrap_servers, topic)
+        ]
+    )
+    found: dict[str, Any] = {"alerts": {}, "clusters": {}, "complete": None, "keys": set()}
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer.consume(500, timeout=0.5):
+                assert message.error() is None
+                decoded = codec.decode(message.value())
+                record = decoded.record
+                if record["processing_date"] != date:
+                    continue
+                found["keys"].add(message.key().decode())
+                if decoded.name == "riskstream.AlertScoreBatch":
+                    found["alerts"][(record["bucket"], record["chunk"])] = record
+                elif decoded.name == "riskstream.ClusterScoreBatch":
+                    found["clusters"][(record["bucket"], record["chunk"])] = record
+                else:
+                    assert decoded.name == "riskstream.SubmissionComplete"
+                    found["complete"] = record
+            complete = found["complete"]
+            if (
+                complete
+                and len(found["alerts"]) == complete["alert_chunks"]
+                and len(found["clusters"]) == complete["cluster_chunks"]
+            ):
+                return found
+    finally:
+        consumer.close()
+    raise AssertionError(f"no complete submission of {miner_id} for {date}: {found['complete']}")
+
+
+def _errors(stack: StackSettings) -> list[dict[str, Any]]:
+    codec = AvroCodec(FileSchemaRegistry.default())
+    topic = stack.topics.miner_errors
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": "reader"})
+    consumer.assign(
+        [
+            confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING)
+            for p in partitions_of(stack.bootstrap_servers, topic)
+        ]
+    )
+    out = []
+    try:
+        for message in consumer.consume(100, timeout=3.0):
+            out.append(codec.decode(message.value()).record | {"_key": message.key().decode()})
+    finally:
+        consumer.close()
+    return out
+
+
+async def test_a_published_date_becomes_a_complete_submission(stack_settings: StackSettings, tmp_path: Any) -> None:
+    store = open_store(stack_settings.object_store_url)
+    producer = BatchProducer(stack_settings.bootstrap_servers)
+    topics = stack_settings.topics
+    batches = [sot_generator.generate_batch(NETWORK, FIRST + dt.timedelta(days=i), **SIZE) for i in range(4)]
+    for batch in batches[:3]:  # history: snapshots and ground truth, no batch events
+        sot_publisher.write_batch(store, batch)
+        sot_publisher.publish_labels(store, producer, topics, batch)
+
+    honest = MinerSettings(stack=stack_settings, miner_id="honest", profile="honest-b", model_dir=tmp_path / "m")
+    paths = train_miner(honest, FIRST, FIRST + dt.timedelta(days=2), window_days=7, today=FIRST + dt.timedelta(days=3))
+    assert len(paths) == 3
+
+    # a bad event first (its manifest does not exist), then the real date
+    missing = snapshot_key(NETWORK, FIRST - dt.timedelta(days=30), 7, MANIFEST)
+    producer.send(topics.sot_batches, "bad", store.object_created_event(missing, 10, "x", dt.datetime.now(dt.UTC)))
+    producer.flush()
+    manifest = sot_publisher.publish_batch(store, producer, topics, batches[3])
+
+    stats = await asyncio.wait_for(run_miner(honest, max_batches=2), 120)
+    assert (stats.submitted, stats.failed) == (1, 1)
+
+    date = batches[3].processing_date
+    found = _read_submission(stack_settings, "honest", date)
+    complete = found["complete"]
+    alerts = [r for _, r in sorted(found["alerts"].items())]
+    ids = [i for r in alerts for i in r["alert_ids"]]
+    scores = [s for r in alerts for s in r["scores"]]
+    ranks = sorted(x for r in alerts for x in r["ranks"])
+    clusters = [r for _, r in sorted(found["clusters"].items())]
+    cids = [i for r in clusters for i in r["cluster_ids"]]
+    cscores = [s for r in clusters for s in r["scores"]]
+    assert sorted(ids) == sorted(batches[3].tables["alerts.parquet"]["alert_id"].to_pylist())
+    assert ranks == list(range(1, len(ids) + 1))
+    assert complete["alert_count"] == len(ids) == SIZE["alerts"]
+    assert complete["cluster_count"] == len(cids) == batches[3].tables["clusters.parquet"].num_rows
+    assert complete["batch_id"] == manifest.batch_id
+    assert complete["checksum"] == submission_checksum(ids, scores, cids, cscores)
+    assert set(complete["model_versions"]) == {"alert_scorer", "alert_ranker", "cluster_scorer"}
+    assert f"{date.isoformat()}:complete" in found["keys"]
+    assert all(0.0 <= s <= 1.0 for s in scores + cscores)
+
+    [error] = _errors(stack_settings)
+    assert error["error_type"] == "MissingFileError" and error["batch_key"] == missing
+    assert error["_key"] == f"{NETWORK}:{(FIRST - dt.timedelta(days=30)).isoformat()}"
+
+    # a copycat joins later, replays the same events and re-emits the honest miner's scores with noise
+    copycat = MinerSettings(
+        stack=stack_settings, miner_id="copier", profile="copycat", copy_of="honest", copy_timeout_s=20
+    )
+    copy_stats = await asyncio.wait_for(run_miner(copycat, max_batches=2), 120)
+    assert (copy_stats.submitted, copy_stats.failed) == (1, 1)
+    copied = _read_submission(stack_settings, "copier", date)
+    copied_scores = {i: s for r in copied["alerts"].values() for i, s in zip(r["alert_ids"], r["scores"], strict=True)}
+    assert set(copied_scores) == set(ids)
+    assert max(abs(copied_scores[i] - s) for i, s in zip(ids, scores, strict=True)) <= copycat.copy_noise
+    producer.flush()
