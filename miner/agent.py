@@ -16,12 +16,14 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
+
 from miner.errors import MinerError, PeerSubmissionError
 from miner.features import build_alert_features, build_cluster_features
 from miner.loader import Batch, load_batch
 from miner.profiles import CONSTANT, COPYCAT, RANDOM, Profile, get_profile, partial_mask, random_scores, with_noise
 from miner.records import OutRecord, error_record, submission_records
-from miner.registry import ModelRegistry
+from miner.registry import MODEL_TYPES, ModelRegistry
 from miner.scoring import BatchScores, ScoringModels, score_with_models
 from miner.settings import MinerSettings
 from streams.batch import MANIFEST, Manifest, batch_key
@@ -112,16 +114,12 @@ class MinerAgent:
 
     def models_for(self, network: str) -> ScoringModels:
         """The newest model of each type for ``network``; raises ModelNotFoundError if one is missing."""
-        stems = tuple(
-            self.registry.versions(t, network)[-1:][0] if self.registry.versions(t, network) else ""
-            for t in ("alert_scorer", "alert_ranker", "cluster_scorer")
-        )
+        stems = tuple((self.registry.versions(t, network) or [""])[-1] for t in MODEL_TYPES)
         if stems not in self._models:
-            self._models[stems] = ScoringModels(
-                self.registry.latest("alert_scorer", network),
-                self.registry.latest("alert_ranker", network),
-                self.registry.latest("cluster_scorer", network),
-            )
+            for model_type, stem in zip(MODEL_TYPES, stems, strict=True):
+                if not stem:
+                    self.registry.latest(model_type, network)  # raises the clear "run miner train" error
+            self._models[stems] = ScoringModels(*(self.registry.load(stem) for stem in stems))
         return self._models[stems]
 
     def score(self, batch: Batch) -> BatchScores:
@@ -150,8 +148,8 @@ class MinerAgent:
                 alert_scores = random_scores(miner_id, date, len(alert_ids), "alerts")
                 cluster_scores = random_scores(miner_id, date, len(cluster_ids), "clusters")
             else:
-                alert_scores = random_scores(miner_id, date, len(alert_ids)) * 0 + self.settings.constant_score
-                cluster_scores = random_scores(miner_id, date, len(cluster_ids)) * 0 + self.settings.constant_score
+                alert_scores = np.full(len(alert_ids), self.settings.constant_score)
+                cluster_scores = np.full(len(cluster_ids), self.settings.constant_score)
             return BatchScores(alert_ids, alert_scores, cluster_ids, cluster_scores, versions)
         models = self.models_for(manifest.network)
         alerts = build_alert_features(batch)

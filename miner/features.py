@@ -179,7 +179,7 @@ def _share(column: pa.ChunkedArray) -> Matrix:
 
 
 def _address_stats(alerts: pa.Table) -> tuple[pa.Table, list[Matrix]]:
-    grouped = alerts.group_by("address").aggregate(
+    grouped = alerts.group_by("address", use_threads=False).aggregate(
         [
             ("volume_usd", "count"),
             ("volume_usd", "mean"),
@@ -218,11 +218,11 @@ def _flow_stats(batch: Batch, addresses: pa.ChunkedArray) -> list[Matrix]:
         )
 
     aggregations = [("amount", "count"), ("amount", "sum"), ("txs", "sum"), ("bidir", "sum")]
-    out = side("from_address", "to_address").group_by("address").aggregate(aggregations)
-    into = side("to_address", "from_address").group_by("address").aggregate(aggregations)
+    out = side("from_address", "to_address").group_by("address", use_threads=False).aggregate(aggregations)
+    into = side("to_address", "from_address").group_by("address", use_threads=False).aggregate(aggregations)
     both = (
         pa.concat_tables([side("from_address", "to_address"), side("to_address", "from_address")])
-        .group_by("address")
+        .group_by("address", use_threads=False)
         .aggregate(
             [
                 ("amount", "sum"),
