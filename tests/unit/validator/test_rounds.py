@@ -1,0 +1,270 @@
+"""A round end to end over dict tables: batch event, submissions, ensemble, labels, replay."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pytest
+
+from streams.codec import AvroCodec
+from streams.objectstore import FileObjectStore
+from validator.bridge import InboxRecord
+from validator.ground_truth import auc_pr
+from validator.rounds import Rounds
+from validator.synthetic import (
+    SyntheticBatch,
+    adversarial_panel,
+    make_batch,
+    submission_records,
+    write_batch,
+    write_labels,
+)
+from validator.tables import round_key
+
+from .conftest import DATE, PANEL, RecordingProducer
+
+T0 = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)
+
+
+def _records(codec: AvroCodec, batch: SyntheticBatch, miners: list[str], seed: int = 7) -> list[InboxRecord]:
+    panel = adversarial_panel(batch, seed=seed)
+    out = []
+    for i, miner in enumerate(miners):
+        alerts, clusters = panel[miner]
+        at = T0 + dt.timedelta(seconds=10 + i + (100 if miner == "copycat" else 0))
+        for offset, (key, value) in enumerate(
+            submission_records(codec, batch, miner, alerts, clusters, at, chunk_size=40)
+        ):
+            out.append(InboxRecord(key.encode(), value, f"scores.{miner}", 0, offset))
+    return out
+
+
+def _open(rounds: Rounds, store: FileObjectStore, batch: SyntheticBatch, offset: int = 0) -> str:
+    key = write_batch(store, batch)
+    event = store.object_created_event(key, 1, "etag", T0)
+    assert rounds.open_batch(event, f"sot.batches:0:{offset}") == [round_key(batch.date, batch.network)]
+    return key
+
+
+def _decoded(codec: AvroCodec, producer: RecordingProducer, topic: str) -> list[dict[str, Any]]:
+    return [codec.decode(v).record for _, _, v, _ in producer.on(topic)]
+
+
+@pytest.fixture
+def batch() -> SyntheticBatch:
+    return make_batch(400, DATE, seed=3, published_at=T0)
+
+
+def test_round_emits_every_alert_and_disqualifies_adversaries(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    _open(rounds, store, batch)
+    rounds.ingest(_records(codec, batch, PANEL))
+    assert rounds.check(int(T0.timestamp() * 1000)) == [(round_key(DATE, "ethereum"), 1, "all_complete")]
+    topics = rounds.topics
+    alerts = _decoded(codec, producer, topics.ensemble_alerts)
+    assert sorted(a["alert_id"] for a in alerts) == batch.alert_ids
+    assert sorted(a["rank"] for a in alerts) == list(range(1, 401))
+    assert all(0.0 <= a["ensemble_score"] <= 1.0 and a["version"] == 1 for a in alerts)
+    assert len(_decoded(codec, producer, topics.ensemble_clusters)) == len(batch.cluster_ids)
+    (summary,) = _decoded(codec, producer, topics.ensemble_batches)
+    weights = {m["miner_id"]: m["weight"] for m in summary["miners"]}
+    assert summary["trigger"] == "all_complete" and summary["alert_count"] == 400
+    assert summary["aggregated_at"] == T0 + dt.timedelta(seconds=10 + 1 + 100)  # the copycat completed last
+    for adversary in ("random", "constant", "copycat"):
+        assert weights[adversary] < 0.01
+    assert sum(weights.values()) == pytest.approx(1.0)
+    results = {r["miner_id"]: r for r in _decoded(codec, producer, topics.validator_results)}
+    assert any("plagiarism" in r for r in results["copycat"]["reasons"])
+    assert any("constant" in r for r in results["constant"]["reasons"])
+    assert any("random" in r for r in results["random"]["reasons"])
+    assert results["honest-1"]["reasons"] == [] and results["honest-1"]["passed_integrity"]
+    # the batch record comes after every alert of its version
+    kinds = [t for t, _, _, _ in producer.sent]
+    assert kinds.index(topics.ensemble_batches) > max(i for i, t in enumerate(kinds) if t == topics.ensemble_alerts)
+
+
+def test_labels_give_tier_three_and_ensemble_beats_best_honest(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    _open(rounds, store, batch)
+    rounds.ingest(_records(codec, batch, PANEL))
+    rounds.check(0)
+    labels_key = write_labels(store, batch)
+    rounds.note_labels(store.object_created_event(labels_key, 1, "e", T0), "sot.labels:0:0")
+    rounds.check(0)
+    truth = {
+        r["miner_id"]: r
+        for r in _decoded(codec, producer, rounds.topics.validator_results)
+        if r["stage"] == "ground_truth"
+    }
+    assert set(truth) == {*PANEL, "ensemble"}
+    best_honest = max(truth[f"honest-{i}"]["metrics"]["auc_pr"] for i in (1, 2, 3))
+    assert truth["ensemble"]["metrics"]["auc_pr"] >= best_honest
+    assert truth["copycat"]["metrics"]["contribution_auc_pr"] == 0.0  # weight 0: contributes nothing
+    history = rounds.tables.weights["honest-1"]
+    assert history[DATE.isoformat()] == pytest.approx(truth["honest-1"]["final_score"])
+    # the ensemble figure matches a direct computation on the emitted scores
+    emitted = {a["alert_id"]: a["ensemble_score"] for a in _decoded(codec, producer, rounds.topics.ensemble_alerts)}
+    direct = auc_pr(np.array([emitted[a] for a in batch.alert_ids]), batch.alert_labels.astype(float))
+    assert truth["ensemble"]["metrics"]["auc_pr"] == pytest.approx(direct)
+
+
+def test_deadline_emits_without_a_silent_miner(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds(expected_miners=["honest-1", "honest-2", "ghost"], deadline_s=5)
+    _open(rounds, store, batch)
+    rounds.ingest(_records(codec, batch, ["honest-1", "honest-2"]))
+    deadline = int(T0.timestamp() * 1000) + 5000
+    assert rounds.check(deadline - 1) == []
+    assert rounds.check(deadline) == [(round_key(DATE, "ethereum"), 1, "deadline")]
+    (summary,) = _decoded(codec, producer, rounds.topics.ensemble_batches)
+    miners = {m["miner_id"]: m for m in summary["miners"]}
+    assert not miners["ghost"]["completed"] and miners["ghost"]["weight"] == 0.0
+    assert summary["aggregated_at"] == T0 + dt.timedelta(seconds=5)
+    assert all(a["miner_count"] == 2 for a in _decoded(codec, producer, rounds.topics.ensemble_alerts))
+
+
+def test_same_inputs_same_bytes_in_any_order_with_redeliveries(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    records = _records(codec, batch, PANEL)
+    first, p1 = make_rounds()
+    _open(first, store, batch)
+    first.ingest(records)
+    first.check(0)
+    second, p2 = make_rounds()
+    _open(second, store, batch)
+    shuffled = list(reversed(records))
+    second.ingest(shuffled[:100])
+    second.ingest(shuffled[50:])  # overlap: redelivered records change nothing
+    second.check(0)
+    topic = first.topics.ensemble_alerts
+    assert sorted(v for _, _, v, _ in p1.on(topic)) == sorted(v for _, _, v, _ in p2.on(topic))
+    assert p1.on(first.topics.ensemble_batches)[0][2] == p2.on(first.topics.ensemble_batches)[0][2]
+
+
+def test_garbage_goes_to_the_dlq_with_its_source(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    _open(rounds, store, batch)
+    garbage = [
+        InboxRecord(b"2026-01-02:0001", b"\x00\x00\x00\x00\x01garbage", "scores.honest-1", 3, 99),
+        InboxRecord(b"k", b"not avro", "scores.random", 1, 5),
+        InboxRecord(b"k", None, "not-a-miner-topic", 0, 0),
+    ]
+    rounds.ingest([*garbage, *_records(codec, batch, PANEL)])
+    dlq = producer.on(rounds.topics.dlq("scores"))
+    assert [(k, v) for _, k, v, _ in dlq] == [(g.key, g.value) for g in garbage]
+    headers = dict(dlq[0][3])
+    assert headers["source_topic"] == b"scores.honest-1" and headers["source_offset"] == b"99"
+    assert b"undecodable" in headers["error"]
+    assert rounds.check(0)  # processing went on: the round still completes
+    results = {r["miner_id"]: r for r in _decoded(codec, producer, rounds.topics.validator_results)}
+    assert results["honest-1"]["metrics"]["dead_letters"] == 1.0
+
+
+def test_foreign_and_misaligned_records_are_dead_lettered(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    records = _records(codec, batch, ["honest-1"])
+    impostor = InboxRecord(records[0].key, records[0].value, "scores.honest-2", 0, 1)
+    rounds.ingest([impostor])
+    (_, _, _, headers) = producer.on(rounds.topics.dlq("scores"))[0]
+    assert b"on the topic of miner 'honest-2'" in dict(headers)["error"]
+
+
+def test_resubmission_replaces_and_nondeterminism_is_caught(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds(expected_miners=["honest-1", "honest-2", "honest-3"])
+    _open(rounds, store, batch)
+    rounds.ingest(_records(codec, batch, ["honest-1", "honest-2", "honest-3"]))
+    panel = adversarial_panel(batch, seed=7)
+    changed = panel["honest-2"][0].copy()
+    changed[:] = np.clip(changed + 0.05, 0, 1)
+    resent = submission_records(codec, batch, "honest-2", changed, panel["honest-2"][1], T0)
+    rounds.ingest([InboxRecord(resent[0][0].encode(), resent[0][1], "scores.honest-2", 1, 0)])
+    rounds.check(0)
+    results = {r["miner_id"]: r for r in _decoded(codec, producer, rounds.topics.validator_results)}
+    assert not results["honest-2"]["passed_integrity"] and results["honest-2"]["weight"] == 0.0
+    assert results["honest-2"]["metrics"]["determinism_violations"] == 1.0
+    assert results["honest-1"]["metrics"]["resubmissions"] == 0.0
+
+
+def test_replay_from_records_gives_next_version_with_same_scores(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    _open(rounds, store, batch)
+    records = _records(codec, batch, PANEL)
+    rounds.ingest(records)
+    rounds.check(0)
+    first = {a["alert_id"]: a for a in _decoded(codec, producer, rounds.topics.ensemble_alerts)}
+    producer.sent.clear()
+    assert rounds.replay("ethereum", DATE, records, "validator.control:0:0") == (
+        round_key(DATE, "ethereum"),
+        2,
+        "replay",
+    )
+    assert rounds.replay("ethereum", DATE, records, "validator.control:0:0") is None  # same command again
+    second = {a["alert_id"]: a for a in _decoded(codec, producer, rounds.topics.ensemble_alerts)}
+    assert {k: {**v, "version": 0} for k, v in first.items()} == {k: {**v, "version": 0} for k, v in second.items()}
+    assert {a["version"] for a in second.values()} == {2}
+
+
+def test_replay_rebuilds_a_round_the_tables_lost(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    write_batch(store, batch)
+    assert rounds.replay("ethereum", DATE, _records(codec, batch, PANEL)) == (round_key(DATE, "ethereum"), 1, "replay")
+    assert len(producer.on(rounds.topics.ensemble_alerts)) == 400
+
+
+def test_republished_batch_opens_a_new_round(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    key = _open(rounds, store, batch)
+    rounds.ingest(_records(codec, batch, PANEL))
+    rounds.check(0)
+    event = store.object_created_event(key, 1, "etag", T0)
+    assert rounds.open_batch(event, "sot.batches:0:0") == []  # the same event again
+    assert rounds.open_batch(event, "sot.batches:0:1") == [round_key(DATE, "ethereum")]
+    assert rounds.check(0) == []  # waits for the miners to re-score
+    rounds.ingest(_records(codec, batch, PANEL))
+    assert rounds.check(0) == [(round_key(DATE, "ethereum"), 2, "all_complete")]
+
+
+def test_late_records_are_penalised_and_new_version_only_when_allowed(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    for allowed in (False, True):
+        rounds, producer = make_rounds(expected_miners=["honest-1", "honest-2"], allow_late_versions=allowed)
+        _open(rounds, store, batch)
+        rounds.ingest(_records(codec, batch, ["honest-1", "honest-2"]))
+        rounds.check(0)
+        late = [InboxRecord(r.key, r.value, r.topic, 1, r.offset) for r in _records(codec, batch, ["honest-3"])]
+        rounds.ingest(late)
+        emitted = rounds.check(0)
+        assert emitted == ([(round_key(DATE, "ethereum"), 2, "late_records")] if allowed else [])
+
+
+def test_expire_drops_old_dates_only(make_rounds: Any, codec: AvroCodec, store: FileObjectStore) -> None:
+    rounds, _ = make_rounds(retention_days=3)
+    old = make_batch(50, DATE, seed=1, published_at=T0)
+    _open(rounds, store, old)
+    rounds.ingest(_records(codec, old, ["honest-1"]))
+    assert rounds.tables.chunks
+    new = make_batch(50, DATE + dt.timedelta(days=10), seed=2, published_at=T0)
+    _open(rounds, store, new, offset=1)
+    assert not rounds.tables.chunks and not [k for k in rounds.tables.stats if k.startswith(DATE.isoformat())]
+    assert DATE.isoformat() in rounds.tables.index  # replay can still find the date

@@ -1,0 +1,186 @@
+"""The validator's one wiring point: Faust app, tables, agents, timer, bridge, producers, store.
+
+    validator = create_validator(ValidatorSettings())
+    run_worker(validator)            # blocks; SIGTERM / Ctrl-C stop it cleanly
+
+Agents read raw bytes (``value_serializer="raw"``) and hand whole batches to ``Rounds``;
+outputs go through an idempotent confluent-kafka producer and are flushed before Faust commits
+the input offsets (at-least-once; every effect is keyed and versioned, so a redelivery repeats
+the same bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from streams.codec import AvroCodec
+from streams.kafka import BatchProducer, ensure_topics
+from streams.objectstore import open_store
+from streams.schema_registry import registry_from_url
+from validator.bridge import InboxRecord, run_bridge
+from validator.control import parse_command, read_date
+from validator.errors import ReplayError, ValidatorError
+from validator.rounds import Rounds
+from validator.settings import ValidatorSettings
+from validator.tables import ValidatorTables, define_tables, source_position
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Validator:
+    """The assembled service: the Faust app and what its agents share."""
+
+    settings: ValidatorSettings
+    app: Any  # faust.App (untyped)
+    tables: ValidatorTables
+    rounds: Rounds
+    producer: BatchProducer
+    bridge_producer: BatchProducer
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _position(event: Any) -> str:
+    return source_position(event.message.topic, event.message.partition, event.message.offset)
+
+
+def _broker_urls(bootstrap_servers: str) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
+
+
+def create_validator(settings: ValidatorSettings) -> Validator:
+    stack = settings.stack
+    data_dir = Path(settings.data_dir) if settings.data_dir else stack.home / "validator"
+    app = faust.App(
+        settings.app_id,
+        broker=_broker_urls(stack.bootstrap_servers),
+        store=settings.table_store,
+        datadir=str(data_dir),
+        topic_partitions=stack.topic_partitions,
+        topic_replication_factor=stack.replication_factor,
+        producer_max_batch_size=settings.changelog_max_batch_size,
+        broker_session_timeout=stack.session_timeout_ms / 1000,
+        broker_heartbeat_interval=max(stack.session_timeout_ms / 5000, 0.5),
+        consumer_auto_offset_reset="earliest",
+        web_enabled=settings.web_enabled,
+        web_port=settings.web_port,
+        web_host="127.0.0.1",
+        autodiscover=False,
+        stream_wait_empty=False,
+    )
+    tables = define_tables(app, stack.topic_partitions)
+    codec = AvroCodec(registry_from_url(stack.schema_registry_url))
+    store = open_store(
+        stack.object_store_url,
+        endpoint_url=stack.s3_endpoint_url,
+        region=stack.s3_region,
+        access_key_id=stack.s3_access_key_id,
+        secret_access_key=stack.s3_secret_access_key.get_secret_value() if stack.s3_secret_access_key else None,
+    )
+    producer = BatchProducer(stack.bootstrap_servers)
+    bridge_producer = BatchProducer(stack.bootstrap_servers)
+    rounds = Rounds(tables, settings, codec, store, producer)
+    validator = Validator(settings, app, tables, rounds, producer, bridge_producer)
+    _wire(validator)
+    return validator
+
+
+def _ready(app: Any) -> bool:
+    """Tables are recovered and no rebalance is under way: state can be trusted."""
+    return bool(app.tables.recovery.completed.is_set() and not app.rebalancing)
+
+
+def _wire(v: Validator) -> None:
+    app, rounds, settings = v.app, v.rounds, v.settings
+    topics = settings.stack.topics
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    inbox = app.topic(topics.validator_inbox, **raw)
+    batches = app.topic(topics.sot_batches, **raw)
+    labels = app.topic(topics.sot_labels, **raw)
+    control = app.topic(topics.validator_control, **raw)
+
+    @app.agent(inbox, name="validate_scores", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
+    async def validate_scores(stream: Any) -> None:
+        async for events in stream.take_events(settings.take_size, within=settings.take_within_s):
+            records = [
+                InboxRecord.from_message(
+                    e.key, e.value, e.message.headers, e.message.topic, e.message.partition, e.message.offset
+                )
+                for e in events
+            ]
+            rounds.ingest(records)
+            rounds.check(_now_ms())
+
+    @app.agent(batches, name="open_rounds", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
+    async def open_rounds(stream: Any) -> None:
+        async for event in stream.events():
+            rounds.open_batch(event.value, _position(event), event.key)
+
+    @app.agent(labels, name="judge_labels", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
+    async def judge_labels(stream: Any) -> None:
+        async for event in stream.events():
+            rounds.note_labels(event.value, _position(event), event.key)
+            rounds.check(_now_ms())
+
+    @app.agent(control, name="serve_commands", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
+    async def serve_commands(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                command = parse_command(event.value)
+                start = v.tables.index.get(command.date.isoformat()) or {}
+                if not start:
+                    msg = f"no offsets recorded for {command.date}: nothing to replay"
+                    raise ReplayError(msg)
+                records = await asyncio.to_thread(
+                    read_date, settings.stack.bootstrap_servers, start, command.date, command.network, rounds.codec
+                )
+                done = rounds.replay(command.network, command.date, records, _position(event))
+                log.warning("replay of %s %s: %s", command.network, command.date, done)
+            except ValidatorError as exc:
+                log.error("control command at %s ignored: %s", _position(event), exc)
+
+    @app.timer(settings.timer_interval_s)  # type: ignore[untyped-decorator]  # faust is untyped
+    async def close_rounds() -> None:
+        if _ready(app):
+            rounds.check(_now_ms())
+
+    @app.task  # type: ignore[untyped-decorator]  # faust is untyped
+    async def bridge() -> None:
+        await run_bridge(
+            settings.stack.bootstrap_servers,
+            f"{settings.app_id}-bridge",
+            topics,
+            v.bridge_producer,
+            session_timeout_ms=settings.stack.session_timeout_ms,
+            max_records=settings.bridge_max_records,
+        )
+
+
+def prepare_topics(settings: ValidatorSettings) -> None:
+    """The validator's input and output topics, with the stack's partition count."""
+    stack = settings.stack
+    ensure_topics(stack.bootstrap_servers, stack.topics.all_fixed(), stack.topic_partitions, stack.replication_factor)
+
+
+def run_worker(validator: Validator) -> int:
+    """Run the Faust worker until SIGTERM / Ctrl-C; returns the exit code."""
+    prepare_topics(validator.settings)
+    worker = faust.Worker(validator.app, loglevel=validator.settings.log_level, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        validator.producer.flush()
+        validator.bridge_producer.flush()
+    return 0

@@ -1,0 +1,109 @@
+"""What the SOT published for a date, as the validator needs it: ids, traps and labels.
+
+manifest = read_manifest(store, key)
+contents = load_batch(store, manifest)      # sorted alert and cluster ids, traps if any
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from streams.batch import MANIFEST, Manifest, labels_key, snapshot_key, traps_key
+from streams.errors import EventError, ObjectStoreError
+from streams.objectstore import ObjectStore
+from validator.errors import BatchLoadError
+
+Strings = npt.NDArray[np.str_]
+Floats = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchContents:
+    """Sorted, unique ids of one batch, and its traps (alert id -> expected label)."""
+
+    alert_ids: Strings
+    cluster_ids: Strings
+    trap_ids: Strings
+    trap_labels: Floats
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    alert_ids: Strings
+    alert_labels: Floats
+    cluster_ids: Strings
+    cluster_labels: Floats
+
+
+def read_manifest(store: ObjectStore, key: str) -> Manifest:
+    try:
+        return Manifest.from_json(store.get(key))
+    except (ObjectStoreError, EventError) as exc:
+        msg = f"manifest {key}: {exc}"
+        raise BatchLoadError(msg) from exc
+
+
+def _table(store: ObjectStore, key: str, columns: list[str]) -> pa.Table:
+    try:
+        table = pq.read_table(io.BytesIO(store.get(key)), columns=columns)
+    except ObjectStoreError as exc:
+        msg = f"{key}: {exc}"
+        raise BatchLoadError(msg) from exc
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        msg = f"{key}: not a parquet file with columns {columns}: {exc}"
+        raise BatchLoadError(msg) from exc
+    return table
+
+
+def _ids(table: pa.Table, column: str) -> Strings:
+    values = [v for v in table.column(column).to_pylist() if v is not None]
+    return np.unique(np.asarray(values, dtype=str)) if values else np.zeros(0, dtype=str)
+
+
+def _pairs(table: pa.Table, id_column: str, value_column: str) -> tuple[Strings, Floats]:
+    ids = np.asarray(table.column(id_column).to_pylist(), dtype=str)
+    values = np.asarray(table.column(value_column).to_pylist(), dtype=np.float64)
+    order = np.argsort(ids, kind="mergesort")
+    return ids[order], values[order]
+
+
+def load_batch(store: ObjectStore, manifest: Manifest) -> BatchContents:
+    net, date, window = manifest.network, manifest.processing_date, manifest.window_days
+    alerts = _table(store, snapshot_key(net, date, window, "alerts.parquet"), ["alert_id"])
+    clusters_key = snapshot_key(net, date, window, "clusters.parquet")
+    cluster_ids = (
+        _ids(_table(store, clusters_key, ["cluster_id"]), "cluster_id")
+        if "clusters.parquet" in manifest.files or store.exists(clusters_key)
+        else np.zeros(0, dtype=str)
+    )
+    trap_key = traps_key(net, date, window, "traps.parquet")
+    if store.exists(trap_key):
+        trap_ids, trap_labels = _pairs(
+            _table(store, trap_key, ["alert_id", "expected_label"]), "alert_id", "expected_label"
+        )
+    else:
+        trap_ids, trap_labels = np.zeros(0, dtype=str), np.zeros(0, dtype=np.float64)
+    return BatchContents(_ids(alerts, "alert_id"), cluster_ids, trap_ids, trap_labels)
+
+
+def batch_manifest_key(network: str, date: dt.date, window_days: int) -> str:
+    return snapshot_key(network, date, window_days, MANIFEST)
+
+
+def load_labels(store: ObjectStore, manifest: Manifest) -> Labels:
+    net, date, window = manifest.network, manifest.processing_date, manifest.window_days
+    alerts = _table(store, labels_key(net, date, window, "alert_labels.parquet"), ["alert_id", "label"])
+    alert_ids, alert_labels = _pairs(alerts, "alert_id", "label")
+    cluster_key = labels_key(net, date, window, "cluster_labels.parquet")
+    if store.exists(cluster_key):
+        cluster_ids, cluster_labels = _pairs(_table(store, cluster_key, ["cluster_id", "label"]), "cluster_id", "label")
+    else:
+        cluster_ids, cluster_labels = np.zeros(0, dtype=str), np.zeros(0, dtype=np.float64)
+    return Labels(alert_ids, alert_labels, cluster_ids, cluster_labels)

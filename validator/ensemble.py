@@ -1,0 +1,102 @@
+"""Ensemble maths over one date: miner weights and per-entity scores, vectorised with numpy.
+
+Inputs are a score matrix (miners x entities, NaN where a miner gave no score) and one weight
+per miner; nothing here knows about Kafka or tables.
+
+    w = combine_weights(priors, immediate, eligible, min_weight=0.01)
+    out = ensemble_scores(matrix, w, entity_ids, top_k=3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+AGREEMENT_BAND = 0.1
+
+
+def moving_average(history: Sequence[float], alpha: float, default: float) -> float:
+    """Exponential moving average of final scores, oldest first; ``default`` with no history."""
+    if not history:
+        return default
+    value = float(history[0])
+    for score in history[1:]:
+        value = alpha * float(score) + (1.0 - alpha) * value
+    return value
+
+
+def combine_weights(priors: Floats, immediate: Floats, eligible: Bools, *, min_weight: float) -> Floats:
+    """prior x immediate over eligible miners, normalised to 1, weights under ``min_weight`` dropped.
+
+    All zeros when no eligible miner has a positive product.
+    """
+    raw = np.where(eligible, np.clip(priors, 0.0, None) * np.clip(immediate, 0.0, None), 0.0).astype(np.float64)
+    total = raw.sum()
+    if total <= 0.0:
+        return np.zeros_like(raw)
+    weights = raw / total
+    kept = np.where(weights >= min_weight, weights, 0.0)
+    if kept.sum() <= 0.0:  # every weight is tiny (hundreds of miners): keep them rather than none
+        kept = weights
+    result: Floats = kept / kept.sum()
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class EnsembleScores:
+    """Per-entity results, aligned with the entity ids given to ``ensemble_scores``."""
+
+    score: Floats
+    confidence: Floats
+    miner_count: Ints
+    agreement: Floats
+    std: Floats
+    rank: Ints
+    contributors: list[list[tuple[int, float, float]]]  # per entity: (miner row, weight, score)
+
+
+def rank_by_score(scores: Floats, ids: Sequence[str]) -> Ints:
+    """1-based rank by score descending, ties broken by id ascending."""
+    order = np.lexsort((np.asarray(ids, dtype=str), -scores)) if len(ids) else np.zeros(0, dtype=np.int64)
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(1, len(ids) + 1)
+    return rank
+
+
+def ensemble_scores(matrix: Floats, weights: Floats, entity_ids: Sequence[str], *, top_k: int) -> EnsembleScores:
+    """Weighted score per entity over the miners that scored it (weights renormalised per entity)."""
+    n_miners, n_entities = matrix.shape
+    present = ~np.isnan(matrix) & (weights > 0.0)[:, None]
+    w = np.where(present, weights[:, None], 0.0)
+    s = np.where(present, matrix, 0.0)
+    wsum = w.sum(axis=0)
+    has = wsum > 0.0
+    safe = np.where(has, wsum, 1.0)
+    score = np.where(has, (w * s).sum(axis=0) / safe, 0.0)
+    score = np.clip(score, 0.0, 1.0)
+    var = np.where(has, (w * (s - score) ** 2).sum(axis=0) / safe, 0.0)
+    std = np.sqrt(np.clip(var, 0.0, None))
+    count = present.sum(axis=0).astype(np.int64)
+    near = present & (np.abs(s - score) <= AGREEMENT_BAND + 1e-12)
+    agreement = np.where(count > 0, near.sum(axis=0) / np.maximum(count, 1), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(score > 0.0, std / np.where(score > 0.0, score, 1.0), np.where(std > 0.0, 1.0, 0.0))
+    confidence = np.where(count > 0, np.clip(1.0 - ratio, 0.0, 1.0), 0.0)
+    rank = rank_by_score(score, entity_ids)
+    # top contributors: the same global order of miners (weight desc, row asc) for every entity
+    order = sorted(range(n_miners), key=lambda i: (-float(weights[i]), i))
+    contributors: list[list[tuple[int, float, float]]] = [[] for _ in range(n_entities)]
+    if n_miners and n_entities:
+        ordered_present = present[order]
+        chosen = ordered_present & (np.cumsum(ordered_present, axis=0) <= top_k)
+        for position, row in enumerate(order):
+            for entity in np.flatnonzero(chosen[position]):
+                contributors[entity].append((row, float(weights[row]), float(matrix[row, entity])))
+    return EnsembleScores(score, confidence, count, agreement, std, rank, contributors)

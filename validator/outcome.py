@@ -1,0 +1,332 @@
+"""A round's outcome: verdicts, weights and ensemble from its stored state, and the Avro records.
+
+Pure over plain values: the caller gives the batch contents, the decoded submissions, the
+counted facts and the miners' score history; nothing here touches Kafka or tables.
+
+    outcome = evaluate_round(inputs, settings)
+    records = ensemble_records(outcome, network, date, version)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from streams.submission import submission_checksum
+from validator.batches import BatchContents, Labels
+from validator.behaviour import Thresholds, Traps, assess_behaviour
+from validator.ensemble import EnsembleScores, combine_weights, ensemble_scores, moving_average
+from validator.ground_truth import auc_pr, ground_truth_metrics, ground_truth_score
+from validator.integrity import SubmissionFacts, Verdict, assess_integrity
+from validator.settings import ValidatorSettings
+from validator.submissions import Submission, align
+
+Floats = npt.NDArray[np.float64]
+ENSEMBLE_ID = "ensemble"
+AGGREGATION_METHOD = "weighted_mean(prior_ema x immediate)"
+
+
+@dataclass(frozen=True, slots=True)
+class MinerFacts:
+    """Counted as records arrived (from the stats table) for one miner."""
+
+    marker: Mapping[str, Any] | None = None
+    resubmissions: int = 0
+    determinism_violations: int = 0
+    late_records: int = 0
+    dead_letters: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RoundInputs:
+    date: dt.date
+    published_at_ms: int
+    contents: BatchContents
+    submissions: Mapping[str, Submission]
+    facts: Mapping[str, MinerFacts]
+    expected: Sequence[str]
+    history: Mapping[str, Mapping[str, float]]  # miner -> {iso date: final score}
+    fixed_weights: Mapping[str, float] | None = None  # the weights already emitted (ground truth)
+
+
+@dataclass
+class RoundOutcome:
+    miners: list[str]
+    completed: list[bool]
+    completed_at_ms: list[int]
+    integrity: list[Verdict]
+    behaviour: list[Verdict]
+    immediate: Floats
+    weights: Floats
+    alert_matrix: Floats
+    cluster_matrix: Floats
+    alerts: EnsembleScores
+    clusters: EnsembleScores
+    reasons: list[list[str]] = field(default_factory=list)
+
+
+def _marker_int(marker: Mapping[str, Any], name: str) -> int:
+    return int(marker.get(name, -1))
+
+
+def _facts_of(
+    sub: Submission | None, facts: MinerFacts, contents: BatchContents, published_ms: int
+) -> tuple[SubmissionFacts, Floats, Floats, Floats]:
+    ids = sub.alert_ids if sub else []
+    scores = np.asarray(sub.alert_scores if sub else [], dtype=np.float64)
+    alerts = align(contents.alert_ids, ids, list(scores))
+    ranks = align(contents.alert_ids, ids, sub.alert_ranks if sub else [])
+    clusters = align(contents.cluster_ids, sub.cluster_ids if sub else [], sub.cluster_scores if sub else [])
+    cluster_scores = np.asarray(sub.cluster_scores if sub else [], dtype=np.float64)
+    every = np.concatenate([scores, cluster_scores])
+    out_of_range = int((~np.isfinite(every) | (every < 0.0) | (every > 1.0)).sum())
+    marker = facts.marker
+    checksum_ok = counts_ok = None
+    finished_ms = sub.last_produced_ms if sub else 0
+    if marker is not None and sub is not None:
+        checksum_ok = marker.get("checksum") == submission_checksum(
+            sub.alert_ids, sub.alert_scores, sub.cluster_ids, sub.cluster_scores
+        )
+        counts_ok = (
+            _marker_int(marker, "alert_count") == len(sub.alert_ids)
+            and _marker_int(marker, "cluster_count") == len(sub.cluster_ids)
+            and _marker_int(marker, "alert_chunks") == sub.alert_chunks
+            and _marker_int(marker, "cluster_chunks") == sub.cluster_chunks
+        )
+    if marker is not None:
+        finished_ms = int(marker.get("produced_at", finished_ms))
+    latency = (finished_ms - published_ms) / 1000.0 if finished_ms else None
+    result = SubmissionFacts(
+        completed=marker is not None,
+        batch_size=len(contents.alert_ids),
+        scored_known=alerts.known,
+        unknown_ids=alerts.unknown + clusters.unknown,
+        duplicate_ids=alerts.duplicates + clusters.duplicates,
+        out_of_range=out_of_range,
+        total_scores=len(every),
+        latency_s=None if latency is None else max(0.0, latency),
+        determinism_violations=facts.determinism_violations,
+        dead_letters=facts.dead_letters,
+        checksum_ok=checksum_ok,
+        counts_ok=counts_ok,
+        late_records=facts.late_records,
+        resubmissions=facts.resubmissions,
+    )
+    return result, alerts.values, ranks.values, clusters.values
+
+
+def prior_of(history: Mapping[str, float] | None, before: dt.date, alpha: float, default: float) -> float:
+    """Moving average of a miner's final scores of dates before ``before`` (oldest first)."""
+    past = [float(v) for d, v in sorted((history or {}).items()) if d < before.isoformat()]
+    return moving_average(past, alpha, default)
+
+
+def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOutcome:
+    contents = inputs.contents
+    miners = sorted(set(inputs.expected) | set(inputs.submissions) | {m for m, f in inputs.facts.items() if f.marker})
+    n_alerts, n_clusters = len(contents.alert_ids), len(contents.cluster_ids)
+    a_matrix = np.full((len(miners), n_alerts), np.nan)
+    r_matrix = np.full((len(miners), n_alerts), np.nan)
+    c_matrix = np.full((len(miners), n_clusters), np.nan)
+    integrity: list[Verdict] = []
+    completed: list[bool] = []
+    completed_at: list[int] = []
+    for row, miner in enumerate(miners):
+        sub = inputs.submissions.get(miner)
+        facts = inputs.facts.get(miner, MinerFacts())
+        counted, a_row, r_row, c_row = _facts_of(sub, facts, contents, inputs.published_at_ms)
+        a_matrix[row], r_matrix[row], c_matrix[row] = a_row, r_row, c_row
+        integrity.append(
+            assess_integrity(counted, min_completeness=settings.min_completeness, max_latency_s=settings.max_latency_s)
+        )
+        completed.append(counted.completed)
+        marker_at = int(facts.marker.get("produced_at", 0)) if facts.marker else 0
+        completed_at.append(marker_at or (sub.last_produced_ms if sub else 0))
+    traps = None
+    if len(contents.trap_ids):
+        pos = np.searchsorted(contents.alert_ids, contents.trap_ids)
+        ok = (
+            (pos < n_alerts) & (contents.alert_ids[np.minimum(pos, max(n_alerts - 1, 0))] == contents.trap_ids)
+            if n_alerts
+            else pos < 0
+        )
+        traps = Traps(pos[ok].astype(np.int64), contents.trap_labels[ok])
+    thresholds = Thresholds(settings.plagiarism_corr, settings.plagiarism_mad, settings.random_corr)
+    # a copier is the later submitter; submission time is the completion marker's production time
+    submitted = [float(t) if t else float("inf") for t in completed_at]
+    behaviour = assess_behaviour(a_matrix, r_matrix, miners, submitted, traps, thresholds)
+    immediate = np.array([i.score + b.score for i, b in zip(integrity, behaviour, strict=True)], dtype=np.float64)
+    eligible = np.array([i.passed and b.passed for i, b in zip(integrity, behaviour, strict=True)], dtype=bool)
+    if inputs.fixed_weights is not None:
+        weights = np.array([float(inputs.fixed_weights.get(m, 0.0)) for m in miners], dtype=np.float64)
+    else:
+        priors = np.array(
+            [
+                prior_of(inputs.history.get(m), inputs.date, settings.weight_alpha, settings.default_prior)
+                for m in miners
+            ],
+            dtype=np.float64,
+        )
+        weights = combine_weights(priors, immediate, eligible, min_weight=settings.min_weight)
+    reasons: list[list[str]] = []
+    for row in range(len(miners)):
+        why = [*integrity[row].reasons, *behaviour[row].reasons]
+        if not integrity[row].passed:
+            why.append("weight: 0, failed integrity")
+        elif not behaviour[row].passed:
+            why.append("weight: 0, disqualified by behaviour")
+        elif weights[row] == 0.0:
+            why.append(f"weight: dropped, below {settings.min_weight}")
+        reasons.append(why)
+    alerts = ensemble_scores(a_matrix, weights, list(contents.alert_ids), top_k=settings.top_contributors)
+    clusters = ensemble_scores(c_matrix, weights, list(contents.cluster_ids), top_k=settings.top_contributors)
+    return RoundOutcome(
+        miners,
+        completed,
+        completed_at,
+        integrity,
+        behaviour,
+        immediate,
+        weights,
+        a_matrix,
+        c_matrix,
+        alerts,
+        clusters,
+        reasons,
+    )
+
+
+def _contributors(outcome: RoundOutcome, scores: EnsembleScores, entity: int) -> list[dict[str, Any]]:
+    return [{"miner_id": outcome.miners[row], "weight": w, "score": s} for row, w, s in scores.contributors[entity]]
+
+
+def alert_records(
+    outcome: RoundOutcome, ids: Sequence[str], network: str, date: dt.date, version: int
+) -> list[tuple[str, dict[str, Any]]]:
+    return _entity_records(outcome, outcome.alerts, ids, "alert_id", network, date, version)
+
+
+def cluster_records(
+    outcome: RoundOutcome, ids: Sequence[str], network: str, date: dt.date, version: int
+) -> list[tuple[str, dict[str, Any]]]:
+    return _entity_records(outcome, outcome.clusters, ids, "cluster_id", network, date, version)
+
+
+def _entity_records(
+    outcome: RoundOutcome,
+    scores: EnsembleScores,
+    ids: Sequence[str],
+    id_field: str,
+    network: str,
+    date: dt.date,
+    version: int,
+) -> list[tuple[str, dict[str, Any]]]:
+    records = []
+    for col, entity_id in enumerate(ids):
+        records.append(
+            (
+                f"{date.isoformat()}:{entity_id}",
+                {
+                    "network": network,
+                    "processing_date": date,
+                    id_field: str(entity_id),
+                    "ensemble_score": float(scores.score[col]),
+                    "confidence": float(scores.confidence[col]),
+                    "miner_count": int(scores.miner_count[col]),
+                    "miner_agreement": float(scores.agreement[col]),
+                    "score_std": float(scores.std[col]),
+                    "rank": int(scores.rank[col]),
+                    "top_contributors": _contributors(outcome, scores, col),
+                    "version": version,
+                },
+            )
+        )
+    return records
+
+
+def immediate_results(
+    outcome: RoundOutcome, network: str, date: dt.date, version: int
+) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for row, miner in enumerate(outcome.miners):
+        metrics = {**outcome.integrity[row].metrics, **outcome.behaviour[row].metrics}
+        out.append(
+            (
+                f"{date.isoformat()}:{miner}",
+                {
+                    "network": network,
+                    "processing_date": date,
+                    "miner_id": miner,
+                    "stage": "immediate",
+                    "integrity_score": float(outcome.integrity[row].score),
+                    "behaviour_score": float(outcome.behaviour[row].score),
+                    "ground_truth_score": None,
+                    "immediate_score": float(outcome.immediate[row]),
+                    "final_score": None,
+                    "weight": float(outcome.weights[row]),
+                    "passed_integrity": bool(outcome.integrity[row].passed),
+                    "reasons": outcome.reasons[row],
+                    "metrics": {k: float(v) for k, v in sorted(metrics.items())},
+                    "version": version,
+                },
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class GroundTruth:
+    """Tier 3 of every miner and of the ensemble for one date."""
+
+    miner_metrics: dict[str, dict[str, float]]
+    miner_scores: dict[str, float]
+    ensemble_metrics: dict[str, float]
+    ensemble_score: float
+
+
+def judge_ground_truth(
+    outcome: RoundOutcome, contents: BatchContents, labels: Labels, *, k: int, top_k: int
+) -> GroundTruth:
+    """Per-miner and ensemble tier 3, plus each miner's contribution (ensemble AUC-PR drop without it)."""
+    n = len(contents.alert_ids)
+    pos = (
+        np.searchsorted(contents.alert_ids, labels.alert_ids) if n else np.zeros(len(labels.alert_ids), dtype=np.int64)
+    )
+    inside = pos < n
+    match = np.zeros(len(pos), dtype=bool)
+    match[inside] = contents.alert_ids[pos[inside]] == labels.alert_ids[inside]
+    cols, y = pos[match], labels.alert_labels[match]
+    ids = list(contents.alert_ids)
+
+    def ensemble_auc_pr(weights: Floats) -> float:
+        return auc_pr(ensemble_scores(outcome.alert_matrix, weights, ids, top_k=top_k).score[cols], y)
+
+    ensemble = ground_truth_metrics(outcome.alerts.score[cols], y, k=k)
+    if len(labels.cluster_ids) and len(contents.cluster_ids):
+        cpos = np.searchsorted(contents.cluster_ids, labels.cluster_ids)
+        cok = (cpos < len(contents.cluster_ids)) & (
+            contents.cluster_ids[np.minimum(cpos, len(contents.cluster_ids) - 1)] == labels.cluster_ids
+        )
+        ensemble["cluster_auc_pr"] = auc_pr(outcome.clusters.score[cpos[cok]], labels.cluster_labels[cok])
+    metrics: dict[str, dict[str, float]] = {}
+    scores: dict[str, float] = {}
+    for row, miner in enumerate(outcome.miners):
+        own = np.nan_to_num(outcome.alert_matrix[row, cols], nan=0.0)  # unscored alerts count as 0
+        m = ground_truth_metrics(own, y, k=k)
+        if outcome.weights[row] > 0.0:
+            without = outcome.weights.copy()
+            without[row] = 0.0
+            if without.sum() > 0.0:
+                m["contribution_auc_pr"] = ensemble["auc_pr"] - ensemble_auc_pr(without / without.sum())
+            else:
+                m["contribution_auc_pr"] = ensemble["auc_pr"]
+        else:
+            m["contribution_auc_pr"] = 0.0
+        metrics[miner] = m
+        scores[miner] = ground_truth_score(m) if not np.isnan(outcome.alert_matrix[row]).all() else 0.0
+    return GroundTruth(metrics, scores, ensemble, ground_truth_score(ensemble))

@@ -1,0 +1,51 @@
+"""The validator's settings (env prefix ``VALIDATOR_``), built once at the edge.
+
+settings = ValidatorSettings(expected_miners=["m1", "m2"], deadline_s=30)
+settings.stack.bootstrap_servers
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from streams.settings import ServiceSettings
+
+
+class ValidatorSettings(ServiceSettings):
+    """Every knob of the validator; the defaults work on the embedded local stack."""
+
+    model_config = SettingsConfigDict(env_prefix="VALIDATOR_", frozen=True, extra="ignore")
+
+    app_id: str = Field("riskstream-validator", description="Faust app id: consumer groups and changelog names")
+    expected_miners: list[str] = Field(default_factory=list, description="miners whose completion ends a round early")
+    deadline_s: float = Field(300.0, gt=0, description="seconds after the batch event when the ensemble is emitted")
+    allow_late_versions: bool = Field(False, description="a late completion after emission triggers version + 1")
+    table_store: str = Field("memory://", description="memory:// or rocksdb:// (needs a data dir)")
+    data_dir: str = Field("", description="Faust data dir (rocksdb tables); empty: <stack.home>/validator")
+    retention_days: int = Field(14, ge=1, description="dates older than the newest date minus this are dropped")
+    take_size: int = Field(500, ge=1, description="inbox records handled per batch")
+    take_within_s: float = Field(0.2, gt=0, description="max wait to fill a batch")
+    timer_interval_s: float = Field(0.5, gt=0, description="how often deadlines and retention are checked")
+    weight_alpha: float = Field(0.3, gt=0, le=1, description="moving average factor of past final scores")
+    default_prior: float = Field(0.5, gt=0, le=1, description="weight prior of a miner with no ground-truth history")
+    min_weight: float = Field(0.01, ge=0, lt=1, description="normalised weights below this are dropped")
+    min_completeness: float = Field(0.95, ge=0, le=1, description="share of the batch a miner must score")
+    max_latency_s: float = Field(3600.0, gt=0, description="latency (from publication) that earns no latency points")
+    top_contributors: int = Field(3, ge=1)
+    precision_k: int = Field(100, ge=1, description="K of precision@K in ground truth")
+    plagiarism_corr: float = Field(0.995, gt=0, le=1, description="Pearson correlation that marks a copy")
+    plagiarism_mad: float = Field(0.02, gt=0, description="mean absolute difference under which a pair is a copy")
+    random_corr: float = Field(
+        0.1, ge=0, lt=1, description="rank correlation with the consensus below which scores look random"
+    )
+    changelog_max_batch_size: int = Field(
+        1,
+        ge=1,
+        description="Faust producer batch bytes; 1 keeps table recovery exact on brokers whose ListOffsets "
+        "latest is the last batch's first offset + 1 (the local broker); 16384 on Apache Kafka",
+    )
+    web_enabled: bool = Field(False, description="run Faust's web server")
+    web_port: int = Field(6066, ge=1, le=65535)
+    bridge_max_records: int = Field(5000, ge=1)
+    log_level: str = "WARNING"
