@@ -62,6 +62,18 @@ _CLUSTER_TYPES = (
     "high_value_network",
     "cycle",
 )
+RISK_INDICATORS = (
+    "high_fan_in",
+    "high_fan_out",
+    "high_velocity",
+    "structuring",
+    "mixer_exposure",
+    "new_address",
+    "burst_activity",
+    "listed_counterparty",
+    "round_trip",
+    "large_volume",
+)
 _BASE = np.array([0.0, -0.3, 0.0, -0.2, -0.2, -0.4, -0.6, -0.3, -0.5])
 _SEVERITIES = ("low", "medium", "high", "critical")
 MAX_CLUSTER_ALERTS = 25
@@ -177,7 +189,7 @@ def raise_alerts(u: Universe, ft: Features, rng: np.random.Generator, *, count: 
         "round_trip": (c["clustering_coefficient"][row] > 0.2) & (c["reciprocity_ratio"][row] > 0.2),
         "large_volume": z["volume"][row] > 2.0,
     }
-    names = list(flags)
+    names = list(RISK_INDICATORS)
     matrix = np.stack([flags[k] for k in names], axis=1)
     indicators = [[names[j] for j in np.flatnonzero(r)] for r in matrix]
     description = [
