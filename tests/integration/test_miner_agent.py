@@ -14,7 +14,7 @@ from miner.app import run_miner, train_miner
 from miner.settings import MinerSettings
 from streams.batch import MANIFEST, snapshot_key
 from streams.codec import AvroCodec
-from streams.kafka import BatchProducer, partitions_of
+from streams.kafka import BatchProducer, high_watermarks, partitions_of
 from streams.objectstore import open_store
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings
@@ -131,6 +131,20 @@ async def test_a_published_date_becomes_a_complete_submission(stack_settings: St
     assert set(complete["model_versions"]) == {"alert_scorer", "alert_ranker", "cluster_scorer"}
     assert f"{date.isoformat()}:complete" in found["keys"]
     assert all(0.0 <= s <= 1.0 for s in scores + cscores)
+
+    # both events are committed for the miner's group: a restart resumes after them
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": stack_settings.bootstrap_servers, "group.id": honest.group_id}
+    )
+    try:
+        parts = partitions_of(stack_settings.bootstrap_servers, topics.sot_batches)
+        committed = consumer.committed(
+            [confluent_kafka.TopicPartition(topics.sot_batches, p) for p in parts], timeout=10
+        )
+    finally:
+        consumer.close()
+    ends = high_watermarks(stack_settings.bootstrap_servers, topics.sot_batches)
+    assert {tp.partition: max(tp.offset, 0) for tp in committed} == ends
 
     [error] = _errors(stack_settings)
     assert error["error_type"] == "MissingFileError" and error["batch_key"] == missing
