@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from miner_synth import NETWORK, WINDOW, SynthBatch, make_batch, publish
+from miner_synth import FIRST_DAY, NETWORK, WINDOW, Published, make_batch, publish
 
 from miner.profiles import get_profile
 from miner.registry import ModelRegistry
 from miner.training import labelled_dates, train_models
 from streams.objectstore import FileObjectStore
-
-FIRST_DAY = dt.date(2026, 1, 1)
-TRAIN_DAYS = 6
-HELD_OUT_DAYS = 2
-
-
-@dataclass
-class Published:
-    store: FileObjectStore
-    batches: list[SynthBatch]
-    keys: list[str]
-
-    @property
-    def train_dates(self) -> list[dt.date]:
-        return [b.date for b in self.batches[:TRAIN_DAYS]]
-
-    @property
-    def held_out(self) -> list[SynthBatch]:
-        return self.batches[TRAIN_DAYS:]
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from streams.batch import (
     labels_key,
     snapshot_key,
 )
-from streams.objectstore import ObjectStore, sha256_hex
+from streams.objectstore import FileObjectStore, ObjectStore, sha256_hex
 
 NETWORK = "ethereum"
 WINDOW = 7
@@ -222,3 +222,22 @@ def publish(store: ObjectStore, batch: SynthBatch, *, labels: bool = True) -> st
 def event_for(store: ObjectStore, key: str) -> bytes:
     data = store.get(key)
     return store.object_created_event(key, len(data), sha256_hex(data), dt.datetime.now(dt.UTC))
+
+
+FIRST_DAY = dt.date(2026, 1, 1)
+TRAIN_DAYS = 6
+
+
+@dataclass
+class Published:
+    store: FileObjectStore
+    batches: list[SynthBatch]
+    keys: list[str]
+
+    @property
+    def train_dates(self) -> list[dt.date]:
+        return [b.date for b in self.batches[:TRAIN_DAYS]]
+
+    @property
+    def held_out(self) -> list[SynthBatch]:
+        return self.batches[TRAIN_DAYS:]

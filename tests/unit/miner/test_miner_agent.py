@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import Published
-from miner_synth import event_for, make_batch, parquet_bytes, publish
+from miner_synth import Published, event_for, make_batch, parquet_bytes, publish
 
 from miner.agent import FAILED, STOPPED, SUBMITTED, MinerAgent
 from miner.errors import MinerError

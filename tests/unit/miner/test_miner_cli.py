@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 import pytest
-from conftest import Published
+from miner_synth import Published
 
 from miner.app import check_models
 from miner.cli import register

@@ -9,8 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from conftest import Published
-from miner_synth import make_batch, publish
+from miner_synth import Published, make_batch, publish
 
 from miner.features import (
     CLUSTER_FEATURE_NAMES,

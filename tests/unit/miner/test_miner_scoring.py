@@ -6,8 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import Published
-from miner_synth import NETWORK
+from miner_synth import NETWORK, Published
 
 from miner.errors import MinerError
 from miner.features import FeatureMatrix, build_alert_features, build_cluster_features

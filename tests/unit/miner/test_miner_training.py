@@ -8,8 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import Published
-from miner_synth import NETWORK, WINDOW
+from miner_synth import NETWORK, WINDOW, Published
 
 from miner.errors import ModelNotFoundError, TrainingError
 from miner.features import FEATURE_NAMES, FEATURE_VERSION, build_alert_features, build_cluster_features
