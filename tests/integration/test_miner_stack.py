@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import confluent_kafka
@@ -26,6 +31,7 @@ sot_publisher = pytest.importorskip("sot.publisher")
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FIRST = dt.date(2026, 2, 1)
+REPO = Path(__file__).resolve().parents[2]
 NETWORK = "ethereum"
 SIZE = {"alerts": 300, "addresses": 1200, "flows": 8000, "clusters": 15}
 
@@ -161,3 +167,32 @@ async def test_a_published_date_becomes_a_complete_submission(stack_settings: St
     assert set(copied_scores) == set(ids)
     assert max(abs(copied_scores[i] - s) for i, s in zip(ids, scores, strict=True)) <= copycat.copy_noise
     producer.flush()
+
+
+def test_the_cli_miner_serves_until_sigterm(stack_settings: StackSettings, tmp_path: Any) -> None:
+    """``riskstream miner run`` as a process: scores a published date, then stops cleanly on SIGTERM."""
+    store = open_store(stack_settings.object_store_url)
+    producer = BatchProducer(stack_settings.bootstrap_servers)
+    batch = sot_generator.generate_batch(NETWORK, FIRST, **SIZE)
+    sot_publisher.publish_batch(store, producer, stack_settings.topics, batch)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "RISKSTREAM_BOOTSTRAP_SERVERS": stack_settings.bootstrap_servers,
+        "RISKSTREAM_TOPIC_NAMESPACE": stack_settings.topic_namespace,
+        "RISKSTREAM_OBJECT_STORE_URL": stack_settings.object_store_url,
+        "RISKSTREAM_HOME": str(tmp_path / "home"),
+    }
+    command = [sys.executable, "-m", "streams.cli", "miner", "run", "--miner-id", "gamer", "--profile", "random"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        found = _read_submission(stack_settings, "gamer", FIRST, timeout=60)
+        assert found["complete"]["alert_count"] == SIZE["alerts"]
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert "1 submitted, 0 failed" in out.decode()
