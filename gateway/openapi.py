@@ -1,0 +1,266 @@
+"""The gateway's OpenAPI 3 document (hand-written: it is the REST contract) and an offline docs page."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from gateway.params import orders
+
+Schema = dict[str, Any]
+
+_NUMBER: Schema = {"type": "number"}
+_INT: Schema = {"type": "integer"}
+_STR: Schema = {"type": "string"}
+_DATE: Schema = {"type": "string", "format": "date"}
+_TIME: Schema = {"type": "string", "format": "date-time"}
+_BOOL: Schema = {"type": "boolean"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _obj(**props: Schema) -> Schema:
+    """An object whose properties are all required."""
+    return {"type": "object", "properties": props, "required": list(props)}
+
+
+def _optional(**props: Schema) -> Schema:
+    return {"type": "object", "properties": props}
+
+
+def _array(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+_ERROR = _obj(error=_obj(status=_INT, message=_STR))
+_PAGINATION = _obj(limit=_INT, offset=_INT, total=_INT)
+_CONTRIBUTOR = _obj(miner_id=_STR, weight=_NUMBER, score=_NUMBER)
+
+
+def _ensemble(id_field: str) -> Schema:
+    item = _obj(
+        **{id_field: _STR},
+        ensemble_score=_NUMBER,
+        confidence=_NUMBER,
+        miner_count=_INT,
+        miner_agreement=_NUMBER,
+        score_std=_NUMBER,
+        rank=_INT,
+        top_contributors=_array(_CONTRIBUTOR),
+    )
+    metadata = _obj(
+        aggregated_at=_TIME,
+        immediate_validation_complete=_BOOL,
+        ground_truth_validation_pending=_BOOL,
+        expected_ground_truth_date=_DATE,
+    )
+    return _obj(
+        processing_date=_DATE,
+        network=_STR,
+        aggregation_method=_STR,
+        total_miners=_INT,
+        version=_INT,
+        ensemble_scores=_array(item),
+        pagination=_PAGINATION,
+        metadata=metadata,
+    )
+
+
+_VALIDATION = _obj(
+    version=_INT,
+    integrity_score=_NUMBER,
+    behaviour_score=_NUMBER,
+    ground_truth_score=_nullable(_NUMBER),
+    immediate_score=_NUMBER,
+    final_score=_nullable(_NUMBER),
+    weight=_NUMBER,
+    passed_integrity=_BOOL,
+    reasons=_array(_STR),
+    metrics={"type": "object", "additionalProperties": _NUMBER},
+)
+_COMPLETION = _optional(
+    batch_id=_STR,
+    alert_count=_INT,
+    cluster_count=_INT,
+    model_versions={"type": "object", "additionalProperties": _STR},
+    checksum=_STR,
+    latency_ms=_NUMBER,
+    produced_at=_TIME,
+)
+
+
+def _param(name: str, where: str, schema: Schema, description: str, required: bool = False) -> Schema:
+    return {
+        "name": name,
+        "in": where,
+        "required": required or where == "path",
+        "schema": schema,
+        "description": description,
+    }
+
+
+_NETWORK = _param("network", "query", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,31}$"}, "default: ethereum")
+_DATE_OR_LATEST = _param("date", "path", _STR, "YYYY-MM-DD or 'latest'")
+_DATE_PATH = _param("date", "path", _DATE, "processing date, YYYY-MM-DD")
+_MINER = _param("miner_id", "path", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}, "miner id")
+_OFFSET = _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10_000_000}, "rows to skip")
+_MIN_SCORE = _param("min_score", "query", {"type": "number", "minimum": 0, "maximum": 1}, "lowest ensemble score")
+
+
+def _limit(max_limit: int) -> Schema:
+    return _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": max_limit}, "rows per page")
+
+
+def _answers(schema: Schema, *errors: int) -> Schema:
+    out: Schema = {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}}}
+    reasons = {400: "bad date or parameter", 404: "unknown date or miner", 503: "warehouse unavailable"}
+    for status in (*errors, 503):
+        out[str(status)] = {"description": reasons[status], "content": {"application/json": {"schema": _ERROR}}}
+    return out
+
+
+def _get(summary: str, params: list[Schema], responses: Schema) -> Schema:
+    return {"get": {"summary": summary, "parameters": params, "responses": responses}}
+
+
+def build_spec(max_limit: int, version: str) -> Schema:
+    """The OpenAPI document; ``max_limit`` is the configured page-size ceiling."""
+    limit = _limit(max_limit)
+
+    def ensemble(summary: str, id_field: str) -> Schema:
+        order = _param("order", "query", {"type": "string", "enum": orders(id_field)}, "field[:asc|:desc]")
+        return _get(
+            summary,
+            [_DATE_OR_LATEST, _NETWORK, limit, _OFFSET, _MIN_SCORE, order],
+            _answers(_ensemble(id_field), 400, 404),
+        )
+
+    kind = _param("kind", "query", {"type": "string", "enum": ["alert", "cluster"]}, "alert (default) or cluster")
+    days = _param("days", "query", {"type": "integer", "minimum": 1, "maximum": 3660}, "days of history")
+    miner_row = _obj(
+        miner_id=_STR,
+        completed=_BOOL,
+        alerts_received=_INT,
+        clusters_received=_INT,
+        mean_alert_score=_nullable(_NUMBER),
+        last_received_at=_nullable(_TIME),
+        completion=_nullable(_COMPLETION),
+    )
+    score_row = {"type": "object", "required": ["score", "rank", "model_version"]}
+    ranking_row = _optional(
+        rank=_INT, miner_id=_STR, days=_INT, mean_immediate_score=_NUMBER,
+        mean_final_score=_nullable(_NUMBER), ground_truth_days=_INT, latest_weight=_NUMBER,
+    )  # fmt: skip
+    date_row = _obj(
+        processing_date=_DATE,
+        version=_INT,
+        alert_count=_INT,
+        cluster_count=_INT,
+        aggregated_at=_TIME,
+        total_miners=_INT,
+    )
+    paths: Schema = {
+        "/ensemble/scores/alerts/{date}": ensemble("Ensemble alert scores of a date", "alert_id"),
+        "/ensemble/rankings/alerts/{date}": ensemble("Ensemble alert ranking of a date (by rank)", "alert_id"),
+        "/ensemble/scores/clusters/{date}": ensemble("Ensemble cluster scores of a date", "cluster_id"),
+        "/submissions/{date}": _get(
+            "Every miner's submission of a date",
+            [_DATE_PATH, _NETWORK],
+            _answers(_obj(processing_date=_DATE, network=_STR, miners=_array(miner_row)), 400, 404),
+        ),
+        "/submissions/{date}/{miner_id}": _get(
+            "One miner's raw scores of a date",
+            [_DATE_PATH, _MINER, _NETWORK, kind, limit, _OFFSET],
+            _answers(
+                _obj(
+                    processing_date=_DATE,
+                    network=_STR,
+                    miner_id=_STR,
+                    kind=_STR,
+                    completion=_nullable(_COMPLETION),
+                    scores=_array(score_row),
+                    pagination=_PAGINATION,
+                ),  # fmt: skip
+                400,
+                404,
+            ),
+        ),
+        "/validation/{date}": _get(
+            "Validation results of every miner for a date",
+            [_DATE_PATH, _NETWORK],
+            _answers(_obj(processing_date=_DATE, network=_STR, results=_array({"type": "object"})), 400, 404),
+        ),
+        "/validation/{date}/{miner_id}": _get(
+            "One miner's validation for a date (immediate and ground truth)",
+            [_DATE_PATH, _MINER, _NETWORK],
+            _answers(
+                _obj(
+                    processing_date=_DATE,
+                    network=_STR,
+                    miner_id=_STR,
+                    immediate=_nullable(_VALIDATION),
+                    ground_truth=_nullable(_VALIDATION),
+                ),  # fmt: skip
+                400,
+                404,
+            ),
+        ),
+        "/miners/rankings": _get(
+            "Miner leaderboard over recent days",
+            [_NETWORK, days],
+            _answers(
+                _obj(network=_STR, window_days=_INT, through_date=_nullable(_DATE), miners=_array(ranking_row)), 400
+            ),
+        ),
+        "/miners/{miner_id}/performance": _get(
+            "One miner's scores and weights per date",
+            [_MINER, _NETWORK, days],
+            _answers(_obj(network=_STR, miner_id=_STR, history=_array({"type": "object"})), 400, 404),
+        ),
+        "/dates/available": _get(
+            "Dates with a committed ensemble", [_NETWORK], _answers(_obj(network=_STR, dates=_array(date_row)), 400)
+        ),
+        "/dates/latest": _get("The newest date with a committed ensemble", [_NETWORK], _answers(date_row, 400, 404)),
+        "/health": _get("Liveness and warehouse reachability", [], _answers({"type": "object"})),
+        "/version": _get("Service and API version", [], _answers(_obj(name=_STR, version=_STR, api=_STR))),
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "riskstream gateway",
+            "version": version,
+            "description": "Ensemble risk scores of blockchain AML alerts, miner submissions and validation.",
+        },
+        "paths": paths,
+    }
+
+
+def docs_page(spec: Schema) -> str:
+    """An offline page listing every endpoint and parameter of ``spec`` (no external assets)."""
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>riskstream gateway API</title>",
+        "<style>body{font:14px sans-serif;margin:2em;max-width:60em}code{background:#eee;padding:0 .3em}"
+        "td,th{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:left}h2{font-size:1.1em;margin-top:1.6em}"
+        "</style></head><body>",
+        f"<h1>{html.escape(spec['info']['title'])} <small>{html.escape(spec['info']['version'])}</small></h1>",
+        f"<p>{html.escape(spec['info']['description'])} Machine-readable: <a href='/openapi.json'>/openapi.json</a>."
+        ' Errors are <code>{"error": {"status": 400, "message": "..."}}</code>.</p>',
+    ]
+    for path, item in spec["paths"].items():
+        op = item["get"]
+        parts.append(f"<h2><code>GET {html.escape(path)}</code></h2><p>{html.escape(op['summary'])}</p>")
+        if op["parameters"]:
+            parts.append("<table><tr><th>parameter</th><th>in</th><th>schema</th><th>description</th></tr>")
+            for p in op["parameters"]:
+                schema = ", ".join(f"{k}={v}" for k, v in p["schema"].items())
+                parts.append(
+                    f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
+                    f"<td>{html.escape(schema)}</td><td>{html.escape(p['description'])}</td></tr>"
+                )
+            parts.append("</table>")
+        statuses = ", ".join(op["responses"])
+        parts.append(f"<p>responses: {statuses}</p>")
+    parts.append("</body></html>")
+    return "".join(parts)

@@ -1,0 +1,212 @@
+"""The gateway's endpoints: parse and check parameters, read the warehouse, answer orjson."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable, Coroutine
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Any
+
+import orjson
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse, html, raw
+
+from gateway import queries
+from gateway.dashboard import render_page
+from gateway.errors import GatewayError, NotFoundError
+from gateway.openapi import build_spec, docs_page
+from gateway.params import (
+    parse_choice,
+    parse_date,
+    parse_date_or_latest,
+    parse_int,
+    parse_min_score,
+    parse_miner_id,
+    parse_network,
+    parse_order,
+    parse_page,
+)
+from gateway.queries import Kind
+from gateway.settings import GatewaySettings
+from streams.schema_registry import FileSchemaRegistry
+
+JSON = "application/json"
+API_VERSION = "1"
+
+
+def dumps(payload: Any) -> bytes:
+    return orjson.dumps(payload, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+
+
+def json_answer(payload: Any, status: int = 200) -> HTTPResponse:
+    return raw(dumps(payload), status=status, content_type=JSON)
+
+
+async def _cached(request: Request, build: Callable[[], Awaitable[Any]]) -> HTTPResponse:
+    """Answer from the cache when the warehouse has not changed since the same request was built."""
+    ctx = request.app.ctx
+    key = f"{request.path}?{request.query_string}"
+    stamp = ctx.cache.stamp()
+    body = ctx.cache.get(key, stamp)
+    if body is None:
+        ctx.metrics.cache_misses += 1
+        body = dumps(await build())
+        ctx.cache.put(key, stamp, body)
+    else:
+        ctx.metrics.cache_hits += 1
+    return raw(body, content_type=JSON)
+
+
+def _release() -> str:
+    try:
+        return package_version("riskstream")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def add_routes(app: Sanic[Any, Any], settings: GatewaySettings) -> None:  # noqa: C901 one closure per endpoint
+    spec_body = dumps(build_spec(settings.max_limit, _release()))
+    docs = docs_page(orjson.loads(spec_body))
+    schema_ids = {s.name: s.schema_id for s in FileSchemaRegistry.default().all()}
+
+    def reader(request: Request) -> queries.WarehouseReader:
+        found: queries.WarehouseReader | None = getattr(request.app.ctx, "reader", None)
+        if found is None:
+            msg = "the warehouse is not open yet"
+            raise queries.WarehouseUnavailableError(msg)
+        return found
+
+    def ensemble(kind: Kind, default_order: str) -> Callable[[Request, str], Coroutine[Any, Any, HTTPResponse]]:
+        async def handler(request: Request, date: str) -> HTTPResponse:
+            day = parse_date_or_latest(date)
+            args = request.args
+            network = parse_network(args, settings.network)
+            page = parse_page(args, settings.default_limit, settings.max_limit)
+            min_score = parse_min_score(args)
+            order = parse_order(args, default_order, f"{kind}_id")
+            return await _cached(
+                request,
+                lambda: queries.ensemble_page(
+                    reader(request), kind, network, day, page, order, min_score, tau_days=settings.tau_days
+                ),
+            )
+
+        return handler
+
+    app.add_route(ensemble("alert", "alert_id"), "/ensemble/scores/alerts/<date:str>", name="alert_scores")
+    app.add_route(ensemble("alert", "rank"), "/ensemble/rankings/alerts/<date:str>", name="alert_rankings")
+    app.add_route(ensemble("cluster", "cluster_id"), "/ensemble/scores/clusters/<date:str>", name="cluster_scores")
+
+    @app.get("/submissions/<date:str>")
+    async def submissions(request: Request, date: str) -> HTTPResponse:
+        day, network = parse_date(date), parse_network(request.args, settings.network)
+        return await _cached(request, lambda: queries.submissions_of_date(reader(request), network, day))
+
+    @app.get("/submissions/<date:str>/<miner_id:str>")
+    async def submission(request: Request, date: str, miner_id: str) -> HTTPResponse:
+        day, miner = parse_date(date), parse_miner_id(miner_id)
+        network = parse_network(request.args, settings.network)
+        kind: Kind = (
+            "cluster" if parse_choice(request.args, "kind", ("alert", "cluster"), "alert") == "cluster" else "alert"
+        )
+        page = parse_page(request.args, settings.default_limit, settings.max_limit)
+        return await _cached(
+            request, lambda: queries.submission_of_miner(reader(request), network, day, miner, kind, page)
+        )
+
+    @app.get("/validation/<date:str>")
+    async def validation(request: Request, date: str) -> HTTPResponse:
+        day, network = parse_date(date), parse_network(request.args, settings.network)
+        return await _cached(request, lambda: queries.validation_of_date(reader(request), network, day))
+
+    @app.get("/validation/<date:str>/<miner_id:str>")
+    async def validation_of_miner(request: Request, date: str, miner_id: str) -> HTTPResponse:
+        day, miner = parse_date(date), parse_miner_id(miner_id)
+        network = parse_network(request.args, settings.network)
+        return await _cached(request, lambda: queries.validation_of_miner(reader(request), network, day, miner))
+
+    @app.get("/miners/rankings")
+    async def miner_rankings(request: Request) -> HTTPResponse:
+        network = parse_network(request.args, settings.network)
+        days = parse_int(request.args, "days", 30, 1, 3660)
+        return await _cached(request, lambda: queries.miner_rankings(reader(request), network, days))
+
+    @app.get("/miners/<miner_id:str>/performance")
+    async def miner_performance(request: Request, miner_id: str) -> HTTPResponse:
+        miner, network = parse_miner_id(miner_id), parse_network(request.args, settings.network)
+        days = parse_int(request.args, "days", 90, 1, 3660)
+        return await _cached(request, lambda: queries.miner_performance(reader(request), network, miner, days))
+
+    @app.get("/dates/available")
+    async def dates_available(request: Request) -> HTTPResponse:
+        network = parse_network(request.args, settings.network)
+
+        async def build() -> dict[str, Any]:
+            return {"network": network, "dates": await queries.available_dates(reader(request), network)}
+
+        return await _cached(request, build)
+
+    @app.get("/dates/latest")
+    async def dates_latest(request: Request) -> HTTPResponse:
+        network = parse_network(request.args, settings.network)
+
+        async def build() -> dict[str, Any]:
+            dates = await queries.available_dates(reader(request), network)
+            if not dates:
+                msg = f"no ensemble on network {network!r} yet"
+                raise NotFoundError(msg)
+            return dates[0]
+
+        return await _cached(request, build)
+
+    @app.get("/health")
+    async def health(request: Request) -> HTTPResponse:
+        ctx = request.app.ctx
+        sink = ctx.sink
+        answer: dict[str, Any] = {"status": "ok", "warehouse": "ok", "sink": None}
+        if sink is not None:
+            answer["sink"] = {
+                "running": ctx.sink_error is None,
+                "error": ctx.sink_error,
+                "lag_seconds": round(sink.stats.lag_seconds, 3),
+                "rows": dict(sink.stats.rows),
+                "undecodable": sink.stats.undecodable,
+                "pending_batches": [
+                    {"network": n, "processing_date": d, "version": v} for n, d, v in sink.pending_markers()
+                ],
+            }
+        try:
+            await queries.ping(reader(request))
+        except GatewayError as exc:
+            answer |= {"status": "unavailable", "warehouse": str(exc)}
+            return json_answer(answer, status=503)
+        return json_answer(answer)
+
+    @app.get("/version")
+    async def version(request: Request) -> HTTPResponse:
+        return json_answer({"name": "riskstream", "version": _release(), "api": API_VERSION, "schemas": schema_ids})
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> HTTPResponse:
+        ctx = request.app.ctx
+        sink = ctx.sink
+        text = ctx.metrics.render(None if sink is None else sink.stats, 0 if sink is None else sink.pending)
+        return raw(text.encode(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/openapi.json")
+    async def openapi(request: Request) -> HTTPResponse:
+        return raw(spec_body, content_type=JSON)
+
+    @app.get("/docs")
+    async def docs_html(request: Request) -> HTTPResponse:
+        return html(docs)
+
+    @app.get("/")
+    async def index(request: Request) -> HTTPResponse:
+        network = parse_network(request.args, settings.network)
+        source = reader(request)
+        rankings = await queries.miner_rankings(source, network, 30)
+        hist = await queries.score_histogram(source, network)
+        calibration = await queries.ground_truth_by_miner(source, network)
+        return html(render_page(network, rankings, hist, calibration, dt.datetime.now(dt.UTC)))

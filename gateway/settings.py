@@ -1,0 +1,33 @@
+"""The gateway's settings (``GATEWAY_*``): where it listens, what it serves, whether it runs the sink."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from streams.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    """Knobs of the REST gateway; ``stack`` says where ClickHouse and the broker are.
+
+    settings = GatewaySettings()                 # GATEWAY_* and RISKSTREAM_* from the environment
+    app = create_app(settings)
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", frozen=True, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(9000, ge=0, le=65535)
+    network: str = Field("ethereum", description="network served when a request names none")
+    database: str = Field("riskstream", description="ClickHouse database of the warehouse tables")
+    tau_days: int = Field(7, ge=0, description="days from a batch to its ground-truth labels")
+    run_sink: bool = Field(True, description="consume the topics into ClickHouse inside the gateway process")
+    sink_group_id: str = "riskstream-warehouse"
+    sink_max_records: int = Field(5_000, ge=1)
+    sink_marker_timeout_s: float = Field(30.0, gt=0, description="hold a batch marker at most this long")
+    default_limit: int = Field(100, ge=1)
+    max_limit: int = Field(100_000, ge=1)
+    cache_entries: int = Field(512, ge=0, description="answers kept until the warehouse changes; 0 disables")
+    cache_ttl_s: float = Field(2.0, ge=0, description="how long answers live when the sink runs elsewhere")
+    access_log: bool = False

@@ -1,0 +1,217 @@
+"""The gateway served for real, fed by its own sink from the broker: every endpoint, errors, and a replay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import create_app, serve_in_loop
+from gateway.sample import sample_date
+from gateway.settings import GatewaySettings
+from streams.codec import AvroCodec
+from streams.kafka import BatchProducer
+from streams.schema_registry import FileSchemaRegistry
+from streams.settings import StackSettings
+from streams.stack import free_port
+from streams.topics import TopicNames
+
+pytestmark = pytest.mark.integration
+
+D1, D2 = dt.date(2026, 2, 27), dt.date(2026, 3, 2)
+CODEC = AvroCodec(FileSchemaRegistry.default())
+ENSEMBLE_KEYS = {
+    "processing_date", "network", "aggregation_method", "total_miners", "version", "ensemble_scores", "pagination",
+    "metadata",
+}  # fmt: skip
+ITEM_KEYS = {
+    "ensemble_score", "confidence", "miner_count", "miner_agreement", "score_std", "rank", "top_contributors",
+}  # fmt: skip
+METADATA_KEYS = {
+    "aggregated_at", "immediate_validation_complete", "ground_truth_validation_pending", "expected_ground_truth_date",
+}  # fmt: skip
+
+
+def _settings(stack: StackSettings, clickhouse_path: Path, group_id: str, **overrides: Any) -> GatewaySettings:
+    return GatewaySettings(
+        stack=stack.model_copy(update={"clickhouse_url": f"chdb://{clickhouse_path}"}),
+        database=f"g_{uuid.uuid4().hex[:12]}",
+        port=free_port(),
+        sink_group_id=group_id,
+        **overrides,
+    )
+
+
+def _publish(stack: StackSettings, records: list[tuple[str, str, bytes]]) -> None:
+    producer = BatchProducer(stack.bootstrap_servers)
+    for topic, key, value in records:
+        producer.send(topic, key, value)
+    producer.flush()
+
+
+async def _wait_for(client: httpx.AsyncClient, path: str, check: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = await client.get(path)
+        if answer.status_code == 200 and check(answer.json()):
+            return answer.json()
+        assert time.monotonic() < deadline, f"{path}: {answer.status_code} {answer.text[:300]}"
+        await asyncio.sleep(0.3)
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The gateway on a real port inside the test's loop (stopped before the test returns)."""
+    app = create_app(settings, name=f"gw_{uuid.uuid4().hex[:8]}")
+    async with (
+        serve_in_loop(app, "127.0.0.1", settings.port),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=30) as client,
+    ):
+        yield client
+
+
+async def test_every_endpoint_answers_and_a_replay_supersedes(
+    stack_settings: StackSettings, clickhouse_path: Path, group_id: str, topics: TopicNames
+) -> None:
+    settings = _settings(stack_settings, clickhouse_path, group_id)
+    async with serving(settings) as client:
+        await _check_every_endpoint_and_replay(client, settings, topics)
+
+
+async def _check_every_endpoint_and_replay(
+    client: httpx.AsyncClient, settings: GatewaySettings, topics: TopicNames
+) -> None:
+    stack = settings.stack
+    miners = ("miner-a", "miner-b", "miner-c")
+    _publish(stack, sample_date(CODEC, topics, D1, alerts=400, clusters=30, miners=miners, ground_truth=True))
+    _publish(stack, sample_date(CODEC, topics, D2, alerts=300, clusters=20, miners=miners, seed=2))
+    dates = await _wait_for(client, "/dates/available", lambda a: len(a["dates"]) == 2)
+    assert [d["processing_date"] for d in dates["dates"]] == [D2.isoformat(), D1.isoformat()]
+    assert dates["dates"][1] | {"aggregated_at": None} == {
+        "processing_date": D1.isoformat(), "version": 1, "alert_count": 400, "cluster_count": 30,
+        "aggregated_at": None, "total_miners": 3,
+    }  # fmt: skip
+    assert (await client.get("/dates/latest")).json()["processing_date"] == D2.isoformat()
+
+    # ensemble scores: documented shape, default page, ordering by alert id
+    scores = (await client.get(f"/ensemble/scores/alerts/{D1}")).json()
+    assert set(scores) == ENSEMBLE_KEYS
+    assert scores["processing_date"] == D1.isoformat() and scores["network"] == "ethereum"
+    assert scores["total_miners"] == 3 and scores["version"] == 1 and scores["aggregation_method"] == "weighted_mean"
+    assert scores["pagination"] == {"limit": 100, "offset": 0, "total": 400}
+    assert len(scores["ensemble_scores"]) == 100
+    item = scores["ensemble_scores"][0]
+    assert set(item) == ITEM_KEYS | {"alert_id"}
+    assert set(item["top_contributors"][0]) == {"miner_id", "weight", "score"}
+    ids = [i["alert_id"] for i in scores["ensemble_scores"]]
+    assert ids == sorted(ids)
+    metadata = scores["metadata"]
+    assert set(metadata) >= METADATA_KEYS
+    assert metadata["immediate_validation_complete"] is True
+    assert metadata["ground_truth_validation_pending"] is False  # D1 carries ground truth
+    assert metadata["expected_ground_truth_date"] == (D1 + dt.timedelta(days=settings.tau_days)).isoformat()
+    latest_meta = (await client.get("/ensemble/scores/alerts/latest")).json()["metadata"]
+    assert latest_meta["ground_truth_validation_pending"] is True
+
+    # rankings of the newest date: ranks 1..100 in order
+    rankings = (await client.get("/ensemble/rankings/alerts/latest")).json()
+    assert rankings["processing_date"] == D2.isoformat()
+    assert [i["rank"] for i in rankings["ensemble_scores"]] == list(range(1, 101))
+    scores_desc = [i["ensemble_score"] for i in rankings["ensemble_scores"]]
+    assert scores_desc == sorted(scores_desc, reverse=True)
+
+    # clusters with filter, order and page
+    clusters = (
+        await client.get(
+            f"/ensemble/scores/clusters/{D1}", params={"min_score": 0.2, "order": "score", "limit": 5, "offset": 1}
+        )
+    ).json()
+    assert "ensemble_scores" in clusters, clusters
+    got = [c["ensemble_score"] for c in clusters["ensemble_scores"]]
+    assert got == sorted(got, reverse=True) and all(s >= 0.2 for s in got) and len(got) <= 5
+    assert "cluster_id" in clusters["ensemble_scores"][0]
+    assert 0 < clusters["pagination"]["total"] <= 30
+    full = (await client.get(f"/ensemble/scores/alerts/{D1}", params={"limit": 10_000})).json()
+    assert len(full["ensemble_scores"]) == 400 and len({i["alert_id"] for i in full["ensemble_scores"]}) == 400
+
+    # submissions, validation, miners
+    subs = (await client.get(f"/submissions/{D1}")).json()
+    assert [m["miner_id"] for m in subs["miners"]] == list(miners)
+    assert all(m["completed"] and m["alerts_received"] == 400 and m["clusters_received"] == 30 for m in subs["miners"])
+    raw = (await client.get(f"/submissions/{D1}/miner-b", params={"limit": 7})).json()
+    assert raw["pagination"]["total"] == 400 and [s["rank"] for s in raw["scores"]] == list(range(1, 8))
+    assert raw["completion"]["alert_count"] == 400
+    raw_clusters = (await client.get(f"/submissions/{D1}/miner-b", params={"kind": "cluster"})).json()
+    assert raw_clusters["pagination"]["total"] == 30 and "cluster_id" in raw_clusters["scores"][0]
+    validation = (await client.get(f"/validation/{D1}")).json()
+    assert {(r["miner_id"], r["stage"]) for r in validation["results"]} == {
+        (m, s) for m in (*miners, "ensemble") for s in ("immediate", "ground_truth")
+    }
+    one = (await client.get(f"/validation/{D2}/miner-a")).json()
+    assert one["immediate"]["passed_integrity"] is True and one["ground_truth"] is None
+    leaderboard = (await client.get("/miners/rankings")).json()
+    assert [m["rank"] for m in leaderboard["miners"]] == [1, 2, 3]
+    assert {m["miner_id"] for m in leaderboard["miners"]} == set(miners)
+    assert leaderboard["through_date"] == D2.isoformat()
+    performance = (await client.get("/miners/miner-c/performance")).json()
+    assert [h["processing_date"] for h in performance["history"]] == [D2.isoformat(), D1.isoformat()]
+    assert performance["history"][0]["ground_truth_score"] is None
+    assert performance["history"][1]["ground_truth_metrics"]["auc_roc"] == 0.9
+
+    # service endpoints
+    health = (await client.get("/health")).json()
+    assert health["status"] == "ok" and health["sink"]["running"] and health["sink"]["undecodable"] == 0
+    assert (await client.get("/version")).json()["api"] == "1"
+    metrics = (await client.get("/metrics")).text
+    assert 'riskstream_sink_rows_total{table="ensemble_alert_scores"} 700' in metrics
+    assert "riskstream_gateway_request_seconds_bucket" in metrics
+    spec = (await client.get("/openapi.json")).json()
+    assert "/ensemble/rankings/alerts/{date}" in spec["paths"]
+    assert "/miners/rankings" in (await client.get("/docs")).text
+    page = await client.get("/")
+    assert page.status_code == 200, page.text
+    assert "miner-a" in page.text and "<svg" in page.text and "auc_roc" in page.text
+
+    # bad input: JSON errors, never a 500
+    for path, status in (
+        ("/ensemble/scores/alerts/2026-13-01", 400),
+        ("/ensemble/scores/alerts/yesterday", 400),
+        (f"/ensemble/scores/alerts/{D1}?limit=0", 400),
+        (f"/ensemble/scores/alerts/{D1}?order=bogus", 400),
+        (f"/ensemble/scores/alerts/{D1}?min_score=nan", 400),
+        (f"/ensemble/scores/alerts/{D1}?network=Bad%20Net", 400),
+        ("/ensemble/scores/alerts/2020-01-01", 404),
+        ("/validation/2026-02-27/nobody", 404),
+        ("/miners/Bad!/performance", 400),
+        ("/submissions/2026-02-28", 404),
+        ("/no/such/route", 404),
+    ):
+        answer = await client.get(path)
+        assert answer.status_code == status, (path, answer.text)
+        assert answer.json()["error"]["status"] == status and answer.json()["error"]["message"], path
+
+    # replay D1: same records as version 2, then a version 3 with fewer alerts and other scores
+    before = full["ensemble_scores"]
+    _publish(
+        stack, sample_date(CODEC, topics, D1, alerts=400, clusters=30, miners=miners, version=2, ground_truth=True)
+    )
+    await _wait_for(client, f"/ensemble/scores/alerts/{D1}?limit=10000", lambda a: a["version"] == 2)
+    replayed = (await client.get(f"/ensemble/scores/alerts/{D1}", params={"limit": 10_000})).json()
+    assert replayed["pagination"]["total"] == 400 and replayed["ensemble_scores"] == before
+    _publish(stack, sample_date(CODEC, topics, D1, alerts=150, clusters=10, miners=miners[:2], version=3, seed=9))
+    newest = await _wait_for(client, f"/ensemble/scores/alerts/{D1}?limit=10000", lambda a: a["version"] == 3)
+    assert newest["pagination"]["total"] == 150 and newest["total_miners"] == 2
+    assert len(newest["ensemble_scores"]) == 150
+    assert (await client.get(f"/ensemble/scores/clusters/{D1}")).json()["pagination"]["total"] == 10
+    other = (await client.get(f"/ensemble/scores/alerts/{D2}")).json()
+    assert other["version"] == 1 and other["pagination"]["total"] == 300
+    dates = (await client.get("/dates/available")).json()["dates"]
+    assert [(d["processing_date"], d["version"]) for d in dates] == [(D2.isoformat(), 1), (D1.isoformat(), 3)]
