@@ -23,10 +23,10 @@ DAY = dt.date(2026, 4, 1)
 SIZES = {"alerts": 300, "addresses": 1500, "flows": 9000, "clusters": 15, "seed": 9}
 
 
-async def _read(broker: str, group_id: str, topic: str, want: int, timeout: float = 30.0) -> list[Message]:
-    """Every record of ``topic`` once ``want`` arrived and a short quiet period passed."""
+async def _read(broker: str, group_id: str, topics: list[str], want: int, timeout: float = 30.0) -> list[Message]:
+    """Every record of ``topics`` once ``want`` arrived and a short quiet period passed."""
     found: list[Message] = []
-    async with AsyncBatchConsumer(broker, group_id, [topic], timeout_ms=300) as consumer:
+    async with AsyncBatchConsumer(broker, group_id, topics, timeout_ms=300) as consumer:
         deadline = time.monotonic() + timeout
         quiet_until = None
         while time.monotonic() < deadline:
@@ -54,8 +54,10 @@ async def test_publish_to_s3_emits_one_event_that_parses_back_to_the_manifest(
     batch = generate_batch("ethereum", DAY, **SIZES)
     producer = BatchProducer(broker)
     manifest = publish_batch(s3_store, producer, topics, batch)
+    labels = publish_labels(s3_store, producer, topics, batch)
 
-    [message] = await _read(broker, group_id, topics.sot_batches, want=1)
+    found = await _read(broker, group_id, [topics.sot_batches, topics.sot_labels], want=2)
+    [message] = [m for m in found if m.topic == topics.sot_batches]
     assert message.key == b"ethereum:2026-04-01"
     [event] = parse_object_created(message.value)
     assert event.bucket == s3_store.bucket and event.key == "data/" + contract.snapshot_key(
@@ -66,8 +68,8 @@ async def test_publish_to_s3_emits_one_event_that_parses_back_to_the_manifest(
     for name, entry in read_back.files.items():
         assert sha256_hex(s3_store.get(contract.snapshot_key("ethereum", DAY, 7, name))) == entry.sha256
 
-    labels = publish_labels(s3_store, producer, topics, batch)
-    [message] = await _read(broker, group_id + "-labels", topics.sot_labels, want=1)
+    [message] = [m for m in found if m.topic == topics.sot_labels]
+    assert message.key == b"ethereum:2026-04-01"
     [event] = parse_object_created(message.value)
     assert contract.Manifest.from_json(s3_store.get(s3_store.key_of(event))) == labels
 
@@ -81,12 +83,17 @@ async def test_cli_backfill_then_labels(
     for name, value in SIZES.items():
         monkeypatch.setenv(f"SOT_{name.upper()}", str(value))
     assert await asyncio.to_thread(main, ["sot", "publish", "--date", "2026-04-03", "--days", "3"]) == 0
-    messages = await _read(stack_settings.bootstrap_servers, group_id, topics.sot_batches, want=3)
-    assert sorted(m.key for m in messages) == [b"ethereum:2026-04-01", b"ethereum:2026-04-02", b"ethereum:2026-04-03"]
-
-    store = open_store(stack_settings.object_store_url)
     assert await asyncio.to_thread(main, ["sot", "labels", "--date", "2026-04-02"]) == 0
-    [message] = await _read(stack_settings.bootstrap_servers, group_id + "-l", topics.sot_labels, want=1)
+    # publishing a date that is already in the store announces it again without rewriting it
+    store = open_store(stack_settings.object_store_url)
+    before = {k: store.get(k) for k in store.list()}
+    assert await asyncio.to_thread(main, ["sot", "publish", "--date", "2026-04-03"]) == 0
+    assert {k: store.get(k) for k in store.list()} == before
+
+    found = await _read(stack_settings.bootstrap_servers, group_id, [topics.sot_batches, topics.sot_labels], want=5)
+    batches = sorted(m.key for m in found if m.topic == topics.sot_batches)
+    assert batches == [b"ethereum:2026-04-01", b"ethereum:2026-04-02", b"ethereum:2026-04-03", b"ethereum:2026-04-03"]
+    [message] = [m for m in found if m.topic == topics.sot_labels]
     [event] = parse_object_created(message.value)
     labels = contract.Manifest.from_json(store.get(store.key_of(event)))
     assert labels.kind == "labels" and labels.files["alert_labels.parquet"].rows == SIZES["alerts"]

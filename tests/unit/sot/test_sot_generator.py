@@ -159,3 +159,31 @@ def test_networks_have_their_own_universe_and_address_format() -> None:
 def test_impossible_arguments_raise_a_clear_error(network: str, sizes: dict[str, int], needle: str) -> None:
     with pytest.raises(SotInputError, match=needle):
         generate_batch(network, DAY, **{**SMALL, **sizes})
+
+
+def test_cluster_label_is_the_truth_of_its_primary_address_or_majority(batch: GeneratedBatch) -> None:
+    universe = build_universe("ethereum", SMALL["addresses"], SMALL["seed"])
+    risky = dict(zip(universe.addresses.tolist(), universe.risky.tolist(), strict=True))
+    labels = dict(
+        zip(
+            batch.cluster_labels.column("cluster_id").to_pylist(),
+            batch.cluster_labels.column("label").to_pylist(),
+            strict=True,
+        )
+    )
+    for c in batch.tables["clusters.parquet"].to_pylist():
+        majority = np.mean([risky[a] for a in c["addresses_involved"]]) > 0.5
+        assert labels[c["cluster_id"]] == int(risky[c["primary_address"]] or majority)
+    assert set(labels.values()) == {0, 1}
+
+
+def test_times_fall_inside_the_window(batch: GeneratedBatch) -> None:
+    start = dt.datetime.combine(DAY - dt.timedelta(days=6), dt.time(), dt.UTC)
+    end = dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time(), dt.UTC)
+    flows = batch.tables["money_flows.parquet"].to_pydict()
+    for first, last, days in zip(flows["first_seen"], flows["last_seen"], flows["active_days"], strict=True):
+        assert start <= first <= last < end
+        assert 1 <= days <= (last.date() - first.date()).days + 1
+    features = batch.tables["features.parquet"].to_pydict()
+    assert all(a <= b < end for a, b in zip(features["first_seen"], features["last_seen"], strict=True))
+    assert all(1 <= d <= 7 for d in features["activity_days"])
