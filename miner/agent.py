@@ -209,6 +209,9 @@ class MinerAgent:
             encoded = self._encode(records)  # every record encodes before the first is sent
         except (MinerError, ObjectStoreError, CodecError) as exc:
             return self._report(object_key, exc)
+        except Exception as exc:  # a batch that trips a library (odd values, ...) must not stop the miner
+            log.exception("unexpected failure scoring %s", object_key)
+            return self._report(object_key, exc)
         if self.profile.late and self.settings.delay_s > 0:
             try:
                 await asyncio.wait_for(self.stop.wait(), self.settings.delay_s)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,6 @@ class Profile:
     ranker_weight: float = 0.3  # share of the alert ranker in the final alert score
     partial: bool = False  # sends only part of the alerts
     late: bool = False  # holds its submission for settings.delay_s
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def uses_models(self) -> bool:

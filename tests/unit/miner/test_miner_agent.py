@@ -314,3 +314,23 @@ async def test_copycat_reemits_its_source_with_small_noise(tmp_path: Path, publi
 def test_copycat_needs_a_source(tmp_path: Path, published: Published) -> None:
     with pytest.raises(MinerError, match="copy_of"):
         _agent(tmp_path, published.store, ModelRegistry(tmp_path), profile="copycat")
+
+
+async def test_an_unexpected_failure_is_reported_not_fatal(
+    tmp_path: Path, published: Published, registry_a: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import miner.agent
+
+    def broken(batch: object) -> None:
+        raise ValueError("a library choked on this batch")
+
+    agent, producer = _agent(tmp_path, published.store, registry_a)
+    with monkeypatch.context() as patch:
+        patch.setattr(miner.agent, "build_alert_features", broken)
+        [outcome] = await agent.handle(_message(published.store, published.keys[-1]))
+    assert outcome.status == FAILED
+    [(_, error)] = producer.on("t.miner.errors")
+    assert error.record["error_type"] == "ValueError" and "choked" in error.record["message"]
+    assert producer.on("t.scores.m1") == []
+    [again] = await agent.handle(_message(published.store, published.keys[-1]))
+    assert again.status == SUBMITTED
