@@ -20,7 +20,7 @@ FAUST_CODEC_NAME = "riskstream-avro"
 SCHEMA_FIELD = "__schema__"
 
 
-class FaustAvroCodec(codecs.Codec):  # type: ignore[misc]  # faust is untyped
+class FaustAvroCodec(codecs.Codec):
     def __init__(self, codec: AvroCodec, **kwargs: Any) -> None:
         self._codec = codec
         super().__init__(**kwargs)

@@ -11,14 +11,14 @@ Every broker failure surfaces as ``streams.errors.KafkaError``.
 from __future__ import annotations
 
 import asyncio
-import logging
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported at runtime
 
 from streams.errors import KafkaError
 
@@ -100,7 +100,8 @@ class BatchProducer:
 
 
 def admin(bootstrap_servers: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap_servers, "logger": _LIBRDKAFKA_LOG})
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "logger": _LIBRDKAFKA_LOG}
+    return AdminClient(config)
 
 
 def ensure_topics(
@@ -109,7 +110,9 @@ def ensure_topics(
     """Create the topics that do not exist yet; existing ones are left as they are."""
     client = admin(bootstrap_servers)
     existing = set(list_topics(bootstrap_servers, timeout))
-    wanted = [NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in names if n not in existing]
+    wanted = [
+        NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in names if n not in existing
+    ]
     if not wanted:
         return
     for name, future in client.create_topics(wanted, request_timeout=timeout).items():
@@ -149,7 +152,9 @@ def offsets_for_time(bootstrap_servers: str, topic: str, when: dt.datetime, time
     Brokers answer from their own write time; some (the local one) always answer 0, so replay
     by processing date uses the validator's date -> offset index, not this.
     """
-    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "riskstream-offsets", "logger": _LIBRDKAFKA_LOG})
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": bootstrap_servers, "group.id": "riskstream-offsets", "logger": _LIBRDKAFKA_LOG}
+    )
     try:
         ms = int(when.timestamp() * 1000)
         wanted = [confluent_kafka.TopicPartition(topic, p, ms) for p in partitions_of(bootstrap_servers, topic)]
@@ -163,7 +168,15 @@ def offsets_for_time(bootstrap_servers: str, topic: str, when: dt.datetime, time
 
 
 def high_watermarks(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
-    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "riskstream-offsets", "logger": _LIBRDKAFKA_LOG})
+    """Next offset to be written per partition.
+
+    On the local broker ListOffsets(latest) answers the last *batch's* first offset + 1, not
+    the high watermark, so never use this to decide that a partition was read to its end there:
+    stop on an in-band marker (e.g. SubmissionComplete) or an idle timeout instead.
+    """
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": bootstrap_servers, "group.id": "riskstream-offsets", "logger": _LIBRDKAFKA_LOG}
+    )
     try:
         return {
             p: consumer.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=timeout)[1]
@@ -179,10 +192,10 @@ def high_watermarks(bootstrap_servers: str, topic: str, timeout: float = 10.0) -
 class AsyncBatchConsumer:
     """An aiokafka consumer that yields lists of messages and commits only when told to.
 
-        async with AsyncBatchConsumer(servers, group, [topic]) as consumer:
-            async for batch in consumer.batches():
-                handle(batch)
-                await consumer.commit()      # offsets only after the effects
+    async with AsyncBatchConsumer(servers, group, [topic]) as consumer:
+        async for batch in consumer.batches():
+            handle(batch)
+            await consumer.commit()      # offsets only after the effects
     """
 
     def __init__(

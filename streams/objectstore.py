@@ -141,13 +141,13 @@ class S3ObjectStore:
         try:
             self._s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
         except self._errors as exc:
-            raise self._fail("write", key, exc) from exc
+            raise self._fail(action="write", key=key, exc=exc) from exc
 
     def get(self, key: str) -> bytes:
         try:
             body: bytes = self._s3.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
         except self._errors as exc:
-            raise self._fail("read", key, exc) from exc
+            raise self._fail(action="read", key=key, exc=exc) from exc
         return body
 
     def exists(self, key: str) -> bool:
@@ -156,19 +156,17 @@ class S3ObjectStore:
         except self._errors as exc:
             if getattr(exc, "response", {}).get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 return False
-            raise self._fail("stat", key, exc) from exc
+            raise self._fail(action="stat", key=key, exc=exc) from exc
         return True
 
     def list(self, prefix: str = "") -> list[str]:
         keys: list[str] = []
         try:
-            pages = self._s3.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix + prefix
-            )
+            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
             for page in pages:
                 keys.extend(obj["Key"][len(self.prefix) :] for obj in page.get("Contents", []))
         except self._errors as exc:
-            raise self._fail("list", prefix, exc) from exc
+            raise self._fail(action="list", key=prefix, exc=exc) from exc
         return sorted(keys)
 
     def create_bucket(self) -> None:
@@ -178,7 +176,7 @@ class S3ObjectStore:
         except self._errors as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code")
             if code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-                raise self._fail("create bucket", "", exc) from exc
+                raise self._fail(action="create bucket", key="", exc=exc) from exc
 
     def object_created_event(self, key: str, size: int, etag: str, when: dt.datetime) -> bytes:
         return build_object_created_event(self.bucket, self.prefix + key, size, etag, when)
@@ -233,7 +231,12 @@ def build_object_created_event(bucket: str, key: str, size: int, etag: str, when
             "s3SchemaVersion": "1.0",
             "configurationId": "riskstream",
             "bucket": {"name": bucket, "ownerIdentity": {"principalId": "riskstream"}, "arn": f"arn:aws:s3:::{bucket}"},
-            "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag, "sequencer": f"{int(when.timestamp() * 1000):016X}"},
+            "object": {
+                "key": quote_plus(key, safe="/"),
+                "size": size,
+                "eTag": etag,
+                "sequencer": f"{int(when.timestamp() * 1000):016X}",
+            },
         },
     }
     return orjson.dumps({"EventName": "s3:ObjectCreated:Put", "Key": f"{bucket}/{key}", "Records": [record]})

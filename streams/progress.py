@@ -1,7 +1,7 @@
 """Progress lines for long commands: one timestamped line per step on stderr.
 
-    with step("generating 10000 alerts"):
-        ...                     # prints the step, then "done in 1.2s"
+with step("generating 10000 alerts"):
+    ...                     # prints the step, then "done in 1.2s"
 """
 
 from __future__ import annotations

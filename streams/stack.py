@@ -53,8 +53,16 @@ def start_broker(port: int, log_path: Path, broker_bin: Path | None = None) -> s
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],  # fmt: skip
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],  # fmt: skip
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

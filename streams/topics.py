@@ -25,8 +25,8 @@ def validate_miner_id(miner_id: str) -> str:
 class TopicNames:
     """Topic names under one namespace.
 
-        topics = TopicNames()
-        producer.produce(topics.miner_scores("miner-a"), value)
+    topics = TopicNames()
+    producer.produce(topics.miner_scores("miner-a"), value)
     """
 
     namespace: str = ""

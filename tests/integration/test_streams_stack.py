@@ -1,0 +1,181 @@
+"""The foundation against the real local stack: broker, S3 server, chDB, the stack command."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka
+import orjson
+import pytest
+
+from streams.codec import AvroCodec
+from streams.faust_codec import SCHEMA_FIELD
+from streams.kafka import AsyncBatchConsumer, BatchProducer, ensure_topics, high_watermarks, list_topics
+from streams.objectstore import S3ObjectStore, open_store, parse_object_created, sha256_hex
+from streams.schema_registry import FileSchemaRegistry
+from streams.stack import stop_process_group
+from streams.topics import TopicNames
+
+pytestmark = pytest.mark.integration
+
+RECORD = {
+    "miner_id": "miner-a",
+    "network": "ethereum",
+    "processing_date": dt.date(2026, 1, 2),
+    "batch_key": "snapshots/ethereum/2026-01-02/7/manifest.json",
+    "error_type": "ChecksumMismatch",
+    "message": "alerts.parquet: sha256 differs",
+    "occurred_at": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+}
+
+
+@pytest.fixture(scope="module")
+def codec() -> AvroCodec:
+    return AvroCodec(FileSchemaRegistry.default())
+
+
+def test_record_produced_with_the_codec_is_decoded_by_a_plain_consumer(
+    broker: str, topics: TopicNames, group_id: str, codec: AvroCodec
+) -> None:
+    topic = topics.miner_errors
+    ensure_topics(broker, [topic], partitions=2)
+    assert topic in list_topics(broker)
+    producer = BatchProducer(broker)
+    for i in range(10):
+        producer.send(topic, f"k{i}", codec.encode("riskstream.MinerError", {**RECORD, "message": f"m{i}"}))
+    producer.flush()
+    assert set(high_watermarks(broker, topic)) == {0, 1}  # values: see the gap in streams.kafka
+
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": broker, "group.id": group_id, "auto.offset.reset": "earliest", "session.timeout.ms": 6000}
+    )
+    consumer.subscribe([topic])
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while len(got) < 10 and time.monotonic() < deadline:
+        for message in consumer.consume(100, timeout=1.0):
+            assert message.error() is None
+            got.append(codec.decode(message.value()).record)
+    consumer.close()
+    assert sorted(r["message"] for r in got) == [f"m{i}" for i in range(10)]
+    assert all(r["processing_date"] == dt.date(2026, 1, 2) for r in got)
+
+
+async def test_async_batch_consumer_reads_and_commits(
+    broker: str, topics: TopicNames, group_id: str, codec: AvroCodec
+) -> None:
+    topic = topics.dlq("scores")
+    ensure_topics(broker, [topic], partitions=1)
+    producer = BatchProducer(broker)
+    producer.send(topic, "k", codec.encode("riskstream.MinerError", RECORD))
+    producer.flush()
+    async with AsyncBatchConsumer(broker, group_id, [topic], session_timeout_ms=6000) as consumer:
+        batch: list[Any] = []
+        deadline = time.monotonic() + 30
+        while not batch and time.monotonic() < deadline:
+            batch = await consumer.getmany()
+        await consumer.commit()
+    assert [codec.decode(m.value).record["miner_id"] for m in batch] == ["miner-a"]
+    assert batch[0].topic == topic and batch[0].offset == 0
+
+
+def test_record_produced_with_the_codec_reaches_a_faust_agent(
+    broker: str, topics: TopicNames, codec: AvroCodec, tmp_path: Path
+) -> None:
+    topic_name = topics.miner_errors
+    ensure_topics(broker, [topic_name], partitions=1)
+    producer = BatchProducer(broker)
+    producer.send(topic_name, "k", codec.encode("riskstream.MinerError", RECORD))
+    producer.flush()
+
+    out = tmp_path / "received.jsonl"
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("faust_echo_worker.py")),
+            broker,
+            topic_name,
+            str(out),
+            str(tmp_path / "faust"),
+        ],  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "worker.log").open("wb"),
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not (out.exists() and out.read_bytes().strip()) and time.monotonic() < deadline:
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-2000:]
+            time.sleep(0.3)
+    finally:
+        stop_process_group(worker.pid)
+    received = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert received, "the Faust agent received nothing"
+    assert received[0][SCHEMA_FIELD] == "riskstream.MinerError"
+    assert received[0]["message"] == RECORD["message"]
+    assert received[0]["processing_date"] == "2026-01-02"
+
+
+def test_s3_put_list_get_and_event(s3_endpoint: str, s3_credentials: dict[str, Any]) -> None:
+    bucket = f"b{uuid.uuid4().hex[:8]}"
+    store = open_store(f"s3://{bucket}/sot", endpoint_url=s3_endpoint, **s3_credentials)
+    assert isinstance(store, S3ObjectStore)
+    store.create_bucket()
+    key = "snapshots/ethereum/2026-01-02/7/manifest.json"
+    store.put(key, b'{"ok": true}')
+    assert store.list("snapshots/") == [key]
+    assert store.get(key) == b'{"ok": true}'
+    assert store.exists(key) and not store.exists("nope")
+    event = store.object_created_event(key, 12, sha256_hex(b'{"ok": true}'), dt.datetime.now(dt.UTC))
+    [created] = parse_object_created(event)
+    assert created.bucket == bucket and created.key == f"sot/{key}"
+    assert store.key_of(created) == key
+    assert store.get(store.key_of(created)) == b'{"ok": true}'
+
+
+def test_unreachable_s3_gives_a_clear_error() -> None:
+    from streams.errors import ObjectStoreError
+
+    store = open_store("s3://nobucket", endpoint_url="http://127.0.0.1:9", access_key_id="x", secret_access_key="y")
+    with pytest.raises(ObjectStoreError, match="cannot read s3://nobucket"):
+        store.get("k")
+
+
+def test_clickhouse_on_chdb_creates_inserts_and_queries(clickhouse: Any) -> None:
+    table = f"t_{uuid.uuid4().hex[:8]}"
+    clickhouse.command(f"CREATE TABLE {table} (d Date, id String, score Float64) ENGINE = MergeTree ORDER BY (d, id)")
+    clickhouse.insert(
+        table, [[dt.date(2026, 1, 2), f"a{i}", i / 10] for i in range(10)], column_names=["d", "id", "score"]
+    )
+    result = clickhouse.query(
+        f"SELECT count(), max(score) FROM {table} WHERE d = {{d:Date}}", parameters={"d": dt.date(2026, 1, 2)}
+    )
+    assert result.result_rows == [(10, 0.9)]
+
+
+def test_stack_up_status_down_leaves_no_process(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKSTREAM_")}
+    cli = [sys.executable, "-m", "streams.cli", "stack"]
+
+    def run(action: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli, action], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+
+    up = run("up")
+    assert up.returncode == 0, up.stderr
+    assert "broker: running" in up.stdout
+    status = run("status")
+    assert status.returncode == 0 and "broker: running" in status.stdout
+    pid = int((tmp_path / ".riskstream" / "broker.pid").read_text().split()[0])
+    assert "RISKSTREAM_BOOTSTRAP_SERVERS=127.0.0.1:" in (tmp_path / ".riskstream" / "stack.env").read_text()
+    down = run("down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert run("status").returncode == 1
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_text().split()[2] == "Z", "the broker process is still alive"
