@@ -61,6 +61,7 @@ def _broker_urls(bootstrap_servers: str) -> list[str]:
 def create_validator(settings: ValidatorSettings) -> Validator:
     stack = settings.stack
     data_dir = Path(settings.data_dir) if settings.data_dir else stack.home / "validator"
+    data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=_broker_urls(stack.bootstrap_servers),

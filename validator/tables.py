@@ -122,17 +122,13 @@ class ValidatorTables:
 def define_tables(app: Any, partitions: int) -> ValidatorTables:
     """Faust tables with changelogs; ``use_partitioner`` lets timers and replays write them too."""
 
+    import faust
+
     def table(name: str, value_serializer: str = "json", value_type: Any = None) -> Table:
-        created: Table = app.Table(
-            name,
-            default=None,
-            key_type=str,
-            value_type=value_type,
-            key_serializer="json",
-            value_serializer=value_serializer,
-            partitions=partitions,
-            use_partitioner=True,
+        schema = faust.Schema(
+            key_type=str, value_type=value_type, key_serializer="json", value_serializer=value_serializer
         )
+        created: Table = app.Table(name, default=None, schema=schema, partitions=partitions, use_partitioner=True)
         return created
 
     return ValidatorTables(
