@@ -129,7 +129,7 @@ def _run_publish(args: argparse.Namespace) -> int:
             continue
         batch = _generate(network, date, sizes, window)
         with step(f"publishing {network} {date} to {store.url} and {topics.sot_batches}"):
-            manifest = publish_batch(store, producer, topics, batch)
+            manifest = publish_batch(store, producer, topics, batch, emit=settings.emit_events)
         say(f"published {manifest.batch_id} ({manifest.files['alerts.parquet'].rows} alerts)")
     return 0
 
@@ -163,7 +163,7 @@ def _run_labels(args: argparse.Namespace) -> int:
         msg = f"{manifest_key} does not match the regenerated batch: its alerts were not made by this generator"
         raise BatchNotFoundError(msg)
     with step(f"publishing labels of {network} {date} to {settings.stack.topics.sot_labels}"):
-        manifest = publish_labels(store, producer, settings.stack.topics, batch)
+        manifest = publish_labels(store, producer, settings.stack.topics, batch, emit=settings.emit_events)
     say(f"labels {manifest.batch_id}: {manifest.extra.get('alert_positives')} positive alerts")
     return 0
 

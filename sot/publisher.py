@@ -152,9 +152,15 @@ def publish_batch(
     batch: GeneratedBatch,
     *,
     now: dt.datetime | None = None,
+    emit: bool = True,
 ) -> contract.Manifest:
-    """Upload the batch, then emit the manifest's object-created event to ``sot.batches``."""
+    """Upload the batch, then emit the manifest's object-created event to ``sot.batches``.
+
+    ``emit=False`` when the object store publishes its own notifications (MinIO -> Kafka).
+    """
     manifest = write_batch(store, batch, now=now)
+    if not emit:
+        return manifest
     key = contract.snapshot_key(batch.network, batch.processing_date, batch.window_days, contract.MANIFEST)
     kafka_key = contract.batch_key(batch.network, batch.processing_date)
     _emit(store, producer, topics.sot_batches, kafka_key, key, manifest.to_json(), manifest.published_at)
@@ -168,6 +174,7 @@ def publish_labels(
     batch: GeneratedBatch,
     *,
     now: dt.datetime | None = None,
+    emit: bool = True,
 ) -> contract.Manifest:
     """Upload the ground truth of the batch under ``labels/``, then emit its event to ``sot.labels``."""
     when = now or dt.datetime.now(dt.UTC)
@@ -175,6 +182,8 @@ def publish_labels(
     positives = int(sum(batch.alert_labels.column("label").to_pylist()))
     manifest = _manifest(store, contract.labels_key, "labels", batch, files, when, {"alert_positives": positives})
     key, body = _upload(store, contract.labels_key, batch, files, manifest)
+    if not emit:
+        return manifest
     kafka_key = contract.batch_key(batch.network, batch.processing_date)
     _emit(store, producer, topics.sot_labels, kafka_key, key, body, manifest.published_at)
     return manifest

@@ -25,4 +25,5 @@ class SotSettings(ServiceSettings):
     addresses: int = Field(50_000, ge=200)
     flows: int = Field(1_000_000, ge=200)
     clusters: int = Field(500, ge=0)
+    emit_events: bool = Field(True, description="false when the object store notifies Kafka itself (MinIO)")
     tau_days: int = Field(7, ge=0, description="labels of date D are due on D + tau")
