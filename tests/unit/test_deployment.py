@@ -41,7 +41,7 @@ def test_every_riskstream_env_name_is_a_setting(compose: dict[str, Any]) -> None
     checked = 0
     for name, service in compose["services"].items():
         env = service.get("environment") or {}
-        for key, value in env.items():
+        for key in env:
             prefix = next((p for p in SETTINGS if key.startswith(p)), None)
             if prefix is None:
                 continue
