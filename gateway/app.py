@@ -134,7 +134,7 @@ def create_app(settings: GatewaySettings, *, name: str = "riskstream_gateway") -
 @contextlib.asynccontextmanager
 async def serve_in_loop(app: Sanic[Any, Any], host: str, port: int) -> AsyncIterator[None]:
     """Serve ``app`` on the running event loop (with its start/stop listeners) for the ``async with`` body."""
-    server = await app.create_server(host=host, port=port, access_log=False)
+    server: Any = await app.create_server(host=host, port=port, access_log=False)  # sanic leaves it untyped
     if server is None:
         msg = f"cannot serve on {host}:{port}"
         raise GatewayError(msg)
@@ -146,7 +146,13 @@ async def serve_in_loop(app: Sanic[Any, Any], host: str, port: int) -> AsyncIter
         yield
     finally:
         await server.before_stop()
+        for connection in list(server.connections):
+            connection.close_if_idle()
         closing = server.close()  # a task that waits for the listener to close
         if closing is not None:
             await closing
+        deadline = time.monotonic() + 5
+        while server.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0)  # let the closed connections' tasks finish
         await server.after_stop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,16 +15,18 @@ from typing import Any
 
 import httpx
 import pytest
+from sanic import Sanic
 
 from gateway.app import create_app, serve_in_loop
 from gateway.sample import sample_date
 from gateway.settings import GatewaySettings
 from streams.codec import AvroCodec
-from streams.kafka import BatchProducer
+from streams.kafka import BatchProducer, Message
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings
 from streams.stack import free_port
 from streams.topics import TopicNames
+from streams.warehouse import WarehouseSink
 
 pytestmark = pytest.mark.integration
 
@@ -70,6 +74,7 @@ async def _wait_for(client: httpx.AsyncClient, path: str, check: Any, timeout: f
 @contextlib.asynccontextmanager
 async def serving(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway on a real port inside the test's loop (stopped before the test returns)."""
+    Sanic.test_mode = True  # several apps in one process: Sanic re-touches its methods once per app otherwise
     app = create_app(settings, name=f"gw_{uuid.uuid4().hex[:8]}")
     async with (
         serve_in_loop(app, "127.0.0.1", settings.port),
@@ -215,3 +220,72 @@ async def _check_every_endpoint_and_replay(
     assert other["version"] == 1 and other["pagination"]["total"] == 300
     dates = (await client.get("/dates/available")).json()["dates"]
     assert [(d["processing_date"], d["version"]) for d in dates] == [(D2.isoformat(), 1), (D1.isoformat(), 3)]
+
+
+async def test_stock_confluent_client_decodes_ensemble_alerts_through_the_registry_api(
+    stack_settings: StackSettings, clickhouse_path: Path, group_id: str, topics: TopicNames
+) -> None:
+    records = [r for r in sample_date(CODEC, topics, D2, alerts=40, clusters=0) if r[0] == topics.ensemble_alerts]
+    _publish(stack_settings, records)
+    settings = _settings(stack_settings, clickhouse_path, group_id, run_sink=False)
+    async with serving(settings) as client:
+        registry = f"http://127.0.0.1:{settings.port}"
+        subjects = await client.get("/subjects")
+        assert subjects.headers["content-type"] == "application/vnd.schemaregistry.v1+json"
+        assert "riskstream.EnsembleAlertScore-value" in subjects.json()
+        assert (await client.get("/subjects/riskstream.EnsembleAlertScore-value/versions")).json() == [1]
+        latest = (await client.get("/subjects/riskstream.EnsembleAlertScore-value/versions/latest")).json()
+        assert (
+            latest["id"] == 5
+            and latest["version"] == 1
+            and json.loads(latest["schema"])["name"] == "EnsembleAlertScore"
+        )
+        assert (
+            json.loads((await client.get("/schemas/ids/5")).json()["schema"])
+            == FileSchemaRegistry.default().by_id(5).schema
+        )
+        missing = await client.get("/schemas/ids/999")
+        assert missing.status_code == 404 and missing.json()["error_code"] == 40403
+        assert (await client.get("/subjects/nope-value/versions/1")).json()["error_code"] == 40401
+
+        example = Path(__file__).resolve().parents[2] / "gateway" / "examples" / "consume_ensemble_alerts.py"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(example), "--bootstrap", stack_settings.bootstrap_servers, "--registry", registry,
+            "--topic", topics.ensemble_alerts, "--group", f"example-{uuid.uuid4().hex[:6]}",
+            "--max-messages", str(len(records)), "--idle-seconds", "30", "--session-timeout-ms", "6000",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 90)
+    assert process.returncode == 0, err.decode()
+    decoded = [json.loads(line) for line in out.decode().splitlines()]
+    expected = {r["alert_id"]: r for r in (CODEC.decode(v).record for _, _, v in records)}
+    assert len(decoded) == len(records)
+    for alert in decoded:
+        want = expected[alert["alert_id"]]
+        assert alert["processing_date"] == want["processing_date"].isoformat()
+        assert alert["ensemble_score"] == want["ensemble_score"] and alert["rank"] == want["rank"]
+        assert alert["top_contributors"] == want["top_contributors"]
+
+
+async def test_property_based_run_against_the_openapi_spec_finds_no_server_error(
+    stack_settings: StackSettings, clickhouse_path: Path, group_id: str, clickhouse: Any, topics: TopicNames
+) -> None:
+    settings = _settings(stack_settings, clickhouse_path, group_id, run_sink=False)
+    sink = WarehouseSink(clickhouse, settings.database, topics, CODEC)
+    sink.ensure_tables()
+    now = int(time.time() * 1000)
+    for day, seed in ((D1, 1), (D2, 2)):
+        records = sample_date(CODEC, topics, day, alerts=200, clusters=10, seed=seed, ground_truth=day == D1)
+        assert sink.write([Message(t, 0, i, k.encode(), v, now) for i, (t, k, v) in enumerate(records)])
+    async with serving(settings):
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "schemathesis"), "run", f"http://127.0.0.1:{settings.port}/openapi.json",
+            "--checks", "not_a_server_error,status_code_conformance,content_type_conformance",
+            "--max-examples", "25", "--seed", "20260227", "--phases", "examples,coverage,fuzzing",
+            "--generation-database", "none", "--no-color", "--request-timeout", "20",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(process.communicate(), 240)
+    report = out.decode()
+    assert process.returncode == 0, report[-4000:]
+    assert "No issues found" in report or "passed" in report, report[-2000:]
