@@ -1,0 +1,73 @@
+"""``riskstream demo`` and ``riskstream replay``: the operator's commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from ops.demo import DemoPlan, run_demo, stack_env
+from ops.replay import replay_from_scores, replay_from_sot
+from streams.cli import parse_date
+from streams.kafka import BatchProducer, ensure_topics
+from streams.objectstore import open_store
+from streams.progress import say, step
+from streams.settings import STACK_ENV_FILE, StackSettings
+from streams.stack import LocalStack, free_port
+
+
+def _demo(args: argparse.Namespace) -> int:
+    settings = StackSettings()
+    with step("starting the local stack (Kafka-protocol broker)"):
+        status = LocalStack(settings.home, STACK_ENV_FILE).up()
+    say(f"broker on {status.bootstrap_servers}")
+    stack = StackSettings()  # re-read: `stack up` wrote the connection settings
+    port = args.port or free_port()
+    plan = DemoPlan.for_today(
+        days=args.days, alerts=args.alerts, addresses=args.alerts * 5, flows=args.alerts * 100,
+        clusters=max(args.alerts // 20, 1), gateway_port=port, deadline_s=args.deadline,
+    )  # fmt: skip
+    env = {**os.environ, **stack_env(stack, stack.home.resolve())}
+    run_demo(plan, stack, env, keep_running=not args.no_wait)
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    stack = StackSettings()
+    producer = BatchProducer(stack.bootstrap_servers)
+    topics = stack.topics
+    if args.source == "sot":
+        secret = stack.s3_secret_access_key.get_secret_value() if stack.s3_secret_access_key else None
+        store = open_store(
+            stack.object_store_url,
+            endpoint_url=stack.s3_endpoint_url,
+            region=stack.s3_region,
+            access_key_id=stack.s3_access_key_id,
+            secret_access_key=secret,
+        )
+        manifest = replay_from_sot(store, producer, topics, args.network, args.date, args.window_days)
+        say(f"re-announced {manifest.batch_id} on {topics.sot_batches}: miners re-score, then a new ensemble version")
+    else:
+        ensure_topics(stack.bootstrap_servers, [topics.validator_control], stack.topic_partitions)
+        replay_from_scores(producer, topics, args.network, args.date)
+        say(f"asked the validator on {topics.validator_control} to re-read {args.network} {args.date}")
+    return 0
+
+
+def register_demo(subparsers: Any) -> None:
+    parser = subparsers.add_parser("demo", help="the whole system on the local stack, until Ctrl-C")
+    parser.add_argument("--days", type=int, default=3, help="days to publish and ensemble")
+    parser.add_argument("--alerts", type=int, default=2_000, help="alerts per day")
+    parser.add_argument("--port", type=int, default=9000, help="gateway port (0: a free one)")
+    parser.add_argument("--deadline", type=float, default=60.0, help="validator deadline in seconds")
+    parser.add_argument("--no-wait", action="store_true", help="stop everything once the demo is ready")
+    parser.set_defaults(run=_demo)
+
+
+def register_replay(subparsers: Any) -> None:
+    parser = subparsers.add_parser("replay", help="reprocess one date; the new ensemble version supersedes the old")
+    parser.add_argument("--date", type=parse_date, required=True)
+    parser.add_argument("--from", dest="source", choices=["sot", "scores"], default="scores")
+    parser.add_argument("--network", default="ethereum")
+    parser.add_argument("--window-days", type=int, default=7)
+    parser.set_defaults(run=_replay)

@@ -1,0 +1,236 @@
+"""The one-command demo: local stack, trained miners, a few published days, validator, gateway.
+
+Every service runs as its own ``riskstream`` process (logs under ``.riskstream/logs``); this
+module only starts them, feeds the SOT commands and watches the gateway. Ctrl-C stops all.
+
+    with Demo(DemoPlan.for_today(), stack, env) as demo:
+        demo.prepare_history(); demo.train_miners(); demo.start_services()
+        demo.publish_days(); demo.wait_for_ensembles(demo.plan.days)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from ops.processes import ProcessGroup, wait_until
+from streams.errors import StackError
+from streams.progress import say, step
+from streams.settings import StackSettings
+
+
+@dataclass(frozen=True, slots=True)
+class MinerPlan:
+    miner_id: str
+    profile: str
+    copy_of: str | None = None
+    trained: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPlan:
+    """What the demo publishes and runs; small enough to finish in a few minutes on 2 cores."""
+
+    network: str
+    history: tuple[dt.date, ...]  # labelled days the miners train on (written, never announced)
+    days: tuple[dt.date, ...]  # days announced on sot.batches and ensembled
+    alerts: int = 2_000
+    addresses: int = 10_000
+    flows: int = 200_000
+    clusters: int = 100
+    deadline_s: float = 60.0
+    gateway_port: int = 9000
+    miners: tuple[MinerPlan, ...] = field(
+        default=(
+            MinerPlan("miner-a", "honest-a"),
+            MinerPlan("miner-b", "honest-b"),
+            MinerPlan("miner-c", "copycat", copy_of="miner-a", trained=False),
+        )
+    )
+
+    @classmethod
+    def for_today(cls, days: int = 3, history: int = 8, network: str = "ethereum", **sizes: Any) -> DemoPlan:
+        # announced days are old enough (tau = 7) for the earliest one's labels to be due today
+        today = dt.datetime.now(dt.UTC).date()
+        first = today - dt.timedelta(days=7 + days)
+        announced = tuple(first + dt.timedelta(days=i) for i in range(days))
+        trained = tuple(first - dt.timedelta(days=history + 2 - i) for i in range(history))
+        return cls(network=network, history=trained, days=announced, **sizes)
+
+    @property
+    def sot_env(self) -> dict[str, str]:
+        return {
+            "SOT_NETWORK": self.network,
+            "SOT_ALERTS": str(self.alerts),
+            "SOT_ADDRESSES": str(self.addresses),
+            "SOT_FLOWS": str(self.flows),
+            "SOT_CLUSTERS": str(self.clusters),
+        }
+
+
+class Demo:
+    """Runs a ``DemoPlan`` as separate processes; leaving the ``with`` block stops every one."""
+
+    def __init__(self, plan: DemoPlan, stack: StackSettings, env: dict[str, str]) -> None:
+        self.plan = plan
+        self.stack = stack
+        self.gateway_url = f"http://127.0.0.1:{plan.gateway_port}"
+        self.processes = ProcessGroup(stack.home / "logs", {**env, **plan.sot_env})
+
+    def __enter__(self) -> Demo:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        with step("stopping every process the demo started"):
+            self.processes.stop()
+
+    def _sot(self, name: str, *args: str) -> None:
+        self.processes.run(name, ["sot", *args])
+
+    def prepare_history(self) -> None:
+        """Write the training days and publish their ground truth (the miners learn from it)."""
+        for day in self.plan.history:
+            with step(f"history {day}: batch + labels"):
+                self._sot(f"sot-generate-{day}", "generate", "--date", day.isoformat())
+                self._sot(f"sot-labels-{day}", "labels", "--date", day.isoformat())
+
+    def train_miners(self) -> None:
+        start, end = self.plan.history[0].isoformat(), self.plan.history[-1].isoformat()
+        for miner in self.plan.miners:
+            if not miner.trained:
+                continue
+            with step(f"training {miner.miner_id} ({miner.profile}) on {start}..{end}"):
+                self.processes.run(
+                    f"train-{miner.miner_id}",
+                    [
+                        "miner",
+                        "train",
+                        "--miner-id",
+                        miner.miner_id,
+                        "--profile",
+                        miner.profile,
+                        "--start-date",
+                        start,
+                        "--end-date",
+                        end,
+                        "--network",
+                        self.plan.network,
+                    ],  # fmt: skip
+                    timeout=900,
+                )
+
+    def start_services(self) -> None:
+        expected = [a for m in self.plan.miners for a in ("--expected-miner", m.miner_id)]
+        with step("starting validator, gateway and miners"):
+            self.processes.start(
+                "validator", ["validator", "worker", *expected, "--deadline", str(self.plan.deadline_s)]
+            )
+            self.processes.start("gateway", ["gateway", "serve", "--port", str(self.plan.gateway_port)])
+            for miner in self.plan.miners:
+                args = ["miner", "run", "--miner-id", miner.miner_id, "--profile", miner.profile]
+                if miner.copy_of:
+                    args += ["--copy-of", miner.copy_of]
+                self.processes.start(miner.miner_id, args)
+            wait_until("the gateway to answer", self._gateway_up, timeout=120)
+        self.processes.check()
+
+    def _gateway_up(self) -> bool:
+        self.processes.check()
+        try:
+            return httpx.get(f"{self.gateway_url}/health", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def publish_days(self, days: tuple[dt.date, ...] | None = None) -> None:
+        days = days or self.plan.days
+        for day in days:
+            with step(f"publishing {self.plan.network} {day} on sot.batches"):
+                self._sot(f"sot-publish-{day}", "publish", "--date", day.isoformat())
+
+    def available(self) -> dict[str, int]:
+        """processing_date -> newest ensemble version queryable in the gateway."""
+        self.processes.check()
+        try:
+            answer = httpx.get(f"{self.gateway_url}/dates/available", timeout=5.0)
+        except httpx.HTTPError:
+            return {}
+        if answer.status_code != 200:
+            return {}
+        return {str(row["processing_date"]): int(row["version"]) for row in answer.json()["dates"]}
+
+    def wait_for_ensembles(self, days: tuple[dt.date, ...], min_version: int = 1, timeout: float = 600) -> None:
+        for day in days:
+            wanted = day.isoformat()
+            with step(f"waiting for the ensemble of {day} (version >= {min_version}) in the gateway"):
+                wait_until(
+                    f"the ensemble of {day}",
+                    lambda wanted=wanted: self.available().get(wanted, 0) >= min_version,  # type: ignore[misc]
+                    timeout=timeout,
+                    interval=1.0,
+                )
+
+    def publish_labels(self, day: dt.date) -> None:
+        with step(f"publishing the ground truth of {day} on sot.labels"):
+            self._sot(f"sot-labels-{day}", "labels", "--date", day.isoformat())
+
+    def where_to_look(self) -> str:
+        topics = self.stack.topics
+        first = self.plan.days[0].isoformat()
+        return "\n".join(
+            [
+                "",
+                "riskstream is running:",
+                f"  gateway      {self.gateway_url}/        (leaderboard, score distribution, calibration)",
+                f"  API docs     {self.gateway_url}/docs    OpenAPI: {self.gateway_url}/openapi.json",
+                f"  try          curl '{self.gateway_url}/ensemble/rankings/alerts/latest?limit=5'",
+                f"               curl '{self.gateway_url}/validation/{first}'",
+                f"  broker       {self.stack.bootstrap_servers}",
+                f"  topics       {topics.ensemble_alerts}, {topics.ensemble_batches}, {topics.validator_results}, "
+                f"{topics.miner_scores('miner-a')}",
+                f"  subscribe    kcat -b {self.stack.bootstrap_servers} -t {topics.ensemble_alerts} -s value=avro "
+                f"-r {self.gateway_url}",
+                f"  replay       riskstream replay --date {first} --from scores",
+                f"  logs         {self.processes.log_dir}/",
+                "Ctrl-C stops every process.",
+            ]
+        )
+
+
+def run_demo(plan: DemoPlan, stack: StackSettings, env: dict[str, str], keep_running: bool = True) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Demo(plan, stack, env) as demo:
+        demo.prepare_history()
+        demo.train_miners()
+        demo.start_services()
+        demo.publish_days()
+        demo.wait_for_ensembles(plan.days)
+        demo.publish_labels(plan.days[0])
+        say(demo.where_to_look())
+        try:
+            while keep_running and not stop.is_set():
+                demo.processes.check()
+                stop.wait(2.0)
+        except KeyboardInterrupt:
+            pass
+        except StackError as exc:
+            say(f"a service stopped: {exc}")
+            raise
+
+
+def stack_env(stack: StackSettings, home: Path) -> dict[str, str]:
+    """Environment of the child processes: the stack's connection settings, explicitly."""
+    return {
+        "RISKSTREAM_HOME": str(home),
+        "RISKSTREAM_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
+        "RISKSTREAM_OBJECT_STORE_URL": stack.object_store_url,
+        "RISKSTREAM_CLICKHOUSE_URL": stack.clickhouse_url,
+        "RISKSTREAM_TOPIC_NAMESPACE": stack.topic_namespace,
+    }

@@ -1,0 +1,111 @@
+"""A group of named ``riskstream`` subprocesses with one log file each, stopped together.
+
+with ProcessGroup(log_dir, env) as group:
+    group.start("validator", ["validator", "worker"], VALIDATOR_DEADLINE_S="60")
+    group.check()            # raises if any process died
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from streams.errors import StackError
+from streams.stack import stop_process_group
+
+
+@dataclass
+class _Running:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+class ProcessGroup:
+    """Start ``riskstream <args>`` processes in their own process groups; stop them all on exit."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+        self.log_dir = log_dir
+        self.env = env
+        self._running: dict[str, _Running] = {}
+
+    def start(self, name: str, args: list[str], **extra_env: str) -> subprocess.Popen[bytes]:
+        if name in self._running and self._running[name].process.poll() is None:
+            msg = f"process {name} is already running"
+            raise StackError(msg)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / f"{name}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**self.env, **extra_env},
+                start_new_session=True,
+            )
+        self._running[name] = _Running(name, process, log)
+        return process
+
+    def run(self, name: str, args: list[str], timeout: float = 600.0, **extra_env: str) -> None:
+        """Run a command to completion, raising with the tail of its log if it fails."""
+        process = self.start(name, args, **extra_env)
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            stop_process_group(process.pid)
+            code = -1
+        if code != 0:
+            msg = f"`riskstream {' '.join(args)}` failed ({code}):\n{self.tail(name)}"
+            raise StackError(msg)
+
+    def kill(self, name: str, hard: bool = False) -> None:
+        running = self._running.pop(name, None)
+        if running is None:
+            return
+        if hard:
+            os.killpg(running.process.pid, 9)
+            running.process.wait(10)
+        else:
+            stop_process_group(running.process.pid, timeout=15)
+            running.process.poll()
+
+    def tail(self, name: str, lines: int = 20) -> str:
+        log = self.log_dir / f"{name}.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def check(self) -> None:
+        """Raise if a long-running process died."""
+        for running in self._running.values():
+            code = running.process.poll()
+            if code is not None and code != 0:
+                msg = f"{running.name} exited with {code}:\n{self.tail(running.name)}"
+                raise StackError(msg)
+
+    def stop(self) -> None:
+        for name in reversed(list(self._running)):
+            self.kill(name)
+
+    def __enter__(self) -> ProcessGroup:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float, interval: float = 0.5) -> None:
+    """Poll ``check()`` until it is truthy, or raise ``StackError`` naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if time.monotonic() > deadline:
+            msg = f"timed out after {timeout:.0f}s waiting for {what}"
+            raise StackError(msg)
+        time.sleep(interval)

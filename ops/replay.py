@@ -1,0 +1,49 @@
+"""Replay a date: re-announce its batch (miners re-score) or have the validator re-read its scores.
+
+Either way the validator emits a new ensemble version for that date only; ClickHouse keeps the
+newest version (ReplacingMergeTree), so the gateway shows it and other dates are untouched.
+
+    replay_from_sot(store, producer, topics, "ethereum", date(2026, 1, 2))
+    replay_from_scores(producer, topics, "ethereum", date(2026, 1, 2))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+from streams.batch import DEFAULT_WINDOW_DAYS, MANIFEST, Manifest, batch_key, snapshot_key
+from streams.control import ReplayCommand
+from streams.errors import EventError, ObjectStoreError, StackError
+from streams.kafka import BatchProducer
+from streams.objectstore import ObjectStore
+from streams.topics import TopicNames
+
+
+def replay_from_sot(
+    store: ObjectStore,
+    producer: BatchProducer,
+    topics: TopicNames,
+    network: str,
+    date: dt.date,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+) -> Manifest:
+    """Re-emit the object-created event of the date's manifest on ``sot.batches``."""
+    key = snapshot_key(network, date, window_days, MANIFEST)
+    try:
+        body = store.get(key)
+        manifest = Manifest.from_json(body)
+    except (ObjectStoreError, EventError) as exc:
+        msg = f"no published batch {network} {date} to replay: {exc}"
+        raise StackError(msg) from exc
+    etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
+    event = store.object_created_event(key, len(body), etag, manifest.published_at)
+    producer.send(topics.sot_batches, batch_key(network, date), event)
+    producer.flush()
+    return manifest
+
+
+def replay_from_scores(producer: BatchProducer, topics: TopicNames, network: str, date: dt.date) -> None:
+    """Ask the validator to re-read the date from the miner topics and emit a new version."""
+    producer.send(topics.validator_control, batch_key(network, date), ReplayCommand(network, date).to_json())
+    producer.flush()

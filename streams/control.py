@@ -1,0 +1,43 @@
+"""Operator commands to the validator on ``validator.control`` (JSON, key ``network:date``).
+
+producer.send(topics.validator_control, batch_key(n, d), ReplayCommand(n, d).to_json())
+parse_command(value)   # -> ReplayCommand, or ControlError with the reason
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import orjson
+
+from streams.errors import RiskstreamError
+
+REPLAY = "replay"
+
+
+class ControlError(RiskstreamError):
+    """A control record that is not a command we know."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayCommand:
+    """Re-read one date from the miner topics and emit its ensemble as a new version."""
+
+    network: str
+    date: dt.date
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"command": REPLAY, "network": self.network, "date": self.date.isoformat()})
+
+
+def parse_command(data: bytes | None) -> ReplayCommand:
+    try:
+        body = orjson.loads(data or b"")
+        if body.get("command") != REPLAY:
+            msg = f"unknown command {body.get('command')!r}"
+            raise ControlError(msg)
+        return ReplayCommand(str(body["network"]), dt.date.fromisoformat(str(body["date"])))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        msg = f"not a control command: {type(exc).__name__}: {exc}"
+        raise ControlError(msg) from exc
