@@ -78,11 +78,11 @@ class DemoPlan:
 class Demo:
     """Runs a ``DemoPlan`` as separate processes; leaving the ``with`` block stops every one."""
 
-    def __init__(self, plan: DemoPlan, stack: StackSettings, env: dict[str, str]) -> None:
+    def __init__(self, plan: DemoPlan, stack: StackSettings, env: dict[str, str], cwd: Path | None = None) -> None:
         self.plan = plan
         self.stack = stack
         self.gateway_url = f"http://127.0.0.1:{plan.gateway_port}"
-        self.processes = ProcessGroup(stack.home / "logs", {**env, **plan.sot_env})
+        self.processes = ProcessGroup(stack.home / "logs", {**env, **plan.sot_env}, cwd)
 
     def __enter__(self) -> Demo:
         return self

@@ -30,9 +30,10 @@ class _Running:
 class ProcessGroup:
     """Start ``riskstream <args>`` processes in their own process groups; stop them all on exit."""
 
-    def __init__(self, log_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, log_dir: Path, env: dict[str, str], cwd: Path | None = None) -> None:
         self.log_dir = log_dir
         self.env = env
+        self.cwd = cwd
         self._running: dict[str, _Running] = {}
 
     def start(self, name: str, args: list[str], **extra_env: str) -> subprocess.Popen[bytes]:
@@ -47,6 +48,7 @@ class ProcessGroup:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**self.env, **extra_env},
+                cwd=self.cwd,
                 start_new_session=True,
             )
         self._running[name] = _Running(name, process, log)
