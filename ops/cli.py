@@ -18,17 +18,24 @@ from streams.stack import LocalStack, free_port
 
 def _demo(args: argparse.Namespace) -> int:
     settings = StackSettings()
+    local = LocalStack(settings.home, STACK_ENV_FILE)
+    started_broker = not local.status().running
     with step("starting the local stack (Kafka-protocol broker)"):
-        status = LocalStack(settings.home, STACK_ENV_FILE).up()
+        status = local.up()
     say(f"broker on {status.bootstrap_servers}")
-    stack = StackSettings()  # re-read: `stack up` wrote the connection settings
-    port = args.port or free_port()
-    plan = DemoPlan.for_today(
-        days=args.days, alerts=args.alerts, addresses=args.alerts * 5, flows=args.alerts * 100,
-        clusters=max(args.alerts // 20, 1), gateway_port=port, deadline_s=args.deadline,
-    )  # fmt: skip
-    env = {**os.environ, **stack_env(stack, stack.home.resolve())}
-    run_demo(plan, stack, env, keep_running=not args.no_wait)
+    try:
+        stack = StackSettings()  # re-read: `stack up` wrote the connection settings
+        port = args.port or free_port()
+        plan = DemoPlan.for_today(
+            days=args.days, alerts=args.alerts, addresses=args.alerts * 5, flows=args.alerts * 100,
+            clusters=max(args.alerts // 20, 1), gateway_port=port, deadline_s=args.deadline,
+        )  # fmt: skip
+        env = {**os.environ, **stack_env(stack, stack.home.resolve())}
+        run_demo(plan, stack, env, keep_running=not args.no_wait)
+    finally:
+        if started_broker:
+            with step("stopping the broker"):
+                local.down()
     return 0
 
 
