@@ -77,6 +77,19 @@ class ProcessGroup:
             stop_process_group(running.process.pid, timeout=15)
             running.process.poll()
 
+    def peak_rss_mb(self) -> dict[str, float]:
+        """Peak resident memory (VmHWM) of each running process, in MiB (Linux /proc)."""
+        peaks: dict[str, float] = {}
+        for name, running in self._running.items():
+            try:
+                status = Path(f"/proc/{running.process.pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[name] = int(line.split()[1]) / 1024
+        return peaks
+
     def tail(self, name: str, lines: int = 20) -> str:
         log = self.log_dir / f"{name}.log"
         text = log.read_text(errors="replace") if log.exists() else ""

@@ -1,0 +1,125 @@
+"""Benchmark: a batch published -> its ensemble queryable in the gateway, 5 miners, 10k and 100k alerts.
+
+Every service runs as its own process on a fresh local broker (as in ``riskstream demo``). The
+baseline, measured in the same run on the same broker, is the transport floor: producing and
+consuming the same number of score records (alerts x miners) with raw confluent-kafka.
+Also prints the peak memory (VmHWM) of every process.
+
+    .venv/bin/python -m bench.bench_end_to_end [--alerts 10000 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import confluent_kafka
+
+from bench.table import print_rows
+from ops.demo import Demo, DemoPlan, MinerPlan, stack_env
+from streams.settings import StackSettings
+from streams.stack import free_port, start_broker, stop_process_group, wait_for_broker
+
+MINERS = (
+    MinerPlan("miner-a", "honest-a"),
+    MinerPlan("miner-b", "honest-b"),
+    MinerPlan("miner-c", "honest-b"),
+    MinerPlan("miner-d", "random", trained=False),
+    MinerPlan("miner-e", "copycat", copy_of="miner-a", trained=False),
+)
+
+
+def _transport_floor(bootstrap: str, records: int) -> float:
+    """Seconds to produce + consume ``records`` 80-byte records through the broker."""
+    topic = f"floor-{uuid.uuid4().hex[:8]}"
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1_000_000})
+    payload = b"x" * 80
+    started = time.perf_counter()
+    for i in range(records):
+        while True:
+            try:
+                producer.produce(topic, payload, key=str(i % 4096))
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(60)
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": topic, "auto.offset.reset": "earliest", "session.timeout.ms": 6000}
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    while seen < records:
+        seen += sum(1 for m in consumer.consume(10_000, timeout=1.0) if m.error() is None)
+    consumer.close()
+    return time.perf_counter() - started
+
+
+def _case(bootstrap: str, tmp: Path, alerts: int, history: int) -> list[dict[str, Any]]:
+    namespace = f"b{uuid.uuid4().hex[:6]}."
+    home = tmp / namespace
+    stack = StackSettings(
+        _env_file=None,
+        home=home,
+        bootstrap_servers=bootstrap,
+        object_store_url=f"file://{home / 'store'}",
+        clickhouse_url=f"chdb://{home / 'chdb'}",
+        topic_namespace=namespace,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RISKSTREAM_", "SOT_", "MINER_", "VALIDATOR_"))}
+    env |= stack_env(stack, home) | {"VALIDATOR_APP_ID": f"validator-{namespace}"}
+    plan = DemoPlan.for_today(
+        days=1, history=history, alerts=alerts, addresses=alerts * 5, flows=min(alerts * 100, 2_000_000),
+        clusters=max(alerts // 20, 1), gateway_port=free_port(), deadline_s=600,
+    )  # fmt: skip
+    plan = DemoPlan(**{**{f: getattr(plan, f) for f in DemoPlan.__dataclass_fields__}, "miners": MINERS})
+    label = f"{alerts // 1000}k alerts x {len(MINERS)} miners"
+    with Demo(plan, stack, env, cwd=home.parent) as demo:
+        demo.prepare_history()
+        demo.train_miners()
+        demo.start_services()
+        started = time.perf_counter()
+        demo.publish_days()
+        demo.wait_for_ensembles(plan.days, timeout=1800)
+        elapsed = time.perf_counter() - started
+        peaks = demo.processes.peak_rss_mb()
+    floor = _transport_floor(bootstrap, alerts * len(MINERS))
+    rows = [
+        {
+            "component": "end-to-end",
+            "case": f"publish -> ensemble in gateway, {label}",
+            "value": round(elapsed, 2),
+            "unit": "s",
+            "baseline": round(floor, 2),
+            "ratio": round(elapsed / floor, 1),
+        }
+    ]
+    rows += [
+        {"component": "memory", "case": f"peak RSS {name} ({label})", "value": round(mb), "unit": "MiB"}
+        for name, mb in sorted(peaks.items())
+    ]
+    return rows
+
+
+def run(alert_counts: tuple[int, ...] = (10_000, 100_000)) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        broker = start_broker(port, Path(tmp) / "broker.log")
+        try:
+            wait_for_broker(f"127.0.0.1:{port}")
+            for alerts in alert_counts:
+                rows += _case(f"127.0.0.1:{port}", Path(tmp), alerts, history=3)
+        finally:
+            stop_process_group(broker.pid)
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, nargs="+", default=[10_000, 100_000])
+    print_rows(run(tuple(parser.parse_args().alerts)))
