@@ -72,6 +72,7 @@ def create_app(settings: GatewaySettings, *, name: str = "riskstream_gateway") -
     app.ctx.sink = None
     app.ctx.sink_error = None
     app.ctx.cache = AnswerCache(0)
+    app.ctx.building = {}  # (request key, stamp) -> answer being built
     app.blueprint(registry_blueprint(FileSchemaRegistry.default()))
     add_routes(app, settings)
     app.error_handler.add(Exception, _error_answer)
@@ -119,10 +120,10 @@ def create_app(settings: GatewaySettings, *, name: str = "riskstream_gateway") -
         task = getattr(app.ctx, "sink_task", None)
         if task is not None:
             app.ctx.sink_stop.set()
-            try:
-                await asyncio.wait_for(task, 15)
-            except TimeoutError:
-                log.warning("warehouse sink did not stop in 15s")
+            _, running = await asyncio.wait({task}, timeout=15)  # does not raise if the task was cancelled
+            if running:
+                log.warning("warehouse sink did not stop in 15s: cancelling it")
+                task.cancel()
         for client in (app.ctx.client, getattr(app.ctx.sink, "client", None)):
             if client is not None:
                 with contextlib.suppress(Exception):

@@ -19,6 +19,7 @@ from streams.warehouse import WarehouseSink, connect, run_sink
 def _serve(args: argparse.Namespace) -> int:
     from gateway.app import create_app
 
+    _log_to_stderr()
     overrides: dict[str, Any] = {"host": args.host, "port": args.port}
     if args.no_sink:
         overrides["run_sink"] = False
@@ -57,6 +58,7 @@ async def _sink_main(settings: GatewaySettings) -> None:
 
 
 def _sink(args: argparse.Namespace) -> int:
+    _log_to_stderr()
     asyncio.run(_sink_main(GatewaySettings()))
     return 0
 
@@ -72,4 +74,7 @@ def register(subparsers: Any) -> None:
     serve.set_defaults(run=_serve)
     sink = actions.add_parser("sink", help="consume the ensemble, validation and score topics into ClickHouse")
     sink.set_defaults(run=_sink)
+
+
+def _log_to_stderr() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Coroutine
 from importlib.metadata import PackageNotFoundError
@@ -44,17 +45,40 @@ def json_answer(payload: Any, status: int = 200) -> HTTPResponse:
 
 
 async def _cached(request: Request, build: Callable[[], Awaitable[Any]]) -> HTTPResponse:
-    """Answer from the cache when the warehouse has not changed since the same request was built."""
+    """Answer from the cache when the warehouse has not changed since the same request was built.
+
+    Identical requests that arrive while an answer is being built wait for that one build.
+    """
     ctx = request.app.ctx
     key = f"{request.path}?{request.query_string}"
     stamp = ctx.cache.stamp()
     body = ctx.cache.get(key, stamp)
-    if body is None:
-        ctx.metrics.cache_misses += 1
-        body = dumps(await build())
-        ctx.cache.put(key, stamp, body)
-    else:
+    if body is not None:
         ctx.metrics.cache_hits += 1
+        return raw(body, content_type=JSON)
+    ctx.metrics.cache_misses += 1
+    if not ctx.cache.enabled:
+        return raw(dumps(await build()), content_type=JSON)
+    building: dict[tuple[str, int], asyncio.Future[bytes]] = ctx.building
+    pending = building.get((key, stamp))
+    if pending is not None:
+        return raw(await asyncio.shield(pending), content_type=JSON)
+    future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+    building[(key, stamp)] = future
+    try:
+        body = dumps(await build())
+    except asyncio.CancelledError:
+        future.cancel()
+        raise
+    except Exception as exc:
+        future.set_exception(exc)
+        future.exception()  # marked retrieved: the waiters re-raise it
+        raise
+    else:
+        future.set_result(body)
+        ctx.cache.put(key, stamp, body)
+    finally:
+        del building[(key, stamp)]
     return raw(body, content_type=JSON)
 
 

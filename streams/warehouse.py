@@ -551,22 +551,42 @@ async def run_sink(
     )
     async with consumer:
         log.info("warehouse sink consuming %s into %s", sink.subscription_pattern(), sink.database)
-        while not stop.is_set():
-            messages = await consumer.getmany()
-            if not messages and not sink.pending:
-                continue
-            delay = 0.5
-            while True:
-                try:
-                    safe = await asyncio.to_thread(sink.write, messages)
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                # getmany can wait long (a rebalance waits for the assignment): race it against stop
+                polled = asyncio.ensure_future(consumer.getmany())
+                await asyncio.wait({polled, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not polled.done():
+                    polled.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await polled
                     break
-                except WarehouseError as exc:  # keep the messages and retry: nothing is committed or lost
-                    log.error("warehouse insert failed, retrying in %.1fs: %s", delay, exc)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), delay)
-                    if stop.is_set():
-                        return
-                    delay = min(delay * 2, retry_max_s)
-            if safe:
-                await consumer.commit()
-                sink.stats.commits += 1
+                await _insert_and_commit(consumer, sink, polled.result(), stop, retry_max_s)
+        finally:
+            stopped.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopped
+
+
+async def _insert_and_commit(
+    consumer: AsyncBatchConsumer, sink: WarehouseSink, messages: list[Message], stop: asyncio.Event, retry_max_s: float
+) -> None:
+    """Insert ``messages`` (retrying while ClickHouse fails), then commit if nothing is held back."""
+    if not messages and not sink.pending:
+        return
+    delay = 0.5
+    while True:
+        try:
+            safe = await asyncio.to_thread(sink.write, messages)
+            break
+        except WarehouseError as exc:  # keep the messages and retry: nothing is committed or lost
+            log.error("warehouse insert failed, retrying in %.1fs: %s", delay, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return
+            delay = min(delay * 2, retry_max_s)
+    if safe:
+        await consumer.commit()
+        sink.stats.commits += 1
