@@ -245,13 +245,13 @@ class Rounds:
             ckey = chunk_key(date, network, miner, kind, int(body["bucket"]), int(body["chunk"]))
             previous = self.tables.chunks.get(ckey)
             if previous is not None:
-                old = StoredChunk.from_bytes(previous)
+                old = StoredChunk.from_value(previous)
                 if old.position == rec.position:
                     continue  # redelivered by the bridge or a restart
                 add(st, "resubmitted", rec.position)
                 if self._changed_scores(old.data, body):
                     add(st, "nondeterministic", cid)
-            self.tables.chunks[ckey] = StoredChunk(rec.topic, rec.partition, rec.offset, rec.value or b"").to_bytes()
+            self.tables.chunks[ckey] = StoredChunk(rec.topic, rec.partition, rec.offset, rec.value or b"").to_value()
             add(st, "chunks", cid)
             if emitted:
                 add(st, "late", rec.position)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -56,7 +57,7 @@ def _millis(value: object) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
-def collect_submissions(stored: Iterable[tuple[str, bytes]], codec: AvroCodec) -> dict[str, Submission]:
+def collect_submissions(stored: Iterable[tuple[str, Any]], codec: AvroCodec) -> dict[str, Submission]:
     """Decode stored chunks (key order) into one Submission per miner; undecodable ones are skipped.
 
     Chunks were decoded once already on arrival, so a failure here means a corrupted table.
@@ -65,7 +66,7 @@ def collect_submissions(stored: Iterable[tuple[str, bytes]], codec: AvroCodec) -
     for key, value in stored:
         miner_id = key.split(SEP)[2]
         try:
-            record = codec.decode(StoredChunk.from_bytes(value).data)
+            record = codec.decode(StoredChunk.from_value(value).data)
         except (CodecError, ValueError, KeyError):
             continue
         sub = found.setdefault(miner_id, Submission(miner_id))

@@ -1,8 +1,8 @@
 """The validator's state: key layout, the value of a stored chunk, and the Faust tables.
 
 Every key starts with the processing date, so a date's state is found by prefix and old dates
-expire together. Values are JSON-friendly dicts, except chunks, which keep the miner's original
-Avro bytes (no re-encoding per record) behind a small JSON header with their source position.
+expire together. Values are JSON dicts; a chunk keeps the miner's original Avro bytes (base64, no
+re-encoding of the record) beside its source position.
 
     tables = define_tables(app, settings)            # Faust tables (changelogged)
     tables = ValidatorTables.in_memory()             # plain dicts, for tests and tools
@@ -10,12 +10,11 @@ Avro bytes (no re-encoding per record) behind a small JSON header with their sou
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 SEP = "|"
 ANY_NETWORK = "*"
@@ -73,15 +72,13 @@ class StoredChunk:
     def position(self) -> str:
         return source_position(self.topic, self.partition, self.offset)
 
-    def to_bytes(self) -> bytes:
-        header = orjson.dumps({"t": self.topic, "p": self.partition, "o": self.offset})
-        return header + b"\n" + self.data
+    def to_value(self) -> dict[str, Any]:
+        # base64 in a JSON value: Faust's changelog recovery decodes raw values as text
+        return {"t": self.topic, "p": self.partition, "o": self.offset, "d": base64.b64encode(self.data).decode()}
 
     @classmethod
-    def from_bytes(cls, value: bytes) -> StoredChunk:
-        header, _, data = bytes(value).partition(b"\n")  # JSON has no raw newline
-        meta = orjson.loads(header)
-        return cls(str(meta["t"]), int(meta["p"]), int(meta["o"]), data)
+    def from_value(cls, value: Mapping[str, Any]) -> StoredChunk:
+        return cls(str(value["t"]), int(value["p"]), int(value["o"]), base64.b64decode(value["d"]))
 
 
 def keys_with_prefix(table: Table, prefix: str) -> list[str]:
@@ -100,7 +97,7 @@ class ValidatorTables:
     """The tables the validator keeps (Faust tables in the worker, dicts in tests).
 
     batches  round_key -> round state (dict)             never expired (small)
-    chunks   chunk_key -> StoredChunk bytes               expired after retention
+    chunks   chunk_key -> StoredChunk value               expired after retention
     stats    miner_key -> facts counted as records arrive  expired after retention
     results  miner_key -> immediate verdict and weight     never expired (small)
     weights  miner_id  -> {date: final score}              never expired
@@ -124,16 +121,14 @@ def define_tables(app: Any, partitions: int) -> ValidatorTables:
 
     import faust
 
-    def table(name: str, value_serializer: str = "json", value_type: Any = None) -> Table:
-        schema = faust.Schema(
-            key_type=str, value_type=value_type, key_serializer="json", value_serializer=value_serializer
-        )
+    def table(name: str) -> Table:
+        schema: Any = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
         created: Table = app.Table(name, default=None, schema=schema, partitions=partitions, use_partitioner=True)
         return created
 
     return ValidatorTables(
         batches=table("batches"),
-        chunks=table("chunks", value_serializer="raw", value_type=bytes),
+        chunks=table("chunks"),
         stats=table("stats"),
         results=table("results"),
         weights=table("weights"),
