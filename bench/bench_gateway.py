@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from bench.table import print_rows
 from streams.stack import free_port
 
 ALERTS = 10_000
@@ -194,12 +195,7 @@ def run() -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    rows = run()
-    print(f"{'case':<58} {'value':>12} {'unit':<7} {'baseline':>10} {'ratio':>8}")
-    for r in rows:
-        baseline = "" if r["baseline"] is None else f"{r['baseline']:.2f}"
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:.3f}"
-        print(f"{r['case']:<58} {r['value']:>12.2f} {r['unit']:<7} {baseline:>10} {ratio:>8}")
+    print_rows(run())
 
 
 if __name__ == "__main__":
