@@ -102,8 +102,9 @@ def _param(name: str, where: str, schema: Schema, description: str, required: bo
 
 
 _NETWORK = _param("network", "query", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,31}$"}, "default: ethereum")
-_DATE_OR_LATEST = _param("date", "path", _STR, "YYYY-MM-DD or 'latest'")
-_DATE_PATH = _param("date", "path", _DATE, "processing date, YYYY-MM-DD")
+_DAY = r"(20[0-9]{2}|21[0-4][0-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"  # the dates ClickHouse can hold
+_DATE_OR_LATEST = _param("date", "path", {"type": "string", "pattern": f"^(latest|{_DAY})$"}, "YYYY-MM-DD or 'latest'")
+_DATE_PATH = _param("date", "path", {"type": "string", "pattern": f"^{_DAY}$"}, "processing date, YYYY-MM-DD")
 _MINER = _param("miner_id", "path", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}, "miner id")
 _OFFSET = _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10_000_000}, "rows to skip")
 _MIN_SCORE = _param("min_score", "query", {"type": "number", "minimum": 0, "maximum": 1}, "lowest ensemble score")

@@ -268,7 +268,12 @@ async def test_stock_confluent_client_decodes_ensemble_alerts_through_the_regist
 
 
 async def test_property_based_run_against_the_openapi_spec_finds_no_server_error(
-    stack_settings: StackSettings, clickhouse_path: Path, group_id: str, clickhouse: Any, topics: TopicNames
+    stack_settings: StackSettings,
+    clickhouse_path: Path,
+    group_id: str,
+    clickhouse: Any,
+    topics: TopicNames,
+    tmp_path: Path,
 ) -> None:
     settings = _settings(stack_settings, clickhouse_path, group_id, run_sink=False)
     sink = WarehouseSink(clickhouse, settings.database, topics, CODEC)
@@ -283,7 +288,7 @@ async def test_property_based_run_against_the_openapi_spec_finds_no_server_error
             "--checks", "not_a_server_error,status_code_conformance,content_type_conformance",
             "--max-examples", "25", "--seed", "20260227", "--phases", "examples,coverage,fuzzing",
             "--generation-database", "none", "--no-color", "--request-timeout", "20",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
         )  # fmt: skip
         out, _ = await asyncio.wait_for(process.communicate(), 240)
     report = out.decode()
