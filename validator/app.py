@@ -119,8 +119,10 @@ def _wire(v: Validator) -> None:
                 )
                 for e in events
             ]
+            started = time.perf_counter()
             rounds.ingest(records)
             rounds.check(_now_ms())
+            log.debug("inbox batch of %d records in %.3fs", len(records), time.perf_counter() - started)
 
     @app.agent(batches, name="open_rounds", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
     async def open_rounds(stream: Any) -> None:

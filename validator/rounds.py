@@ -128,7 +128,7 @@ class Rounds:
             opened_at = _millis(event.event_time)
             if state is not None and state.get("opened_by") == position:
                 continue  # the same event delivered again
-            if state is not None and state.get("opened") and not state.get("emitted"):
+            if state is not None and state.get("opened") and not state.get("emitted") and not state.get("failed"):
                 continue  # the round is already open: keep its deadline
             fresh = state is not None and state.get("opened") and state.get("emitted")
             new_state = dict(state or {"version": 0})
@@ -145,6 +145,7 @@ class Rounds:
                 opened_at=opened_at,
                 deadline_at=opened_at + int(self.settings.deadline_s * 1000),
                 opened_by=position,
+                failed=None,
             )
             if fresh:
                 self._clear_round(rkey)  # miners re-score a re-published batch
@@ -304,13 +305,20 @@ class Rounds:
         done = []
         for rkey in sorted(self.tables.batches.keys()):
             state = self.tables.batches.get(rkey) or {}
-            if state.get("opened") and not state.get("emitted"):
-                if self.all_complete(rkey):
-                    done.append(self.emit(rkey, "all_complete"))
-                elif now_ms >= int(state["deadline_at"]):
-                    done.append(self.emit(rkey, "deadline"))
-            elif state.get("emitted") and state.get("late_pending") and self.settings.allow_late_versions:
-                done.append(self.emit(rkey, "late_records"))
+            if state.get("failed"):
+                continue  # the batch files cannot be read; a new batch event retries
+            try:
+                if state.get("opened") and not state.get("emitted"):
+                    if self.all_complete(rkey):
+                        done.append(self.emit(rkey, "all_complete"))
+                    elif now_ms >= int(state["deadline_at"]):
+                        done.append(self.emit(rkey, "deadline"))
+                elif state.get("emitted") and state.get("late_pending") and self.settings.allow_late_versions:
+                    done.append(self.emit(rkey, "late_records"))
+            except BatchLoadError as exc:
+                log.error("round %s cannot close: %s", rkey, exc)
+                self.tables.batches[rkey] = {**state, "failed": str(exc)}
+                continue
             state = self.tables.batches.get(rkey) or {}
             if state.get("emitted") and state.get("labels_key") and state.get("labels_version") != state["version"]:
                 self.apply_labels(rkey)

@@ -268,3 +268,18 @@ def test_expire_drops_old_dates_only(make_rounds: Any, codec: AvroCodec, store: 
     _open(rounds, store, new, offset=1)
     assert not rounds.tables.chunks and not [k for k in rounds.tables.stats if k.startswith(DATE.isoformat())]
     assert DATE.isoformat() in rounds.tables.index  # replay can still find the date
+
+
+def test_unreadable_batch_files_fail_the_round_not_the_worker(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    key = _open(rounds, store, batch)
+    store.put(key.replace("manifest.json", "alerts.parquet"), b"not parquet")
+    rounds.ingest(_records(codec, batch, PANEL))
+    assert rounds.check(0) == [] and rounds.check(0) == []
+    assert "not a parquet file" in rounds.tables.batches[round_key(DATE, "ethereum")]["failed"]
+    assert producer.on(rounds.topics.ensemble_alerts) == []
+    write_batch(store, batch)  # the SOT republishes
+    rounds.open_batch(store.object_created_event(key, 1, "etag", T0), "sot.batches:0:9")
+    assert rounds.check(0) == [(round_key(DATE, "ethereum"), 1, "all_complete")]  # submissions kept
