@@ -24,7 +24,7 @@ from validator.ensemble import EnsembleScores, combine_weights, ensemble_scores,
 from validator.ground_truth import auc_pr, ground_truth_metrics, ground_truth_score
 from validator.integrity import SubmissionFacts, Verdict, assess_integrity
 from validator.settings import ValidatorSettings
-from validator.submissions import Submission, align
+from validator.submissions import Submission, align, placement
 
 Floats = npt.NDArray[np.float64]
 ENSEMBLE_ID = "ensemble"
@@ -77,10 +77,10 @@ def _marker_int(marker: Mapping[str, Any], name: str) -> int:
 def _facts_of(
     sub: Submission | None, facts: MinerFacts, contents: BatchContents, published_ms: int
 ) -> tuple[SubmissionFacts, Floats, Floats, Floats]:
-    ids = sub.alert_ids if sub else []
     scores = np.asarray(sub.alert_scores if sub else [], dtype=np.float64)
-    alerts = align(contents.alert_ids, ids, list(scores))
-    ranks = align(contents.alert_ids, ids, sub.alert_ranks if sub else [])
+    where = placement(contents.alert_ids, sub.alert_ids if sub else [])
+    alerts = where.place(scores)
+    ranks = where.place(sub.alert_ranks if sub else [])
     clusters = align(contents.cluster_ids, sub.cluster_ids if sub else [], sub.cluster_scores if sub else [])
     cluster_scores = np.asarray(sub.cluster_scores if sub else [], dtype=np.float64)
     every = np.concatenate([scores, cluster_scores])
@@ -201,10 +201,6 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
     )
 
 
-def _contributors(outcome: RoundOutcome, scores: EnsembleScores, entity: int) -> list[dict[str, Any]]:
-    return [{"miner_id": outcome.miners[row], "weight": w, "score": s} for row, w, s in scores.contributors[entity]]
-
-
 def alert_records(
     outcome: RoundOutcome, ids: Sequence[str], network: str, date: dt.date, version: int
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -227,6 +223,9 @@ def _entity_records(
     version: int,
 ) -> list[tuple[str, dict[str, Any]]]:
     records = []
+    miners = outcome.miners
+    score, confidence, count = scores.score.tolist(), scores.confidence.tolist(), scores.miner_count.tolist()
+    agreement, std, rank = scores.agreement.tolist(), scores.std.tolist(), scores.rank.tolist()
     for col, entity_id in enumerate(ids):
         records.append(
             (
@@ -235,13 +234,15 @@ def _entity_records(
                     "network": network,
                     "processing_date": date,
                     id_field: str(entity_id),
-                    "ensemble_score": float(scores.score[col]),
-                    "confidence": float(scores.confidence[col]),
-                    "miner_count": int(scores.miner_count[col]),
-                    "miner_agreement": float(scores.agreement[col]),
-                    "score_std": float(scores.std[col]),
-                    "rank": int(scores.rank[col]),
-                    "top_contributors": _contributors(outcome, scores, col),
+                    "ensemble_score": score[col],
+                    "confidence": confidence[col],
+                    "miner_count": count[col],
+                    "miner_agreement": agreement[col],
+                    "score_std": std[col],
+                    "rank": rank[col],
+                    "top_contributors": [
+                        {"miner_id": miners[row], "weight": w, "score": s} for row, w, s in scores.contributors[col]
+                    ],
                     "version": version,
                 },
             )

@@ -7,7 +7,7 @@ aligned = align(batch.alert_ids, sub.alert_ids, sub.alert_scores)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,17 +85,31 @@ def collect_submissions(stored: Iterable[tuple[str, Any]], codec: AvroCodec) -> 
     return found
 
 
-def align(batch_ids: Strings, ids: list[str], values: list[float]) -> Aligned:
-    """Place ``values`` on ``batch_ids`` (sorted unique); later duplicates win."""
-    row = np.full(len(batch_ids), np.nan)
-    if not ids:
-        return Aligned(row, 0, 0, 0)
-    given = np.asarray(ids, dtype=str)
-    vals = np.asarray(values, dtype=np.float64)
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a miner's ids fall on the batch's sorted ids; reused for every aligned column."""
+
+    size: int
+    positions: npt.NDArray[np.int64]
+    known: npt.NDArray[np.bool_]
+
+    def place(self, values: Sequence[float] | Floats) -> Aligned:
+        row = np.full(self.size, np.nan)
+        if len(self.known):
+            row[self.positions[self.known]] = np.asarray(values, dtype=np.float64)[self.known]
+        unique_known = len(np.unique(self.positions[self.known]))
+        return Aligned(row, unique_known, int((~self.known).sum()), int(self.known.sum()) - unique_known)
+
+
+def placement(batch_ids: Strings, ids: Sequence[str]) -> Placement:
+    given = np.asarray(ids, dtype=str) if len(ids) else np.zeros(0, dtype=str)
     pos = np.searchsorted(batch_ids, given) if len(batch_ids) else np.zeros(len(given), dtype=np.int64)
     inside = pos < len(batch_ids)
     known = np.zeros(len(given), dtype=bool)
     known[inside] = batch_ids[pos[inside]] == given[inside]
-    row[pos[known]] = vals[known]
-    unique_known = len(np.unique(pos[known]))
-    return Aligned(row, unique_known, int((~known).sum()), int(known.sum()) - unique_known)
+    return Placement(len(batch_ids), pos.astype(np.int64), known)
+
+
+def align(batch_ids: Strings, ids: Sequence[str], values: Sequence[float] | Floats) -> Aligned:
+    """Place ``values`` on ``batch_ids`` (sorted unique); later duplicates win."""
+    return placement(batch_ids, ids).place(values)
