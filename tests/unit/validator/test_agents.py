@@ -40,7 +40,7 @@ async def test_agents_open_a_round_and_emit_from_inbox_batches(
     async with agents["validate_scores"].test_context() as inbox, agents["open_rounds"].test_context() as batches:
         await batches.put(store.object_created_event(key, 1, "e", T0), key=b"ethereum:2026-01-02")
         panel = adversarial_panel(batch, seed=1)
-        for i, miner in enumerate(["honest-1", "honest-2"]):
+        for miner in ["honest-1", "honest-2"]:
             for offset, (k, v) in enumerate(submission_records(codec, batch, miner, *panel[miner], T0, chunk_size=30)):
                 headers = {"source_topic": topics.miner_scores(miner).encode(), "source_partition": b"0",
                            "source_offset": str(offset).encode()}  # fmt: skip
