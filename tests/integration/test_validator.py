@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ from streams.kafka import BatchProducer, ensure_topics
 from streams.objectstore import FileObjectStore
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings
-from streams.topics import TopicNames
 from validator.control import request_replay
 from validator.synthetic import (
     SyntheticBatch,
@@ -156,7 +155,9 @@ def publish_labels(stack: StackSettings, batch: SyntheticBatch) -> None:
     producer.flush()
 
 
-def submit(stack: StackSettings, batch: SyntheticBatch, miners: list[str], extra: list[tuple[str, bytes]] = ()) -> None:
+def submit(
+    stack: StackSettings, batch: SyntheticBatch, miners: list[str], extra: Sequence[tuple[str, bytes]] = ()
+) -> None:
     panel = adversarial_panel(batch, seed=7)
     producer = BatchProducer(stack.bootstrap_servers)
     topics = stack.topics
@@ -168,10 +169,6 @@ def submit(stack: StackSettings, batch: SyntheticBatch, miners: list[str], extra
     for key, value in extra:
         producer.send(topics.miner_scores("random"), key, value)
     producer.flush()
-
-
-def batch_versions(topics: TopicNames) -> Callable[[int], Callable[[list[Any]], bool]]:
-    return lambda version: lambda found: any(r["version"] == version for _, r, _ in found)
 
 
 def test_ensemble_results_dlq_labels_and_replay(
