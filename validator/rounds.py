@@ -28,14 +28,15 @@ from validator.batches import BatchContents, batch_manifest_key, load_batch, loa
 from validator.bridge import InboxRecord
 from validator.errors import BatchLoadError, ReplayError
 from validator.outcome import (
-    AGGREGATION_METHOD,
     ENSEMBLE_ID,
     MinerFacts,
     RoundInputs,
     RoundOutcome,
     alert_records,
+    batch_record,
     cluster_records,
     evaluate_round,
+    ground_truth_results,
     immediate_results,
     judge_ground_truth,
 )
@@ -402,30 +403,18 @@ class Rounds:
         for key, record in immediate_results(outcome, network, date, version):
             self.producer.send(topics.validator_results, key, self.codec.encode("riskstream.ValidationResult", record))
         self.producer.flush()  # every alert and cluster of this version is out before the batch record
-        completions = [t for t, c in zip(outcome.completed_at_ms, outcome.completed, strict=True) if c]
-        aggregated_at = int(state["deadline_at"]) if trigger == "deadline" or not completions else max(completions)
-        batch = {
-            "network": network,
-            "processing_date": date,
-            "window_days": int(state["window_days"]),
-            "batch_id": str(state["batch_id"]),
-            "version": version,
-            "aggregation_method": AGGREGATION_METHOD,
-            "trigger": trigger,
-            "alert_count": len(contents.alert_ids),
-            "cluster_count": len(contents.cluster_ids),
-            "expected_miners": sorted(self.settings.expected_miners),
-            "miners": [
-                {
-                    "miner_id": miner,
-                    "weight": float(outcome.weights[row]),
-                    "immediate_score": float(outcome.immediate[row]),
-                    "completed": bool(outcome.completed[row]),
-                }
-                for row, miner in enumerate(outcome.miners)
-            ],
-            "aggregated_at": dt.datetime.fromtimestamp(aggregated_at / 1000, tz=dt.UTC),
-        }
+        batch = batch_record(
+            outcome,
+            contents,
+            network=network,
+            date=date,
+            window_days=int(state["window_days"]),
+            batch_id=str(state["batch_id"]),
+            version=version,
+            trigger=trigger,
+            expected=self.settings.expected_miners,
+            deadline_ms=int(state["deadline_at"]),
+        )
         self.producer.send(
             topics.ensemble_batches, batch_key(network, date), self.codec.encode("riskstream.EnsembleBatch", batch)
         )
@@ -492,47 +481,14 @@ class Rounds:
         truth = judge_ground_truth(
             outcome, contents, labels, k=self.settings.precision_k, top_k=self.settings.top_contributors
         )
-        results = []
-        for row, miner in enumerate(outcome.miners):
-            stored = self.tables.results.get(miner_key(date, network, miner)) or {}
-            immediate = float(stored.get("immediate", outcome.immediate[row]))
-            gt = truth.miner_scores[miner]
-            final = immediate + gt
+        stored = {m: dict(self.tables.results.get(miner_key(date, network, m)) or {}) for m in outcome.miners}
+        results = ground_truth_results(outcome, truth, stored)
+        for miner, body in results:
+            if miner == ENSEMBLE_ID:
+                continue
             history = dict(self.tables.weights.get(miner) or {})
-            history[date.isoformat()] = final
+            history[date.isoformat()] = body["final_score"]
             self.tables.weights[miner] = dict(sorted(history.items())[-HISTORY_KEEP:])
-            results.append(
-                (
-                    miner,
-                    {
-                        "integrity_score": float(stored.get("integrity", outcome.integrity[row].score)),
-                        "behaviour_score": float(stored.get("behaviour", outcome.behaviour[row].score)),
-                        "ground_truth_score": gt,
-                        "immediate_score": immediate,
-                        "final_score": final,
-                        "weight": float(stored.get("weight", outcome.weights[row])),
-                        "passed_integrity": bool(stored.get("passed", outcome.integrity[row].passed)),
-                        "reasons": list(stored.get("reasons", outcome.reasons[row])),
-                        "metrics": dict(sorted(truth.miner_metrics[miner].items())),
-                    },
-                )
-            )
-        results.append(
-            (
-                ENSEMBLE_ID,
-                {
-                    "integrity_score": 0.0,
-                    "behaviour_score": 0.0,
-                    "ground_truth_score": truth.ensemble_score,
-                    "immediate_score": 0.0,
-                    "final_score": truth.ensemble_score,
-                    "weight": 1.0,
-                    "passed_integrity": True,
-                    "reasons": [],
-                    "metrics": dict(sorted(truth.ensemble_metrics.items())),
-                },
-            )
-        )
         for miner, body in results:
             record = {
                 "network": network,
