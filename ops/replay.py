@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 
 from streams.batch import DEFAULT_WINDOW_DAYS, MANIFEST, Manifest, batch_key, snapshot_key
-from streams.control import ReplayCommand
+from streams.control import request_replay
 from streams.errors import EventError, ObjectStoreError, StackError
 from streams.kafka import BatchProducer
 from streams.objectstore import ObjectStore
@@ -45,5 +45,4 @@ def replay_from_sot(
 
 def replay_from_scores(producer: BatchProducer, topics: TopicNames, network: str, date: dt.date) -> None:
     """Ask the validator to re-read the date from the miner topics and emit a new version."""
-    producer.send(topics.validator_control, batch_key(network, date), ReplayCommand(network, date).to_json())
-    producer.flush()
+    request_replay(producer, topics, network, date)

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import orjson
 
+from streams.batch import batch_key
 from streams.errors import RiskstreamError
+from streams.kafka import BatchProducer
+from streams.topics import TopicNames
 
 REPLAY = "replay"
 
@@ -41,3 +44,9 @@ def parse_command(data: bytes | None) -> ReplayCommand:
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         msg = f"not a control command: {type(exc).__name__}: {exc}"
         raise ControlError(msg) from exc
+
+
+def request_replay(producer: BatchProducer, topics: TopicNames, network: str, date: dt.date) -> None:
+    """Ask the validator to re-read ``date`` from the miner topics and emit a new ensemble version."""
+    producer.send(topics.validator_control, batch_key(network, date), ReplayCommand(network, date).to_json())
+    producer.flush()

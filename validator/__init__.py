@@ -5,7 +5,6 @@ Read first: ``app.py`` (the one wiring point: Faust app, agents, bridge, timer),
 in ``ensemble.py``, ``integrity.py``, ``behaviour.py`` and ``ground_truth.py``.
 """
 
-from validator.control import request_replay
 from validator.settings import ValidatorSettings
 
-__all__ = ["ValidatorSettings", "request_replay"]
+__all__ = ["ValidatorSettings"]

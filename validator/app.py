@@ -21,11 +21,12 @@ from typing import Any
 import faust
 
 from streams.codec import AvroCodec
+from streams.control import ControlError, parse_command
 from streams.kafka import BatchProducer, ensure_topics
 from streams.objectstore import open_store
 from streams.schema_registry import registry_from_url
 from validator.bridge import InboxRecord, run_bridge
-from validator.control import parse_command, read_date
+from validator.control import read_date
 from validator.errors import ReplayError, ValidatorError
 from validator.rounds import Rounds
 from validator.settings import ValidatorSettings
@@ -149,7 +150,7 @@ def _wire(v: Validator) -> None:
                 )
                 done = rounds.replay(command.network, command.date, records, _position(event))
                 log.warning("replay of %s %s: %s", command.network, command.date, done)
-            except ValidatorError as exc:
+            except (ValidatorError, ControlError) as exc:
                 log.error("control command at %s ignored: %s", _position(event), exc)
 
     @app.timer(settings.timer_interval_s)  # type: ignore[untyped-decorator]  # faust is untyped

@@ -1,6 +1,7 @@
-"""Operator commands to the validator, and the re-read of a date's miner records for a replay.
+"""Replay requests to the validator, and the re-read of a date's miner records for a replay.
 
-request_replay(producer, topics, "ethereum", date(2026, 1, 2))   # what `riskstream replay` sends
+The command format itself is ``streams.control`` (``riskstream replay`` sends it too).
+
 records = read_date(servers, index_entry, date, "ethereum", codec)
 """
 
@@ -9,49 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import confluent_kafka
-import orjson
 
-from streams.batch import batch_key
 from streams.codec import AvroCodec
 from streams.errors import CodecError, KafkaError
-from streams.kafka import BatchProducer
-from streams.topics import TopicNames
 from validator.bridge import InboxRecord
 from validator.errors import ReplayError
-
-REPLAY = "replay"
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayCommand:
-    network: str
-    date: dt.date
-
-    def to_json(self) -> bytes:
-        return orjson.dumps({"command": REPLAY, "network": self.network, "date": self.date.isoformat()})
-
-
-def parse_command(data: bytes | None) -> ReplayCommand:
-    """A control record; anything else raises ``ReplayError`` with the reason."""
-    try:
-        body = orjson.loads(data or b"")
-        if body.get("command") != REPLAY:
-            msg = f"unknown command {body.get('command')!r}"
-            raise ReplayError(msg)
-        return ReplayCommand(str(body["network"]), dt.date.fromisoformat(str(body["date"])))
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        msg = f"not a control command: {type(exc).__name__}: {exc}"
-        raise ReplayError(msg) from exc
-
-
-def request_replay(producer: BatchProducer, topics: TopicNames, network: str, date: dt.date) -> None:
-    """Ask the validator to re-read ``date`` from the miner topics and emit a new ensemble version."""
-    producer.send(topics.validator_control, batch_key(network, date), ReplayCommand(network, date).to_json())
-    producer.flush()
 
 
 def _belongs(codec: AvroCodec, value: bytes | None, date: dt.date, network: str) -> bool:

@@ -16,11 +16,11 @@ import confluent_kafka
 import pytest
 
 from streams.codec import AvroCodec
+from streams.control import request_replay
 from streams.kafka import BatchProducer, ensure_topics
 from streams.objectstore import FileObjectStore
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings
-from validator.control import request_replay
 from validator.synthetic import (
     SyntheticBatch,
     adversarial_panel,

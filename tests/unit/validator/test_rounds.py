@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from validator_fakes import DATE, PANEL, RecordingProducer
 
 from streams.codec import AvroCodec
 from streams.objectstore import FileObjectStore
@@ -22,8 +23,6 @@ from validator.synthetic import (
     write_labels,
 )
 from validator.tables import round_key
-
-from .conftest import DATE, PANEL, RecordingProducer
 
 T0 = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)
 
