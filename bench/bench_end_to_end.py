@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import tempfile
 import time
 import uuid
@@ -23,9 +22,8 @@ from typing import Any
 import confluent_kafka
 
 from bench.table import print_rows
-from ops.demo import Demo, DemoPlan, MinerPlan, stack_env
+from ops.demo import Demo, DemoPlan, MinerPlan, isolated_run
 from streams.kafka import partitions_of
-from streams.settings import StackSettings
 from streams.stack import free_port, start_broker, stop_process_group, wait_for_broker
 
 MINERS = (
@@ -64,16 +62,7 @@ def _transport_floor(bootstrap: str, records: int) -> float:
 def _case(bootstrap: str, tmp: Path, alerts: int, history: int) -> list[dict[str, Any]]:
     namespace = f"b{uuid.uuid4().hex[:6]}."
     home = tmp / namespace
-    stack = StackSettings(
-        _env_file=None,
-        home=home,
-        bootstrap_servers=bootstrap,
-        object_store_url=f"file://{home / 'store'}",
-        clickhouse_url=f"chdb://{home / 'chdb'}",
-        topic_namespace=namespace,
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RISKSTREAM_", "SOT_", "MINER_", "VALIDATOR_"))}
-    env |= stack_env(stack, home) | {"VALIDATOR_APP_ID": f"validator-{namespace}"}
+    stack, env = isolated_run(home, bootstrap, namespace)
     plan = DemoPlan.for_today(
         days=1, history=history, alerts=alerts, addresses=alerts * 5, flows=min(alerts * 100, 2_000_000),
         clusters=max(alerts // 20, 1), gateway_port=free_port(), deadline_s=600,

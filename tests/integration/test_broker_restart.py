@@ -16,8 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from ops.demo import Demo, DemoPlan, MinerPlan, stack_env
-from streams.settings import StackSettings
+from ops.demo import Demo, DemoPlan, MinerPlan, isolated_run
 from streams.stack import free_port, start_broker, stop_process_group, wait_for_broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -60,16 +59,7 @@ def durable_broker(s3_endpoint: str, s3_credentials: dict[str, Any], tmp_path: P
 
 def test_services_reconnect_after_a_broker_restart(durable_broker: Any, tmp_path: Path) -> None:
     bootstrap = durable_broker()
-    home = tmp_path / "home"
-    stack = StackSettings(
-        _env_file=None,
-        home=home,
-        bootstrap_servers=bootstrap,
-        object_store_url=f"file://{tmp_path / 'store'}",
-        clickhouse_url=f"chdb://{tmp_path / 'chdb'}",
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RISKSTREAM_", "SOT_", "MINER_", "VALIDATOR_"))}
-    env |= stack_env(stack, home)
+    stack, env = isolated_run(tmp_path / "home", bootstrap)
     plan = DemoPlan.for_today(
         days=2, history=2, alerts=200, addresses=1_000, flows=8_000, clusters=10, deadline_s=60,
         gateway_port=free_port(),

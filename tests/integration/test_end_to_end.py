@@ -7,7 +7,6 @@ date from the score topics and asserts a new version with identical scores.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from ops.demo import Demo, DemoPlan, stack_env
-from streams.settings import StackSettings
+from ops.demo import Demo, DemoPlan, isolated_run
 from streams.stack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -61,18 +59,7 @@ def _subscribe(demo: Demo, env: dict[str, str], group: str) -> list[dict[str, An
 
 
 def test_publish_validate_query_subscribe_and_replay(broker: str, namespace: str, tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    stack = StackSettings(
-        _env_file=None,
-        home=home,
-        bootstrap_servers=broker,
-        object_store_url=f"file://{tmp_path / 'store'}",
-        clickhouse_url=f"chdb://{tmp_path / 'chdb'}",
-        topic_namespace=namespace,
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RISKSTREAM_", "SOT_", "MINER_", "VALIDATOR_"))}
-    env |= stack_env(stack, home)
-    env |= {"VALIDATOR_APP_ID": f"validator-{namespace}", "GATEWAY_SINK_GROUP_ID": f"sink-{namespace}"}
+    stack, env = isolated_run(tmp_path / "home", broker, namespace)
     plan = DemoPlan.for_today(
         days=2, history=4, alerts=ALERTS, addresses=1_500, flows=15_000, clusters=15, deadline_s=60,
         gateway_port=free_port(),
