@@ -24,6 +24,7 @@ check: install
 	scripts/check
 
 bench: install
+	@command -v wrk >/dev/null || apt-get install -y wrk || sudo apt-get install -y wrk
 	$(BIN)/python -m bench
 
 clean:
