@@ -22,7 +22,7 @@ from gateway.sample import sample_date
 from gateway.settings import GatewaySettings
 from streams.codec import AvroCodec
 from streams.kafka import BatchProducer, Message
-from streams.schema_registry import FileSchemaRegistry
+from streams.schema_registry import FileSchemaRegistry, HttpSchemaRegistry
 from streams.settings import StackSettings
 from streams.stack import free_port
 from streams.topics import TopicNames
@@ -247,6 +247,11 @@ async def test_stock_confluent_client_decodes_ensemble_alerts_through_the_regist
         missing = await client.get("/schemas/ids/999")
         assert missing.status_code == 404 and missing.json()["error_code"] == 40403
         assert (await client.get("/subjects/nope-value/versions/1")).json()["error_code"] == 40401
+        # our own HTTP registry client reads through the same API (production points it at a real registry)
+        http_codec = AvroCodec(HttpSchemaRegistry(registry))
+        via_http = await asyncio.to_thread(http_codec.decode, records[0][2])
+        assert via_http.record == CODEC.decode(records[0][2]).record
+        assert "riskstream.EnsembleAlertScore-value" in await asyncio.to_thread(http_codec.registry.subjects)
 
         example = Path(__file__).resolve().parents[2] / "gateway" / "examples" / "consume_ensemble_alerts.py"
         process = await asyncio.create_subprocess_exec(
