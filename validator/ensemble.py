@@ -51,7 +51,10 @@ def combine_weights(priors: Floats, immediate: Floats, eligible: Bools, *, min_w
 
 @dataclass(frozen=True, slots=True)
 class EnsembleScores:
-    """Per-entity results, aligned with the entity ids given to ``ensemble_scores``."""
+    """Per-entity results, aligned with the entity ids given to ``ensemble_scores``.
+
+    ``top_rows[j, e]`` is the miner row of entity ``e``'s ``j``-th top contributor (-1: none).
+    """
 
     score: Floats
     confidence: Floats
@@ -59,7 +62,18 @@ class EnsembleScores:
     agreement: Floats
     std: Floats
     rank: Ints
-    contributors: list[list[tuple[int, float, float]]]  # per entity: (miner row, weight, score)
+    top_rows: Ints
+    top_weights: Floats
+    top_scores: Floats
+
+    @property
+    def contributors(self) -> list[list[tuple[int, float, float]]]:
+        """Per entity: (miner row, weight, score) of its top contributors, best first."""
+        rows, weights, scores = self.top_rows.T.tolist(), self.top_weights.T.tolist(), self.top_scores.T.tolist()
+        return [
+            [(r, w, s) for r, w, s in zip(rs, ws, ss, strict=True) if r >= 0]
+            for rs, ws, ss in zip(rows, weights, scores, strict=True)
+        ]
 
 
 def rank_by_score(scores: Floats, ids: Sequence[str]) -> Ints:
@@ -91,12 +105,17 @@ def ensemble_scores(matrix: Floats, weights: Floats, entity_ids: Sequence[str], 
     confidence = np.where(count > 0, np.clip(1.0 - ratio, 0.0, 1.0), 0.0)
     rank = rank_by_score(score, entity_ids)
     # top contributors: the same global order of miners (weight desc, row asc) for every entity
-    order = sorted(range(n_miners), key=lambda i: (-float(weights[i]), i))
-    contributors: list[list[tuple[int, float, float]]] = [[] for _ in range(n_entities)]
+    order = np.array(sorted(range(n_miners), key=lambda i: (-float(weights[i]), i)), dtype=np.int64)
+    top_rows = np.full((top_k, n_entities), -1, dtype=np.int64)
     if n_miners and n_entities:
         ordered_present = present[order]
-        chosen = ordered_present & (np.cumsum(ordered_present, axis=0) <= top_k)
-        for position, row in enumerate(order):
-            for entity in np.flatnonzero(chosen[position]):
-                contributors[entity].append((row, float(weights[row]), float(matrix[row, entity])))
-    return EnsembleScores(score, confidence, count, agreement, std, rank, contributors)
+        slot = np.cumsum(ordered_present, axis=0) - 1
+        chosen = ordered_present & (slot < top_k)
+        position, entity = np.nonzero(chosen)
+        top_rows[slot[position, entity], entity] = order[position]
+    found = top_rows >= 0
+    safe_rows = np.where(found, top_rows, 0)
+    top_weights = np.where(found, weights[safe_rows] if n_miners else 0.0, 0.0)
+    columns = np.broadcast_to(np.arange(n_entities), top_rows.shape)
+    top_scores = np.where(found, matrix[safe_rows, columns] if n_miners else 0.0, 0.0)
+    return EnsembleScores(score, confidence, count, agreement, std, rank, top_rows, top_weights, top_scores)

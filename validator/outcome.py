@@ -226,6 +226,7 @@ def _entity_records(
     miners = outcome.miners
     score, confidence, count = scores.score.tolist(), scores.confidence.tolist(), scores.miner_count.tolist()
     agreement, std, rank = scores.agreement.tolist(), scores.std.tolist(), scores.rank.tolist()
+    contributors = scores.contributors
     for col, entity_id in enumerate(ids):
         records.append(
             (
@@ -241,7 +242,7 @@ def _entity_records(
                     "score_std": std[col],
                     "rank": rank[col],
                     "top_contributors": [
-                        {"miner_id": miners[row], "weight": w, "score": s} for row, w, s in scores.contributors[col]
+                        {"miner_id": miners[row], "weight": w, "score": s} for row, w, s in contributors[col]
                     ],
                     "version": version,
                 },

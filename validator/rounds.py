@@ -21,20 +21,19 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from streams.batch import MANIFEST, batch_key
-from streams.codec import AvroCodec
+from streams.codec import AvroCodec, Decoded
 from streams.errors import CodecError, EventError
 from streams.objectstore import ObjectStore, parse_object_created
 from validator.batches import BatchContents, batch_manifest_key, load_batch, load_labels, read_manifest
 from validator.bridge import InboxRecord
+from validator.encoding import EnsembleEncoder
 from validator.errors import BatchLoadError, ReplayError
 from validator.outcome import (
     ENSEMBLE_ID,
     MinerFacts,
     RoundInputs,
     RoundOutcome,
-    alert_records,
     batch_record,
-    cluster_records,
     evaluate_round,
     ground_truth_results,
     immediate_results,
@@ -101,7 +100,11 @@ class Rounds:
         self.store = store
         self.producer = producer
         self.topics = settings.stack.topics
+        self._alert_encoder = EnsembleEncoder.for_record(codec, "riskstream.EnsembleAlertScore", "alert_id")
+        self._cluster_encoder = EnsembleEncoder.for_record(codec, "riskstream.EnsembleClusterScore", "cluster_id")
         self._contents: dict[str, BatchContents] = {}
+        # chunks decoded on arrival, kept until their round is emitted: chunk key -> (position, record)
+        self._decoded: dict[str, tuple[str, Decoded]] = {}
         self.dead_letters = 0
 
     # ---- sot.batches -------------------------------------------------------------------------
@@ -165,8 +168,13 @@ class Rounds:
         self.dead_letters += 1
         log.warning("sot event dead-lettered: %s", reason)
 
+    def _forget_decoded(self, prefix: str) -> None:
+        for key in [k for k in self._decoded if k.startswith(prefix)]:
+            del self._decoded[key]
+
     def _clear_round(self, rkey: str, keep_counts: bool = True) -> None:
         prefix = rkey + SEP
+        self._forget_decoded(prefix)
         for key in keys_with_prefix(self.tables.chunks, prefix):
             del self.tables.chunks[key]
         for key, value in list(items_with_prefix(self.tables.stats, prefix)):
@@ -251,9 +259,10 @@ class Rounds:
                 if old.position == rec.position:
                     continue  # redelivered by the bridge or a restart
                 add(st, "resubmitted", rec.position)
-                if self._changed_scores(old.data, body):
+                if self._changed_scores(self._decoded.get(ckey), old, body):
                     add(st, "nondeterministic", cid)
             self.tables.chunks[ckey] = StoredChunk(rec.topic, rec.partition, rec.offset, rec.value or b"").to_value()
+            self._decoded[ckey] = (rec.position, decoded)
             add(st, "chunks", cid)
             if emitted:
                 add(st, "late", rec.position)
@@ -285,12 +294,15 @@ class Rounds:
             return "cluster_ids and scores are not aligned"
         return None
 
-    def _changed_scores(self, old_data: bytes, body: dict[str, Any]) -> bool:
+    def _changed_scores(self, cached: tuple[str, Decoded] | None, stored: StoredChunk, body: dict[str, Any]) -> bool:
         """Same chunk, same model version, different scores: not deterministic."""
-        try:
-            old = self.codec.decode(old_data).record
-        except CodecError:
-            return False
+        if cached is not None and cached[0] == stored.position:
+            old = cached[1].record
+        else:
+            try:
+                old = self.codec.decode(stored.data).record
+            except CodecError:
+                return False
         if old.get("model_version") != body.get("model_version"):
             return False
         id_field = "alert_ids" if "alert_ids" in body else "cluster_ids"
@@ -354,7 +366,7 @@ class Rounds:
         state = self.tables.batches[rkey]
         date, network = parse_round_key(rkey)
         contents = self.contents_of(state)
-        submissions = collect_submissions(items_with_prefix(self.tables.chunks, rkey + SEP), self.codec)
+        submissions = collect_submissions(items_with_prefix(self.tables.chunks, rkey + SEP), self.codec, self._decoded)
         dlq: dict[str, int] = {}
         for key, value in items_with_prefix(self.tables.stats, miner_key(date, ANY_NETWORK, "")):
             dlq[key.split(SEP)[2]] = len(value.get("dlq", []))
@@ -393,13 +405,16 @@ class Rounds:
         date, network = parse_round_key(rkey)
         version = int(state.get("version", 0)) + 1
         outcome, contents = self.evaluate(rkey)
+        self._forget_decoded(rkey + SEP)  # emitted: later reads (labels) decode from the table
         topics = self.topics
-        for key, record in alert_records(outcome, list(contents.alert_ids), network, date, version):
-            self.producer.send(topics.ensemble_alerts, key, self.codec.encode("riskstream.EnsembleAlertScore", record))
-        for key, record in cluster_records(outcome, list(contents.cluster_ids), network, date, version):
-            self.producer.send(
-                topics.ensemble_clusters, key, self.codec.encode("riskstream.EnsembleClusterScore", record)
-            )
+        prefix = f"{date.isoformat()}:"
+        for topic, encoder, scores, ids in (
+            (topics.ensemble_alerts, self._alert_encoder, outcome.alerts, contents.alert_ids.tolist()),
+            (topics.ensemble_clusters, self._cluster_encoder, outcome.clusters, contents.cluster_ids.tolist()),
+        ):
+            payloads = encoder.encode(scores, outcome.miners, ids, network, date, version)
+            for key, value in zip(map(prefix.__add__, ids), payloads, strict=True):
+                self.producer.send(topic, key, value)
         for key, record in immediate_results(outcome, network, date, version):
             self.producer.send(topics.validator_results, key, self.codec.encode("riskstream.ValidationResult", record))
         self.producer.flush()  # every alert and cluster of this version is out before the batch record
@@ -563,6 +578,8 @@ class Rounds:
         if not dates:
             return 0
         cutoff = max(dates) - dt.timedelta(days=self.settings.retention_days)
+        for key in [k for k in self._decoded if (date_of_key(k) or cutoff) < cutoff]:
+            del self._decoded[key]
         dropped = 0
         for table in (self.tables.chunks, self.tables.stats):
             for key in list(table.keys()):

@@ -7,16 +7,16 @@ aligned = align(batch.alert_ids, sub.alert_ids, sub.alert_scores)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from streams.codec import AvroCodec
+from streams.codec import AvroCodec, Decoded
 from streams.errors import CodecError
-from validator.tables import SEP, StoredChunk
+from validator.tables import SEP, StoredChunk, source_position
 
 Floats = npt.NDArray[np.float64]
 Strings = npt.NDArray[np.str_]
@@ -57,17 +57,26 @@ def _millis(value: object) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
-def collect_submissions(stored: Iterable[tuple[str, Any]], codec: AvroCodec) -> dict[str, Submission]:
+def collect_submissions(
+    stored: Iterable[tuple[str, Any]], codec: AvroCodec, decoded: Mapping[str, tuple[str, Decoded]] | None = None
+) -> dict[str, Submission]:
     """Decode stored chunks (key order) into one Submission per miner; undecodable ones are skipped.
 
-    Chunks were decoded once already on arrival, so a failure here means a corrupted table.
+    ``decoded`` holds chunks already decoded on arrival (chunk key -> (source position, record)):
+    one is used only if it is the record stored under that key now. Chunks were decoded once
+    already on arrival, so a failure here means a corrupted table.
     """
     found: dict[str, Submission] = {}
+    known = decoded or {}
     for key, value in stored:
         miner_id = key.split(SEP)[2]
         try:
-            record = codec.decode(StoredChunk.from_value(value).data)
-        except (CodecError, ValueError, KeyError):
+            cached = known.get(key)
+            if cached is not None and cached[0] == source_position(str(value["t"]), int(value["p"]), int(value["o"])):
+                record = cached[1]
+            else:
+                record = codec.decode(StoredChunk.from_value(value).data)
+        except (CodecError, ValueError, KeyError, TypeError):
             continue
         sub = found.setdefault(miner_id, Submission(miner_id))
         body = record.record
@@ -97,7 +106,9 @@ class Placement:
         row = np.full(self.size, np.nan)
         if len(self.known):
             row[self.positions[self.known]] = np.asarray(values, dtype=np.float64)[self.known]
-        unique_known = len(np.unique(self.positions[self.known]))
+        hit = np.zeros(self.size, dtype=bool)
+        hit[self.positions[self.known]] = True
+        unique_known = int(hit.sum())
         return Aligned(row, unique_known, int((~self.known).sum()), int(self.known.sum()) - unique_known)
 
 

@@ -282,3 +282,24 @@ def test_unreadable_batch_files_fail_the_round_not_the_worker(
     write_batch(store, batch)  # the SOT republishes
     rounds.open_batch(store.object_created_event(key, 1, "etag", T0), "sot.batches:0:9")
     assert rounds.check(0) == [(round_key(DATE, "ethereum"), 1, "all_complete")]  # submissions kept
+
+
+def test_chunks_decoded_on_arrival_are_used_only_while_they_are_the_stored_ones(
+    codec: AvroCodec, batch: SyntheticBatch
+) -> None:
+    from validator.submissions import collect_submissions
+    from validator.tables import StoredChunk
+
+    first, second = _records(codec, batch, ["honest-1"])[:2]
+    stored = [
+        ("2026-01-02|ethereum|honest-1|alert|00000|00000", StoredChunk("scores.honest-1", 0, 1, second.value or b""))
+    ]
+    items = [(k, v.to_value()) for k, v in stored]
+    older = codec.decode(first.value)
+    assert older.record["alert_ids"] != codec.decode(second.value).record["alert_ids"]
+    expected = codec.decode(second.value).record["alert_ids"]
+    stale = {stored[0][0]: ("scores.honest-1:0:0", older)}  # decoded from an older record under that key
+    assert collect_submissions(items, codec, stale)["honest-1"].alert_ids == expected
+    assert collect_submissions(items, codec)["honest-1"].alert_ids == expected
+    same_position = {stored[0][0]: ("scores.honest-1:0:1", older)}  # the position decides: the cache is trusted
+    assert collect_submissions(items, codec, same_position)["honest-1"].alert_ids == older.record["alert_ids"]
