@@ -1,11 +1,12 @@
 """Tier 2: behaviour of each miner against the others on one date (0-0.3).
 
 Traps (alerts with known answers, judged by the percentile a miner put them at), plagiarism
-(near-identical score vectors; the later submitter is the copier), gaming (constant, degenerate
-or random-looking scores) and consistency (ranks agree with scores). Copiers and gamers are
-disqualified from the ensemble.
+(near-identical score vectors to another miner, the later submitter being the copier, or to an
+ensemble already emitted for the same alerts), gaming (constant, degenerate or random-looking
+scores) and consistency (ranks agree with scores). Copiers and gamers are disqualified from the
+ensemble.
 
-    verdicts = assess_behaviour(matrix, ranks, miner_ids, submitted_at, traps, thresholds)
+    verdicts = assess_behaviour(matrix, ranks, miner_ids, submitted_at, traps, thresholds, previous)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 MAX_SCORE = 0.3
 MIN_OVERLAP = 10  # alerts two miners must share before they are compared
+OWN_SHARE_LIMIT = 0.9  # a miner that made up this much of an earlier ensemble is not compared with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +94,53 @@ def find_copies(
             a, b = matrix[i, both], matrix[j, both]
             if a.std() < 1e-9 and b.std() < 1e-9:
                 continue  # two constants are gaming, judged there, not copies of each other
-            close = float(np.abs(a - b).mean()) < thresholds.plagiarism_mad
-            if close and pearson(a, b) >= thresholds.plagiarism_corr:
+            if _near_identical(a, b, thresholds):
                 later, earlier = (j, i) if (submitted_at[j], miner_ids[j]) > (submitted_at[i], miner_ids[i]) else (i, j)
                 copies.setdefault(later, earlier)
+    return copies
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousEnsemble:
+    """An ensemble already emitted for the same alerts (aligned with the matrix columns, NaN: none).
+
+    ``weights`` are each miner row's weight in it (0 for miners it did not use).
+    """
+
+    version: int
+    scores: Floats
+    weights: Floats
+
+
+def _near_identical(a: Floats, b: Floats, thresholds: Thresholds) -> bool:
+    close = float(np.abs(a - b).mean()) < thresholds.plagiarism_mad
+    return close and pearson(a, b) >= thresholds.plagiarism_corr
+
+
+def copies_of_ensemble(matrix: Floats, previous: PreviousEnsemble, thresholds: Thresholds) -> set[int]:
+    """Rows near-identical to an ensemble already emitted: they copied it (it came first).
+
+    A miner's own share of that ensemble is taken out before comparing: with weight ``w`` and
+    today's scores ``x``, the rest of it is ``(E - w x) / (1 - w)``. A miner that re-sends the
+    scores the ensemble was built from is then compared with the other miners' part only (not
+    a copy), while one that sends the ensemble back is still near-identical to it (a copy). A
+    miner that made up almost all of it (``w`` near 1) cannot be told apart and is not judged.
+    """
+    copies: set[int] = set()
+    for i in range(matrix.shape[0]):
+        own = float(previous.weights[i]) if i < len(previous.weights) else 0.0
+        if own >= OWN_SHARE_LIMIT:
+            continue
+        row = matrix[i]
+        both = ~np.isnan(row) & ~np.isnan(previous.scores)
+        if both.sum() < MIN_OVERLAP:
+            continue
+        x = row[both]
+        rest = (previous.scores[both] - own * x) / (1.0 - own)
+        if x.std() < 1e-9 and rest.std() < 1e-9:
+            continue  # constants are gaming, judged there
+        if _near_identical(x, rest, thresholds):
+            copies.add(i)
     return copies
 
 
@@ -119,13 +164,19 @@ def assess_behaviour(
     submitted_at: Sequence[float],
     traps: Traps | None,
     thresholds: Thresholds,
+    previous: PreviousEnsemble | None = None,
 ) -> list[Verdict]:
     """One verdict per miner row; ``passed`` False means disqualified from the ensemble."""
     n = len(miner_ids)
     copies = find_copies(matrix, miner_ids, submitted_at, thresholds)
+    copied_ensemble = copies_of_ensemble(matrix, previous, thresholds) if previous is not None else set()
     gamed = [gaming_reason(matrix[i]) for i in range(n)]
     # consensus: median of the miners that are neither constant/degenerate nor copies
-    usable = [i for i in range(n) if gamed[i] is None and i not in copies and (~np.isnan(matrix[i])).any()]
+    usable = [
+        i
+        for i in range(n)
+        if gamed[i] is None and i not in copies and i not in copied_ensemble and (~np.isnan(matrix[i])).any()
+    ]
     verdicts = []
     for i in range(n):
         reasons: list[str] = []
@@ -135,6 +186,9 @@ def assess_behaviour(
         disqualified = False
         if i in copies:
             reasons.append(f"plagiarism: near-identical to {miner_ids[copies[i]]}, which submitted earlier")
+            disqualified = True
+        if i in copied_ensemble and previous is not None:
+            reasons.append(f"plagiarism: near-identical to ensemble version {previous.version}, already emitted")
             disqualified = True
         if gamed[i] is not None:
             reasons.append(str(gamed[i]))
@@ -164,7 +218,7 @@ def assess_behaviour(
         if both_rank.sum() >= 2 and consistency < 0.8:
             reasons.append(f"consistency: ranks agree with scores at {consistency:.2f}")
         parts = {
-            "plagiarism": 0.0 if i in copies else 1.0,
+            "plagiarism": 0.0 if i in copies or i in copied_ensemble else 1.0,
             "gaming": 0.0
             if (gamed[i] is not None or (consensus_corr is not None and consensus_corr < thresholds.random_corr))
             else 1.0,

@@ -19,12 +19,13 @@ import numpy.typing as npt
 
 from streams.submission import submission_checksum
 from validator.batches import BatchContents, Labels
-from validator.behaviour import Thresholds, Traps, assess_behaviour
+from validator.behaviour import PreviousEnsemble, Thresholds, Traps, assess_behaviour
 from validator.ensemble import EnsembleScores, combine_weights, ensemble_scores, moving_average
 from validator.ground_truth import auc_pr, ground_truth_metrics, ground_truth_score
 from validator.integrity import SubmissionFacts, Verdict, assess_integrity
 from validator.settings import ValidatorSettings
 from validator.submissions import Submission, align, placement
+from validator.tables import StoredEnsemble
 
 Floats = npt.NDArray[np.float64]
 ENSEMBLE_ID = "ensemble"
@@ -52,6 +53,7 @@ class RoundInputs:
     expected: Sequence[str]
     history: Mapping[str, Mapping[str, float]]  # miner -> {iso date: final score}
     fixed_weights: Mapping[str, float] | None = None  # the weights already emitted (ground truth)
+    previous: StoredEnsemble | None = None  # the last version emitted before this one, on the same alerts
 
 
 @dataclass
@@ -159,7 +161,12 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
     thresholds = Thresholds(settings.plagiarism_corr, settings.plagiarism_mad, settings.random_corr)
     # a copier is the later submitter; submission time is the completion marker's production time
     submitted = [float(t) if t else float("inf") for t in completed_at]
-    behaviour = assess_behaviour(a_matrix, r_matrix, miners, submitted, traps, thresholds)
+    previous = None
+    if inputs.previous is not None and len(inputs.previous.scores) == n_alerts:
+        stored = inputs.previous
+        weights_then = np.array([float(stored.weights.get(m, 0.0)) for m in miners], dtype=np.float64)
+        previous = PreviousEnsemble(stored.version, stored.scores, weights_then)
+    behaviour = assess_behaviour(a_matrix, r_matrix, miners, submitted, traps, thresholds, previous)
     immediate = np.array([i.score + b.score for i, b in zip(integrity, behaviour, strict=True)], dtype=np.float64)
     eligible = np.array([i.passed and b.passed for i, b in zip(integrity, behaviour, strict=True)], dtype=bool)
     if inputs.fixed_weights is not None:

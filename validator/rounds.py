@@ -20,6 +20,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from streams.batch import MANIFEST, batch_key
 from streams.codec import AvroCodec, Decoded
 from streams.errors import CodecError, EventError
@@ -47,10 +49,13 @@ from validator.tables import (
     CLUSTER,
     SEP,
     StoredChunk,
+    StoredEnsemble,
     ValidatorTables,
     chunk_id,
     chunk_key,
     date_of_key,
+    ensemble_key,
+    ids_digest,
     items_with_prefix,
     keys_with_prefix,
     miner_key,
@@ -362,7 +367,10 @@ class Rounds:
             self._contents[key] = load_batch(self.store, read_manifest(self.store, key))
         return self._contents[key]
 
-    def evaluate(self, rkey: str, fixed_weights: dict[str, float] | None = None) -> tuple[RoundOutcome, BatchContents]:
+    def evaluate(
+        self, rkey: str, version: int, fixed_weights: dict[str, float] | None = None
+    ) -> tuple[RoundOutcome, BatchContents]:
+        """The round's outcome as version ``version``, judged against the last version before it."""
         state = self.tables.batches[rkey]
         date, network = parse_round_key(rkey)
         contents = self.contents_of(state)
@@ -396,15 +404,45 @@ class Rounds:
             expected=self.settings.expected_miners,
             history=history,
             fixed_weights=fixed_weights,
+            previous=self.previous_ensemble(rkey, version, contents),
         )
         return evaluate_round(inputs, self.settings), contents
+
+    def previous_ensemble(self, rkey: str, version: int, contents: BatchContents) -> StoredEnsemble | None:
+        """The last version emitted before ``version`` if it covers the same alerts as ``contents``."""
+        parts: dict[int, list[Any]] = {}
+        for key, value in items_with_prefix(self.tables.ensembles, rkey + SEP):
+            parts.setdefault(int(key.split(SEP)[2]), []).append(value)
+        earlier = [v for v in parts if v < version]
+        if not earlier:
+            return None
+        stored = StoredEnsemble.from_values(parts[max(earlier)])
+        if stored is None or stored.digest != ids_digest(contents.alert_ids.tolist()):
+            return None
+        return stored
+
+    def _keep_ensemble(self, rkey: str, outcome: RoundOutcome, contents: BatchContents, version: int) -> None:
+        """Store this version's alert scores (for the next version's plagiarism check); drop older ones."""
+        date, network = parse_round_key(rkey)
+        alerts = outcome.alerts
+        stored = StoredEnsemble(
+            version,
+            ids_digest(contents.alert_ids.tolist()),
+            {m: float(w) for m, w in zip(outcome.miners, outcome.weights, strict=True)},
+            np.where(alerts.miner_count > 0, alerts.score, np.nan),
+        )
+        for key in keys_with_prefix(self.tables.ensembles, rkey + SEP):
+            if int(key.split(SEP)[2]) < version - 1:
+                del self.tables.ensembles[key]
+        for part, value in enumerate(stored.to_values()):
+            self.tables.ensembles[ensemble_key(date, network, version, part)] = value
 
     def emit(self, rkey: str, trigger: str) -> tuple[str, int, str]:
         """Send the ensemble of a round as version + 1, flush, then record it as emitted."""
         state = dict(self.tables.batches[rkey])
         date, network = parse_round_key(rkey)
         version = int(state.get("version", 0)) + 1
-        outcome, contents = self.evaluate(rkey)
+        outcome, contents = self.evaluate(rkey, version)
         self._forget_decoded(rkey + SEP)  # emitted: later reads (labels) decode from the table
         topics = self.topics
         prefix = f"{date.isoformat()}:"
@@ -434,6 +472,7 @@ class Rounds:
             topics.ensemble_batches, batch_key(network, date), self.codec.encode("riskstream.EnsembleBatch", batch)
         )
         self.producer.flush()
+        self._keep_ensemble(rkey, outcome, contents, version)
         for row, miner in enumerate(outcome.miners):
             self.tables.results[miner_key(date, network, miner)] = {
                 "integrity": float(outcome.integrity[row].score),
@@ -492,7 +531,7 @@ class Rounds:
             state["labels_version"] = version
             self.tables.batches[rkey] = state
             return
-        outcome, contents = self.evaluate(rkey, fixed_weights=dict(state.get("weights") or {}))
+        outcome, contents = self.evaluate(rkey, version, fixed_weights=dict(state.get("weights") or {}))
         truth = judge_ground_truth(
             outcome, contents, labels, k=self.settings.precision_k, top_k=self.settings.top_contributors
         )
@@ -581,7 +620,7 @@ class Rounds:
         for key in [k for k in self._decoded if (date_of_key(k) or cutoff) < cutoff]:
             del self._decoded[key]
         dropped = 0
-        for table in (self.tables.chunks, self.tables.stats):
+        for table in (self.tables.chunks, self.tables.stats, self.tables.ensembles):
             for key in list(table.keys()):
                 day = date_of_key(key)
                 if day is not None and day < cutoff:

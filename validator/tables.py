@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Iterator, Mapping, MutableMapping
+import hashlib
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 SEP = "|"
 ANY_NETWORK = "*"
@@ -46,6 +50,11 @@ def chunk_id(kind: str, bucket: int, chunk: int) -> str:
 def chunk_key(date: dt.date, network: str, miner_id: str, kind: str, bucket: int, chunk: int) -> str:
     """Key of one stored chunk: a resubmission of the same chunk replaces it."""
     return f"{miner_key(date, network, miner_id)}{SEP}{chunk_id(kind, bucket, chunk)}"
+
+
+def ensemble_key(date: dt.date, network: str, version: int, part: int) -> str:
+    """Key of one part of an emitted version's alert scores in ``ensembles``."""
+    return f"{round_key(date, network)}{SEP}{version:06d}{SEP}{part:05d}"
 
 
 def date_of_key(key: str) -> dt.date | None:
@@ -81,6 +90,51 @@ class StoredChunk:
         return cls(str(value["t"]), int(value["p"]), int(value["o"]), base64.b64decode(value["d"]))
 
 
+ENSEMBLE_PART = 20_000  # alerts per stored part: ~215 kB of JSON, well under a broker's message size limit
+
+
+def ids_digest(ids: Sequence[str]) -> str:
+    """Which alerts a stored ensemble is aligned with (sha256 of the sorted ids, one per line)."""
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEnsemble:
+    """An emitted version's alert scores on the batch's sorted alert ids (NaN: no miner scored it).
+
+    Stored in parts of ``ENSEMBLE_PART`` alerts; part 0 also carries the miners' weights.
+    """
+
+    version: int
+    digest: str
+    weights: dict[str, float]
+    scores: npt.NDArray[np.float64]
+
+    def to_values(self) -> list[dict[str, Any]]:
+        count = max(1, -(-len(self.scores) // ENSEMBLE_PART))
+        values = []
+        for part in range(count):
+            piece = np.ascontiguousarray(self.scores[part * ENSEMBLE_PART : (part + 1) * ENSEMBLE_PART], dtype="<f8")
+            value: dict[str, Any] = {"v": self.version, "ids": self.digest, "parts": count}
+            value["s"] = base64.b64encode(piece.tobytes()).decode()
+            if part == 0:
+                value["w"] = dict(sorted(self.weights.items()))
+            values.append(value)
+        return values
+
+    @classmethod
+    def from_values(cls, values: Sequence[Mapping[str, Any]]) -> StoredEnsemble | None:
+        """None unless every part of one version is there."""
+        if not values or len(values) != int(values[0].get("parts", -1)):
+            return None
+        first = values[0]
+        if any(v.get("v") != first["v"] or v.get("ids") != first["ids"] for v in values):
+            return None
+        scores = np.concatenate([np.frombuffer(base64.b64decode(v["s"]), dtype="<f8") for v in values])
+        weights = {str(k): float(w) for k, w in dict(first.get("w") or {}).items()}
+        return cls(int(first["v"]), str(first["ids"]), weights, scores.astype(np.float64))
+
+
 def keys_with_prefix(table: Table, prefix: str) -> list[str]:
     return sorted(k for k in list(table.keys()) if k.startswith(prefix))
 
@@ -102,6 +156,7 @@ class ValidatorTables:
     results  miner_key -> immediate verdict and weight     never expired (small)
     weights  miner_id  -> {date: final score}              never expired
     index    date      -> {topic: {partition: first offset}} for replay, never expired
+    ensembles ensemble_key -> alert scores of an emitted version  (the last two per round) expired after retention
     """
 
     batches: Table = field(default_factory=dict)
@@ -110,6 +165,7 @@ class ValidatorTables:
     results: Table = field(default_factory=dict)
     weights: Table = field(default_factory=dict)
     index: Table = field(default_factory=dict)
+    ensembles: Table = field(default_factory=dict)
 
     @classmethod
     def in_memory(cls) -> ValidatorTables:
@@ -133,4 +189,5 @@ def define_tables(app: Any, partitions: int) -> ValidatorTables:
         results=table("results"),
         weights=table("weights"),
         index=table("index"),
+        ensembles=table("ensembles"),
     )

@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from validator.behaviour import Thresholds, assess_behaviour, find_copies, gaming_reason
+from validator.behaviour import (
+    PreviousEnsemble,
+    Thresholds,
+    assess_behaviour,
+    copies_of_ensemble,
+    find_copies,
+    gaming_reason,
+)
 from validator.ensemble import combine_weights, ensemble_scores, moving_average, rank_by_score
 from validator.ground_truth import auc_pr, auc_roc, brier, precision_at_k
 from validator.integrity import SubmissionFacts, assess_integrity
@@ -117,3 +124,63 @@ def test_behaviour_flags_copies_constants_and_random() -> None:
     ranks = np.vstack([rank_by_score(row, [str(i) for i in range(200)]).astype(float) for row in matrix])
     verdicts = assess_behaviour(matrix, ranks, ids, [1, 2, 3, 9, 5, 6], None, Thresholds())
     assert [v.passed for v in verdicts] == [True, True, True, False, False, False]
+
+
+def _panel(seed: int, n: int = 300) -> tuple[np.ndarray, list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    truth = rng.random(n)
+    return truth, [np.clip(truth + rng.normal(0, 0.1, n), 0, 1) for _ in range(3)]
+
+
+def test_a_miner_that_sends_back_an_earlier_ensemble_copied_it() -> None:
+    _, honest = _panel(2)
+    weights = np.array([0.5, 0.3, 0.2])
+    earlier = ensemble_scores(np.vstack(honest), weights, [str(i) for i in range(300)], top_k=3).score
+    rng = np.random.default_rng(3)
+    echo = np.clip(earlier + rng.normal(0, 0.002, 300), 0, 1)
+    # the echo was not used by the earlier ensemble (weight 0), or was an honest miner then (weight 0.3)
+    for echo_weight in (0.0, 0.3):
+        matrix = np.vstack([honest[0], honest[2], echo])
+        previous = PreviousEnsemble(1, earlier, np.array([0.5, 0.2, echo_weight]))
+        assert copies_of_ensemble(matrix, previous, Thresholds()) == {2}
+    ranks = np.vstack([rank_by_score(row, [str(i) for i in range(300)]).astype(float) for row in matrix])
+    verdicts = assess_behaviour(matrix, ranks, ["h1", "h3", "echo"], [1, 2, 3], None, Thresholds(), previous)
+    assert [v.passed for v in verdicts] == [True, True, False]
+    assert verdicts[2].reasons == ["plagiarism: near-identical to ensemble version 1, already emitted"]
+    assert verdicts[2].score < verdicts[0].score
+    # without an earlier ensemble nothing is flagged: the echo is no miner's copy
+    assert all(v.passed for v in assess_behaviour(matrix, ranks, ["h1", "h3", "echo"], [1, 2, 3], None, Thresholds()))
+
+
+def test_miners_that_resend_the_scores_an_earlier_ensemble_was_built_from_are_not_copiers() -> None:
+    _, honest = _panel(4)
+    matrix = np.vstack(honest)
+    ids = [str(i) for i in range(300)]
+    for weights in (np.array([0.5, 0.3, 0.2]), np.array([0.8, 0.2, 0.0]), np.array([1.0, 0.0, 0.0])):
+        earlier = ensemble_scores(matrix, weights, ids, top_k=3).score
+        assert copies_of_ensemble(matrix, PreviousEnsemble(1, earlier, weights), Thresholds()) == set()
+    # two honest miners, one dominant: the other's share is not near-identical to it either
+    pair = matrix[:2]
+    earlier = ensemble_scores(pair, np.array([0.85, 0.15]), ids, top_k=3).score
+    assert copies_of_ensemble(pair, PreviousEnsemble(1, earlier, np.array([0.85, 0.15])), Thresholds()) == set()
+    # a previous ensemble without enough shared alerts is not compared
+    sparse = np.full(300, np.nan)
+    sparse[:5] = earlier[:5]
+    assert copies_of_ensemble(np.vstack([earlier]), PreviousEnsemble(1, sparse, np.zeros(1)), Thresholds()) == set()
+
+
+def test_stored_ensemble_round_trips_in_parts_and_refuses_a_missing_part() -> None:
+    from validator.tables import ENSEMBLE_PART, StoredEnsemble, ids_digest
+
+    scores = np.random.default_rng(5).random(2 * ENSEMBLE_PART + 7)
+    scores[3] = np.nan
+    stored = StoredEnsemble(4, ids_digest(["a", "b"]), {"m2": 0.25, "m1": 0.75}, scores)
+    values = stored.to_values()
+    assert len(values) == 3 and "w" in values[0] and "w" not in values[1]
+    back = StoredEnsemble.from_values(values)
+    assert back is not None and back.version == 4 and back.weights == {"m1": 0.75, "m2": 0.25}
+    assert np.array_equal(back.scores, scores, equal_nan=True)
+    assert StoredEnsemble.from_values(values[:2]) is None
+    assert StoredEnsemble.from_values([values[0], values[1], {**values[2], "v": 3}]) is None
+    empty = StoredEnsemble(1, ids_digest([]), {}, np.zeros(0)).to_values()
+    assert len(empty) == 1 and StoredEnsemble.from_values(empty) is not None

@@ -17,6 +17,7 @@ from validator.rounds import Rounds
 from validator.synthetic import (
     SyntheticBatch,
     adversarial_panel,
+    copied_scores,
     make_batch,
     submission_records,
     write_batch,
@@ -303,3 +304,67 @@ def test_chunks_decoded_on_arrival_are_used_only_while_they_are_the_stored_ones(
     assert collect_submissions(items, codec)["honest-1"].alert_ids == expected
     same_position = {stored[0][0]: ("scores.honest-1:0:1", older)}  # the position decides: the cache is trusted
     assert collect_submissions(items, codec, same_position)["honest-1"].alert_ids == older.record["alert_ids"]
+
+
+def test_a_miner_that_resubmits_an_emitted_ensemble_in_a_replay_is_a_copier(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    honest = ["honest-1", "honest-2", "honest-3"]
+    rounds, producer = make_rounds(expected_miners=honest)
+    _open(rounds, store, batch)
+    records = _records(codec, batch, honest)
+    rounds.ingest(records)
+    assert rounds.check(0) == [(round_key(DATE, "ethereum"), 1, "all_complete")]
+    # the echo reads version 1 from ensemble.alerts / ensemble.clusters and sends it back as its own
+    v1 = {a["alert_id"]: a["ensemble_score"] for a in _decoded(codec, producer, rounds.topics.ensemble_alerts)}
+    c1 = {c["cluster_id"]: c["ensemble_score"] for c in _decoded(codec, producer, rounds.topics.ensemble_clusters)}
+    echo_alerts = copied_scores(np.array([v1[a] for a in batch.alert_ids]), seed=1)
+    echo_clusters = np.array([c1[c] for c in batch.cluster_ids])
+    later = T0 + dt.timedelta(hours=2)
+    echo = [
+        InboxRecord(k.encode(), v, "scores.echo", 0, offset)
+        for offset, (k, v) in enumerate(submission_records(codec, batch, "echo", echo_alerts, echo_clusters, later))
+    ]
+    producer.sent.clear()
+    assert rounds.replay("ethereum", DATE, [*records, *echo], "validator.control:0:1") == (
+        round_key(DATE, "ethereum"),
+        2,
+        "replay",
+    )
+    results = {r["miner_id"]: r for r in _decoded(codec, producer, rounds.topics.validator_results)}
+    assert "plagiarism: near-identical to ensemble version 1, already emitted" in results["echo"]["reasons"]
+    assert results["echo"]["weight"] == 0.0 and results["echo"]["passed_integrity"]
+    assert results["echo"]["behaviour_score"] < results["honest-1"]["behaviour_score"]
+    for miner in honest:  # re-sending the scores version 1 was built from is no copy
+        assert results[miner]["reasons"] == [] and results[miner]["weight"] > 0.2
+    (summary,) = _decoded(codec, producer, rounds.topics.ensemble_batches)
+    assert {m["miner_id"]: m["weight"] for m in summary["miners"]}["echo"] == 0.0
+    # without an earlier version (a fresh validator) the echo is just another miner
+    fresh, fresh_producer = make_rounds(expected_miners=[*honest, "echo"])
+    _open(fresh, store, batch)
+    fresh.ingest([*records, *echo])
+    fresh.check(0)
+    first = {r["miner_id"]: r for r in _decoded(codec, fresh_producer, fresh.topics.validator_results)}
+    assert not any("plagiarism" in reason for reason in first["echo"]["reasons"])
+
+
+def test_emitted_ensembles_are_kept_for_the_next_version_only_and_expire(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, _ = make_rounds(retention_days=3)
+    _open(rounds, store, batch)
+    records = _records(codec, batch, PANEL)
+    rounds.ingest(records)
+    rounds.check(0)
+    for position in ("validator.control:0:1", "validator.control:0:2"):
+        rounds.replay("ethereum", DATE, records, position)
+    versions = sorted({k.split("|")[2] for k in rounds.tables.ensembles})
+    assert versions == ["000002", "000003"]  # the last one and the one before it
+    contents = rounds.contents_of(rounds.tables.batches[round_key(DATE, "ethereum")])
+    kept = rounds.previous_ensemble(round_key(DATE, "ethereum"), 4, contents)
+    assert kept is not None and kept.version == 3 and len(kept.scores) == 400
+    assert set(kept.weights) == set(PANEL)
+    assert rounds.previous_ensemble(round_key(DATE, "ethereum"), 2, contents) is None  # version 1 was dropped
+    later = make_batch(50, DATE + dt.timedelta(days=10), seed=2, published_at=T0)
+    _open(rounds, store, later, offset=1)
+    assert not rounds.tables.ensembles
