@@ -25,7 +25,7 @@ class ValidatorSettings(ServiceSettings):
     data_dir: str = Field("", description="Faust data dir (rocksdb tables); empty: <stack.home>/validator")
     retention_days: int = Field(14, ge=1, description="dates older than the newest date minus this are dropped")
     take_size: int = Field(500, ge=1, description="inbox records handled per batch")
-    take_within_s: float = Field(0.2, gt=0, description="max wait to fill a batch")
+    take_within_s: float = Field(0.05, gt=0, description="max wait to fill a batch")
     timer_interval_s: float = Field(0.5, gt=0, description="how often deadlines and retention are checked")
     weight_alpha: float = Field(0.3, gt=0, le=1, description="moving average factor of past final scores")
     default_prior: float = Field(0.5, gt=0, le=1, description="weight prior of a miner with no ground-truth history")
