@@ -242,6 +242,10 @@ def test_republished_batch_opens_a_new_round(
     assert rounds.check(0) == []  # waits for the miners to re-score
     rounds.ingest(_records(codec, batch, PANEL))
     assert rounds.check(0) == [(round_key(DATE, "ethereum"), 2, "all_complete")]
+    second = [r for r in _decoded(codec, producer, rounds.topics.validator_results) if r["version"] == 2]
+    weights = {r["miner_id"]: r["weight"] for r in second}
+    assert all(r["reasons"] == [] for r in second if r["miner_id"].startswith("honest"))  # re-scored, not copied
+    assert all(weights[m] > 0.2 for m in ("honest-1", "honest-2", "honest-3"))
 
 
 def test_late_records_are_penalised_and_new_version_only_when_allowed(
