@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -204,23 +204,29 @@ class Demo:
         )
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(plan: DemoPlan, stack: StackSettings, env: dict[str, str], keep_running: bool = True) -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    """Run the plan; Ctrl-C or SIGTERM at any step stops every process it started."""
+    # explicit handlers: a shell that starts us in the background leaves SIGINT ignored
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     with Demo(plan, stack, env) as demo:
-        demo.prepare_history()
-        demo.train_miners()
-        demo.start_services()
-        demo.publish_days()
-        demo.wait_for_ensembles(plan.days)
-        demo.publish_labels(plan.days[0])
-        say(demo.where_to_look())
         try:
-            while keep_running and not stop.is_set():
+            demo.prepare_history()
+            demo.train_miners()
+            demo.start_services()
+            demo.publish_days()
+            demo.wait_for_ensembles(plan.days)
+            demo.publish_labels(plan.days[0])
+            say(demo.where_to_look())
+            while keep_running:
                 demo.processes.check()
-                stop.wait(2.0)
+                time.sleep(2.0)
         except KeyboardInterrupt:
-            pass
+            say("interrupted")
         except StackError as exc:
             say(f"a service stopped: {exc}")
             raise
