@@ -22,10 +22,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streams.batch import MANIFEST, batch_key
+from streams.batch import MANIFEST, Manifest, batch_key
 from streams.codec import AvroCodec, Decoded
 from streams.errors import CodecError, EventError
-from streams.objectstore import ObjectStore, parse_object_created
+from streams.objectstore import ObjectCreated, ObjectStore, parse_object_created
 from validator.batches import BatchContents, batch_manifest_key, load_batch, load_labels, read_manifest
 from validator.bridge import InboxRecord
 from validator.encoding import EnsembleEncoder
@@ -112,24 +112,31 @@ class Rounds:
         self._decoded: dict[str, tuple[str, Decoded]] = {}
         self.dead_letters = 0
 
-    # ---- sot.batches -------------------------------------------------------------------------
-    def open_batch(self, data: bytes | None, position: str, key: bytes | None = None) -> list[str]:
-        """Open a round per manifest in the event; a repeat for an emitted round opens the next one."""
+    def _manifests(
+        self, data: bytes | None, position: str, key: bytes | None
+    ) -> list[tuple[ObjectCreated, str, Manifest]]:
+        """(event, object key, manifest) per manifest an S3 event announces; the unreadable go to the DLQ."""
         try:
             created = parse_object_created(data)
         except EventError as exc:
             self._dead_letter_sot(key, data, position, str(exc))
             return []
-        opened = []
+        found = []
         for event in created:
             try:
                 object_key = self.store.key_of(event)
                 if not object_key.endswith(MANIFEST):
                     continue
-                manifest = read_manifest(self.store, object_key)
+                found.append((event, object_key, read_manifest(self.store, object_key)))
             except (EventError, BatchLoadError) as exc:
                 self._dead_letter_sot(key, data, position, str(exc))
-                continue
+        return found
+
+    # ---- sot.batches -------------------------------------------------------------------------
+    def open_batch(self, data: bytes | None, position: str, key: bytes | None = None) -> list[str]:
+        """Open a round per manifest in the event; a repeat for an emitted round opens the next one."""
+        opened = []
+        for event, object_key, manifest in self._manifests(data, position, key):
             if manifest.kind != "snapshot":
                 continue
             rkey = round_key(manifest.processing_date, manifest.network)
@@ -497,21 +504,8 @@ class Rounds:
     # ---- sot.labels --------------------------------------------------------------------------
     def note_labels(self, data: bytes | None, position: str, key: bytes | None = None) -> list[str]:
         """Remember where a date's labels are; they are applied once its ensemble is out."""
-        try:
-            created = parse_object_created(data)
-        except EventError as exc:
-            self._dead_letter_sot(key, data, position, str(exc))
-            return []
         noted = []
-        for event in created:
-            try:
-                object_key = self.store.key_of(event)
-                if not object_key.endswith(MANIFEST):
-                    continue
-                manifest = read_manifest(self.store, object_key)
-            except (EventError, BatchLoadError) as exc:
-                self._dead_letter_sot(key, data, position, str(exc))
-                continue
+        for _, object_key, manifest in self._manifests(data, position, key):
             rkey = round_key(manifest.processing_date, manifest.network)
             state = dict(self.tables.batches.get(rkey) or {"version": 0})
             state["labels_key"] = object_key
