@@ -195,8 +195,9 @@ class Demo:
                 f"  broker       {self.stack.bootstrap_servers}",
                 f"  topics       {topics.ensemble_alerts}, {topics.ensemble_batches}, {topics.validator_results}, "
                 f"{topics.miner_scores('miner-a')}",
-                f"  subscribe    kcat -b {self.stack.bootstrap_servers} -t {topics.ensemble_alerts} -s value=avro "
-                f"-r {self.gateway_url}",
+                f"  subscribe    python gateway/examples/consume_ensemble_alerts.py --bootstrap "
+                f"{self.stack.bootstrap_servers} --registry {self.gateway_url} --topic {topics.ensemble_alerts} "
+                "--session-timeout-ms 6000",
                 f"  replay       riskstream replay --date {first} --from scores",
                 f"  logs         {self.processes.log_dir}/",
                 "Ctrl-C stops every process.",
