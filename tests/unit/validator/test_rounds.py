@@ -7,10 +7,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from validator_fakes import DATE, PANEL, RecordingProducer
 
 from streams.codec import AvroCodec
 from streams.objectstore import FileObjectStore
+from streams.schema_registry import FileSchemaRegistry
 from validator.bridge import InboxRecord
 from validator.ground_truth import auc_pr
 from validator.rounds import Rounds
@@ -372,3 +375,41 @@ def test_emitted_ensembles_are_kept_for_the_next_version_only_and_expire(
     later = make_batch(50, DATE + dt.timedelta(days=10), seed=2, published_at=T0)
     _open(rounds, store, later, offset=1)
     assert not rounds.tables.ensembles
+
+
+_JUNK_TOPICS = ["scores.honest-1", "scores.random", "scores.unknown-miner", "not-a-miner-topic"]
+
+
+@st.composite
+def _junk(draw: st.DrawFn, real: list[InboxRecord]) -> InboxRecord:
+    """Random bytes, truncated real records, or real bodies behind a wrong schema id."""
+    kind = draw(st.sampled_from(["random", "truncated", "wrong_id"]))
+    key = draw(st.one_of(st.none(), st.binary(max_size=20), st.just(b"2026-01-02:0003")))
+    source = real[draw(st.integers(0, len(real) - 1))].value or b""
+    if kind == "random":
+        value: bytes | None = draw(st.one_of(st.none(), st.binary(max_size=120)))
+    elif kind == "truncated":
+        value = source[: draw(st.integers(0, len(source) - 1))]
+    else:
+        value = b"\x00" + draw(st.integers(9, 2**32 - 1)).to_bytes(4, "big") + source[5:]
+    # partitions 1-3: real records sit on partition 0, so no junk shares a real record's position
+    return InboxRecord(key, value, draw(st.sampled_from(_JUNK_TOPICS)), draw(st.integers(1, 3)), draw(st.integers(0)))
+
+
+_REAL = _records(AvroCodec(FileSchemaRegistry.default()), make_batch(120, DATE, seed=5, published_at=T0), PANEL)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(junk=st.lists(_junk(_REAL), min_size=1, max_size=12), seed=st.randoms(use_true_random=False))
+def test_any_junk_in_the_inbox_is_dead_lettered_and_the_round_still_completes(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, junk: list[InboxRecord], seed: Any
+) -> None:
+    batch = make_batch(120, DATE, seed=5, published_at=T0)
+    rounds, producer = make_rounds()
+    _open(rounds, store, batch)
+    mixed = [*junk, *_REAL]
+    seed.shuffle(mixed)
+    rounds.ingest(mixed)  # never raises on input
+    dead = {(k, v) for _, k, v, _ in producer.on(rounds.topics.dlq("scores"))}
+    assert {(j.key, j.value) for j in junk} <= dead
+    assert rounds.check(0), "the honest submissions still complete the round"
