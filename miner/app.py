@@ -31,25 +31,13 @@ from streams.batch import Manifest
 from streams.codec import AvroCodec
 from streams.errors import CodecError
 from streams.kafka import AsyncBatchConsumer, BatchProducer, ensure_topics, partitions_of
-from streams.objectstore import FileObjectStore, S3ObjectStore, open_store
+from streams.objectstore import open_stack_store
 from streams.progress import say
 from streams.schema_registry import registry_from_url
-from streams.settings import StackSettings
 from streams.topics import TopicNames
 
 log = logging.getLogger("miner.app")
 _LIBRDKAFKA_LOG = logging.getLogger("miner.librdkafka")
-
-
-def open_object_store(stack: StackSettings) -> FileObjectStore | S3ObjectStore:
-    secret = stack.s3_secret_access_key
-    return open_store(
-        stack.object_store_url,
-        endpoint_url=stack.s3_endpoint_url,
-        region=stack.s3_region,
-        access_key_id=stack.s3_access_key_id,
-        secret_access_key=secret.get_secret_value() if secret is not None else None,
-    )
 
 
 class TopicPeerReader:
@@ -128,7 +116,7 @@ def build_agent(settings: MinerSettings, producer: BatchProducer) -> MinerAgent:
     codec = AvroCodec(registry_from_url(stack.schema_registry_url))
     return MinerAgent(
         settings,
-        store=open_object_store(stack),
+        store=open_stack_store(stack),
         producer=producer,
         codec=codec,
         registry=ModelRegistry(settings.models_path),
@@ -200,7 +188,7 @@ def train_miner(
         msg = f"profile {profile.name!r} scores without models: nothing to train"
         raise MinerError(msg)
     network = network or settings.network
-    store = open_object_store(settings.stack)
+    store = open_stack_store(settings.stack)
     dates = labelled_dates(store, network, start, end, window_days, today=today)
     models = train_models(
         dates,

@@ -10,7 +10,7 @@ from ops.demo import DemoPlan, run_demo, stack_env
 from ops.replay import replay_from_scores, replay_from_sot
 from streams.cli import parse_date
 from streams.kafka import BatchProducer, ensure_topics
-from streams.objectstore import open_store
+from streams.objectstore import open_stack_store
 from streams.progress import say, step
 from streams.settings import STACK_ENV_FILE, StackSettings
 from streams.stack import LocalStack, free_port
@@ -44,14 +44,7 @@ def _replay(args: argparse.Namespace) -> int:
     producer = BatchProducer(stack.bootstrap_servers)
     topics = stack.topics
     if args.source == "sot":
-        secret = stack.s3_secret_access_key.get_secret_value() if stack.s3_secret_access_key else None
-        store = open_store(
-            stack.object_store_url,
-            endpoint_url=stack.s3_endpoint_url,
-            region=stack.s3_region,
-            access_key_id=stack.s3_access_key_id,
-            secret_access_key=secret,
-        )
+        store = open_stack_store(stack)
         manifest = replay_from_sot(store, producer, topics, args.network, args.date, args.window_days)
         say(f"re-announced {manifest.batch_id} on {topics.sot_batches}: miners re-score, then a new ensemble version")
     else:

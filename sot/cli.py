@@ -19,7 +19,7 @@ from sot.settings import SotSettings
 from streams import batch as contract
 from streams.errors import EventError, ObjectStoreError
 from streams.kafka import BatchProducer, ensure_topics, list_topics
-from streams.objectstore import FileObjectStore, S3ObjectStore, open_store, sha256_hex
+from streams.objectstore import FileObjectStore, open_stack_store, sha256_hex
 from streams.progress import say, step
 
 _SIZES = ("alerts", "addresses", "flows", "clusters", "seed")
@@ -48,18 +48,6 @@ def _network(args: argparse.Namespace, settings: SotSettings) -> str:
     return network
 
 
-def _open_store(settings: SotSettings) -> FileObjectStore | S3ObjectStore:
-    stack = settings.stack
-    secret = stack.s3_secret_access_key.get_secret_value() if stack.s3_secret_access_key else None
-    return open_store(
-        stack.object_store_url,
-        endpoint_url=stack.s3_endpoint_url,
-        region=stack.s3_region,
-        access_key_id=stack.s3_access_key_id,
-        secret_access_key=secret,
-    )
-
-
 def _producer(settings: SotSettings) -> BatchProducer:
     """A producer for the sot topics, after checking that the broker answers."""
     stack = settings.stack
@@ -84,10 +72,11 @@ def _run_generate(args: argparse.Namespace) -> int:
     network, date = _network(args, settings), _date(args.date)
     sizes = _sizes(args, settings)
     check_params(network, window_days=settings.window_days, **{k: v for k, v in sizes.items() if k != "seed"})
-    store = FileObjectStore(Path(args.out)) if args.out else _open_store(settings)
+    store = FileObjectStore(Path(args.out)) if args.out else open_stack_store(settings.stack)
+    private = None if args.out else open_stack_store(settings.stack, private=True)
     batch = _generate(network, date, sizes, settings.window_days)
     with step(f"writing to {store.url}"):
-        manifest = write_batch(store, batch)
+        manifest = write_batch(store, batch, private=private)
     say(f"{manifest.batch_id}: " + ", ".join(f"{n} {f.rows} rows" for n, f in manifest.files.items()))
     print(f"{store.url.rstrip('/')}/{contract.snapshot_key(network, date, settings.window_days, contract.MANIFEST)}")
     return 0
@@ -115,21 +104,21 @@ def _run_publish(args: argparse.Namespace) -> int:
         raise SotInputError(msg)
     sizes = _sizes(args, settings)
     check_params(network, window_days=settings.window_days, **{k: v for k, v in sizes.items() if k != "seed"})
-    store = _open_store(settings)
-    store.exists(private_params_key(network, end, settings.window_days))  # fails fast if unreachable
+    store, private = open_stack_store(settings.stack), open_stack_store(settings.stack, private=True)
+    private.exists(private_params_key(network, end, settings.window_days))  # fails fast if unreachable
     producer = _producer(settings)
     topics = settings.stack.topics
     window = settings.window_days
     for offset in range(args.days - 1, -1, -1):
         date = end - dt.timedelta(days=offset)
         written = store.exists(contract.snapshot_key(network, date, window, contract.MANIFEST))
-        if written and _published_params(store, network, date, window) == sizes:
+        if written and _published_params(private, network, date, window) == sizes:
             with step(f"announcing {network} {date} already in {store.url} on {topics.sot_batches}"):
                 manifest = announce_batch(store, producer, topics, network, date, window)
             continue
         batch = _generate(network, date, sizes, window)
         with step(f"publishing {network} {date} to {store.url} and {topics.sot_batches}"):
-            manifest = publish_batch(store, producer, topics, batch, emit=settings.emit_events)
+            manifest = publish_batch(store, producer, topics, batch, emit=settings.emit_events, private=private)
         say(f"published {manifest.batch_id} ({manifest.files['alerts.parquet'].rows} alerts)")
     return 0
 
@@ -144,9 +133,9 @@ def _run_labels(args: argparse.Namespace) -> int:
             f"labels of {network} {date} are due on {due} (tau {settings.tau_days} days); today is {today}; use --force"
         )
         raise LabelsNotDueError(msg)
-    store = _open_store(settings)
+    store, private = open_stack_store(settings.stack), open_stack_store(settings.stack, private=True)
     window = settings.window_days
-    sizes = _published_params(store, network, date, window)
+    sizes = _published_params(private, network, date, window)
     manifest_key = contract.snapshot_key(network, date, window, contract.MANIFEST)
     if sizes is None or not store.exists(manifest_key):
         msg = f"no published batch {network} {date} (window {window}) in {store.url}: publish it first"

@@ -122,11 +122,18 @@ def _emit(
         raise PublishError(msg) from exc
 
 
-def write_batch(store: ObjectStore, batch: GeneratedBatch, *, now: dt.datetime | None = None) -> contract.Manifest:
-    """Upload the snapshot (and the validator's traps) without announcing it."""
+def write_batch(
+    store: ObjectStore,
+    batch: GeneratedBatch,
+    *,
+    now: dt.datetime | None = None,
+    private: ObjectStore | None = None,
+) -> contract.Manifest:
+    """Upload the snapshot without announcing it; traps and parameters go to the ``private`` store."""
     when = now or dt.datetime.now(dt.UTC)
+    private = private or store
     try:
-        store.put(
+        private.put(
             private_params_key(batch.network, batch.processing_date, batch.window_days),
             orjson.dumps(batch.params, option=orjson.OPT_SORT_KEYS),
         )
@@ -134,8 +141,8 @@ def write_batch(store: ObjectStore, batch: GeneratedBatch, *, now: dt.datetime |
         msg = f"upload of {batch.network} {batch.processing_date} failed: {exc}"
         raise PublishError(msg) from exc
     traps = batch.trap_files()
-    trap_manifest = _manifest(store, contract.traps_key, "traps", batch, traps, when, {})
-    _upload(store, contract.traps_key, batch, traps, trap_manifest)
+    trap_manifest = _manifest(private, contract.traps_key, "traps", batch, traps, when, {})
+    _upload(private, contract.traps_key, batch, traps, trap_manifest)
     files = batch.snapshot_files()
     counts = {name.removesuffix(".parquet"): table.num_rows for name, table in batch.tables.items()}
     manifest = _manifest(
@@ -153,12 +160,13 @@ def publish_batch(
     *,
     now: dt.datetime | None = None,
     emit: bool = True,
+    private: ObjectStore | None = None,
 ) -> contract.Manifest:
     """Upload the batch, then emit the manifest's object-created event to ``sot.batches``.
 
     ``emit=False`` when the object store publishes its own notifications (MinIO -> Kafka).
     """
-    manifest = write_batch(store, batch, now=now)
+    manifest = write_batch(store, batch, now=now, private=private)
     if not emit:
         return manifest
     key = contract.snapshot_key(batch.network, batch.processing_date, batch.window_days, contract.MANIFEST)

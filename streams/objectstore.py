@@ -22,6 +22,7 @@ from urllib.parse import quote_plus, unquote_plus
 import orjson
 
 from streams.errors import EventError, ObjectStoreError
+from streams.settings import StackSettings
 
 
 def sha256_hex(data: bytes) -> str:
@@ -214,6 +215,19 @@ def open_store(
         )
     msg = f"object store url must be s3://bucket[/prefix] or file://dir: {url!r}"
     raise ObjectStoreError(msg)
+
+
+def open_stack_store(stack: StackSettings, *, private: bool = False) -> FileObjectStore | S3ObjectStore:
+    """The deployment's object store (or, with ``private``, the one only the SOT and validator read)."""
+    secret = stack.s3_secret_access_key
+    url = (stack.private_store_url or stack.object_store_url) if private else stack.object_store_url
+    return open_store(
+        url,
+        endpoint_url=stack.s3_endpoint_url,
+        region=stack.s3_region,
+        access_key_id=stack.s3_access_key_id,
+        secret_access_key=secret.get_secret_value() if secret is not None else None,
+    )
 
 
 def build_object_created_event(bucket: str, key: str, size: int, etag: str, when: dt.datetime) -> bytes:

@@ -30,6 +30,9 @@ class StackSettings(BaseSettings):
     home: Path = Field(Path(".riskstream"), description="local state: stack pid, data dirs, models")
     bootstrap_servers: str = "127.0.0.1:9092"
     object_store_url: str = Field("file://.riskstream/store", description="s3://bucket[/prefix] or file://dir")
+    private_store_url: str = Field(
+        "", description="traps and generator parameters, out of the miners' reach; empty: the object store"
+    )
     clickhouse_url: str = Field("chdb://.riskstream/clickhouse", description="chdb://path or http(s)://host:8123")
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")

@@ -23,7 +23,7 @@ import faust
 from streams.codec import AvroCodec
 from streams.control import ControlError, parse_command
 from streams.kafka import BatchProducer, ensure_topics
-from streams.objectstore import open_store
+from streams.objectstore import open_stack_store
 from streams.schema_registry import registry_from_url
 from validator.bridge import InboxRecord, run_bridge
 from validator.control import read_date
@@ -82,16 +82,11 @@ def create_validator(settings: ValidatorSettings) -> Validator:
     )
     tables = define_tables(app, stack.topic_partitions)
     codec = AvroCodec(registry_from_url(stack.schema_registry_url))
-    store = open_store(
-        stack.object_store_url,
-        endpoint_url=stack.s3_endpoint_url,
-        region=stack.s3_region,
-        access_key_id=stack.s3_access_key_id,
-        secret_access_key=stack.s3_secret_access_key.get_secret_value() if stack.s3_secret_access_key else None,
-    )
+    store = open_stack_store(stack)
+    private_store = open_stack_store(stack, private=True)
     producer = BatchProducer(stack.bootstrap_servers)
     bridge_producer = BatchProducer(stack.bootstrap_servers)
-    rounds = Rounds(tables, settings, codec, store, producer)
+    rounds = Rounds(tables, settings, codec, store, producer, private_store)
     validator = Validator(settings, app, tables, rounds, producer, bridge_producer)
     _wire(validator)
     return validator

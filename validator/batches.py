@@ -74,7 +74,7 @@ def _pairs(table: pa.Table, id_column: str, value_column: str) -> tuple[Strings,
     return ids[order], values[order]
 
 
-def load_batch(store: ObjectStore, manifest: Manifest) -> BatchContents:
+def load_batch(store: ObjectStore, manifest: Manifest, traps_store: ObjectStore | None = None) -> BatchContents:
     net, date, window = manifest.network, manifest.processing_date, manifest.window_days
     alerts = _table(store, snapshot_key(net, date, window, "alerts.parquet"), ["alert_id"])
     clusters_key = snapshot_key(net, date, window, "clusters.parquet")
@@ -84,9 +84,10 @@ def load_batch(store: ObjectStore, manifest: Manifest) -> BatchContents:
         else np.zeros(0, dtype=str)
     )
     trap_key = traps_key(net, date, window, "traps.parquet")
-    if store.exists(trap_key):
+    traps_store = traps_store or store
+    if traps_store.exists(trap_key):
         trap_ids, trap_labels = _pairs(
-            _table(store, trap_key, ["alert_id", "expected_label"]), "alert_id", "expected_label"
+            _table(traps_store, trap_key, ["alert_id", "expected_label"]), "alert_id", "expected_label"
         )
     else:
         trap_ids, trap_labels = np.zeros(0, dtype=str), np.zeros(0, dtype=np.float64)

@@ -98,11 +98,13 @@ class Rounds:
         codec: AvroCodec,
         store: ObjectStore,
         producer: Producer,
+        private_store: ObjectStore | None = None,
     ) -> None:
         self.tables = tables
         self.settings = settings
         self.codec = codec
         self.store = store
+        self.private_store = private_store or store  # the traps: never where miners can read
         self.producer = producer
         self.topics = settings.stack.topics
         self._alert_encoder = EnsembleEncoder.for_record(codec, "riskstream.EnsembleAlertScore", "alert_id")
@@ -371,7 +373,7 @@ class Rounds:
         if key not in self._contents:
             if len(self._contents) > 8:
                 self._contents.pop(next(iter(self._contents)))
-            self._contents[key] = load_batch(self.store, read_manifest(self.store, key))
+            self._contents[key] = load_batch(self.store, read_manifest(self.store, key), self.private_store)
         return self._contents[key]
 
     def evaluate(
