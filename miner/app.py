@@ -22,7 +22,7 @@ import numpy as np
 from miner.agent import AgentStats, MinerAgent
 from miner.errors import MinerError, PeerSubmissionError
 from miner.profiles import get_profile
-from miner.records import ALERT_SCORE_BATCH, CLUSTER_SCORE_BATCH, SUBMISSION_COMPLETE
+from miner.records import ALERT_SCORE_BATCH, CLUSTER_SCORE_BATCH, SUBMISSION_COMPLETE, registration_record
 from miner.registry import MODEL_TYPES, ModelRegistry
 from miner.scoring import BatchScores
 from miner.settings import MinerSettings
@@ -144,12 +144,13 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
         )
     ensure_topics(
         stack.bootstrap_servers,
-        [topics.sot_batches, topics.miner_errors, topics.miner_scores(settings.miner_id)],
+        [topics.sot_batches, topics.miner_errors, topics.miner_registry, topics.miner_scores(settings.miner_id)],
         partitions=stack.topic_partitions,
         replication=stack.replication_factor,
     )
     producer = BatchProducer(stack.bootstrap_servers)
     agent = build_agent(settings, producer)
+    _announce(settings, agent, producer)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not in the main thread
@@ -169,7 +170,24 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+        if max_batches is None:  # a miner that stops serving withdraws; a one-off run leaves it registered
+            producer.send(topics.miner_registry, settings.miner_id, None)
         producer.flush()
+
+
+def _announce(settings: MinerSettings, agent: MinerAgent, producer: BatchProducer) -> None:
+    """Register with the validator: it then waits for this miner's submissions (until its deadline)."""
+    registry = ModelRegistry(settings.models_path)
+    versions = {t: v[-1] for t in MODEL_TYPES if (v := registry.versions(t, settings.network))}
+    record = registration_record(
+        miner_id=settings.miner_id,
+        profile=agent.profile.name,
+        network=settings.network,
+        model_versions=versions if agent.profile.uses_models else {},
+        registered_at=dt.datetime.now(dt.UTC),
+    )
+    producer.send(settings.stack.topics.miner_registry, record.key, agent.codec.encode(record.schema, record.value))
+    producer.flush()
 
 
 def train_miner(

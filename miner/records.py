@@ -18,6 +18,7 @@ ALERT_SCORE_BATCH = "riskstream.AlertScoreBatch"
 CLUSTER_SCORE_BATCH = "riskstream.ClusterScoreBatch"
 SUBMISSION_COMPLETE = "riskstream.SubmissionComplete"
 MINER_ERROR = "riskstream.MinerError"
+MINER_REGISTRATION = "riskstream.MinerRegistration"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +110,17 @@ def error_record(
         "occurred_at": occurred_at,
     }
     return OutRecord(key, MINER_ERROR, value)
+
+
+def registration_record(
+    *, miner_id: str, profile: str, network: str, model_versions: dict[str, str], registered_at: dt.datetime
+) -> OutRecord:
+    """The announcement a miner sends when it starts serving (key: its id)."""
+    value = {
+        "miner_id": miner_id,
+        "profile": profile,
+        "networks": [network],
+        "model_versions": dict(model_versions),
+        "registered_at": registered_at,
+    }
+    return OutRecord(miner_id, MINER_REGISTRATION, value)

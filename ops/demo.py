@@ -48,6 +48,7 @@ class DemoPlan:
     clusters: int = 100
     deadline_s: float = 60.0
     gateway_port: int = 9000
+    configure_expected: bool = True  # False: the validator learns the miners from their registrations
     miners: tuple[MinerPlan, ...] = field(
         default=(
             MinerPlan("miner-a", "honest-a"),
@@ -128,7 +129,8 @@ class Demo:
                 )
 
     def start_services(self) -> None:
-        expected = [a for m in self.plan.miners for a in ("--expected-miner", m.miner_id)]
+        miners = self.plan.miners if self.plan.configure_expected else ()
+        expected = [a for m in miners for a in ("--expected-miner", m.miner_id)]
         with step("starting validator, gateway and miners"):
             self.processes.start(
                 "validator", ["validator", "worker", *expected, "--deadline", str(self.plan.deadline_s)]

@@ -63,6 +63,11 @@ class TopicNames:
         return self._name("miner.errors")
 
     @property
+    def miner_registry(self) -> str:
+        """Miners announce themselves here (key miner_id, compacted where the broker compacts)."""
+        return self._name("miners.registry")
+
+    @property
     def validator_inbox(self) -> str:
         """Where the validator's bridge copies every miner topic (Faust cannot pattern-subscribe)."""
         return self._name("validator.inbox")
@@ -107,7 +112,10 @@ class TopicNames:
             self.ensemble_batches,
             self.validator_results,
             self.miner_errors,
+            self.miner_registry,
             self.validator_inbox,
             self.validator_control,
             self.dlq("scores"),
+            self.dlq("sot"),
+            self.dlq("registry"),
         ]

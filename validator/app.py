@@ -22,12 +22,14 @@ import faust
 
 from streams.codec import AvroCodec
 from streams.control import ControlError, parse_command
+from streams.errors import CodecError
 from streams.kafka import BatchProducer, ensure_topics
 from streams.objectstore import open_stack_store
 from streams.schema_registry import registry_from_url
 from validator.bridge import InboxRecord, run_bridge
 from validator.control import read_date
 from validator.errors import ReplayError, ValidatorError
+from validator.registry import apply_registration
 from validator.rounds import Rounds
 from validator.settings import ValidatorSettings
 from validator.tables import ValidatorTables, define_tables, source_position
@@ -105,6 +107,7 @@ def _wire(v: Validator) -> None:
     batches = app.topic(topics.sot_batches, **raw)
     labels = app.topic(topics.sot_labels, **raw)
     control = app.topic(topics.validator_control, **raw)
+    registry = app.topic(topics.miner_registry, **raw)
 
     @app.agent(inbox, name="validate_scores", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
     async def validate_scores(stream: Any) -> None:
@@ -130,6 +133,19 @@ def _wire(v: Validator) -> None:
         async for event in stream.events():
             rounds.note_labels(event.value, _position(event), event.key)
             rounds.check(_now_ms())
+
+    @app.agent(registry, name="register_miners", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
+    async def register_miners(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                miner_id = apply_registration(v.tables.registry, rounds.codec, event.key, event.value)
+                log.info("miner %s %s", miner_id, "withdrew" if event.value is None else "registered")
+            except CodecError as exc:
+                source = InboxRecord(event.key, event.value, event.message.topic, event.message.partition,
+                                     event.message.offset)  # fmt: skip
+                v.producer.send(topics.dlq("registry"), event.key, event.value, headers=source.headers(str(exc)))
+                v.producer.flush()
+                log.warning("registration at %s dead-lettered: %s", _position(event), exc)
 
     @app.agent(control, name="serve_commands", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
     async def serve_commands(stream: Any) -> None:

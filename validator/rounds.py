@@ -41,6 +41,7 @@ from validator.outcome import (
     immediate_results,
     judge_ground_truth,
 )
+from validator.registry import miners_to_wait_for
 from validator.settings import ValidatorSettings
 from validator.submissions import ALERT_RECORD, CLUSTER_RECORD, COMPLETE_RECORD, collect_submissions
 from validator.tables import (
@@ -351,8 +352,11 @@ class Rounds:
                 self.apply_labels(rkey)
         return done
 
+    def expected_miners(self) -> list[str]:
+        return miners_to_wait_for(self.settings.expected_miners, self.tables.registry)
+
     def all_complete(self, rkey: str) -> bool:
-        expected = self.settings.expected_miners
+        expected = self.expected_miners()
         if not expected:
             return False
         date, network = parse_round_key(rkey)
@@ -402,7 +406,7 @@ class Rounds:
                 facts[miner] = MinerFacts(dead_letters=count)
         history = {
             m: dict(self.tables.weights.get(m) or {})
-            for m in set(submissions) | set(facts) | set(self.settings.expected_miners)
+            for m in set(submissions) | set(facts) | set(self.expected_miners())
         }
         inputs = RoundInputs(
             date=date,
@@ -410,7 +414,7 @@ class Rounds:
             contents=contents,
             submissions=submissions,
             facts=facts,
-            expected=self.settings.expected_miners,
+            expected=self.expected_miners(),
             history=history,
             fixed_weights=fixed_weights,
             previous=self.previous_ensemble(rkey, version, contents),
@@ -474,7 +478,7 @@ class Rounds:
             batch_id=str(state["batch_id"]),
             version=version,
             trigger=trigger,
-            expected=self.settings.expected_miners,
+            expected=self.expected_miners(),
             deadline_ms=int(state["deadline_at"]),
         )
         self.producer.send(

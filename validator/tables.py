@@ -157,6 +157,7 @@ class ValidatorTables:
     weights  miner_id  -> {date: final score}              never expired
     index    date      -> {topic: {partition: first offset}} for replay, never expired
     ensembles ensemble_key -> alert scores of an emitted version  (the last two per round) expired after retention
+    registry miner_id  -> registration of a serving miner   never expired (small)
     """
 
     batches: Table = field(default_factory=dict)
@@ -166,6 +167,7 @@ class ValidatorTables:
     weights: Table = field(default_factory=dict)
     index: Table = field(default_factory=dict)
     ensembles: Table = field(default_factory=dict)
+    registry: Table = field(default_factory=dict)
 
     @classmethod
     def in_memory(cls) -> ValidatorTables:
@@ -190,4 +192,5 @@ def define_tables(app: Any, partitions: int) -> ValidatorTables:
         weights=table("weights"),
         index=table("index"),
         ensembles=table("ensembles"),
+        registry=table("registry"),
     )

@@ -334,3 +334,24 @@ async def test_an_unexpected_failure_is_reported_not_fatal(
     assert producer.on("t.scores.m1") == []
     [again] = await agent.handle(_message(published.store, published.keys[-1]))
     assert again.status == SUBMITTED
+
+
+def test_registration_record_encodes_with_the_shared_schema() -> None:
+    import datetime as dt
+
+    from miner.records import registration_record
+    from streams.codec import AvroCodec
+    from streams.schema_registry import FileSchemaRegistry
+
+    codec = AvroCodec(FileSchemaRegistry.default())
+    when = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    record = registration_record(
+        miner_id="miner-a", profile="honest-a", network="ethereum", model_versions={"alert_scorer": "v1"},
+        registered_at=when,
+    )  # fmt: skip
+    decoded = codec.decode(codec.encode(record.schema, record.value))
+    assert record.key == "miner-a"
+    assert decoded.record == {
+        "miner_id": "miner-a", "profile": "honest-a", "networks": ["ethereum"],
+        "model_versions": {"alert_scorer": "v1"}, "registered_at": when,
+    }  # fmt: skip
