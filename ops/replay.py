@@ -37,7 +37,8 @@ def replay_from_sot(
         msg = f"no published batch {network} {date} to replay: {exc}"
         raise StackError(msg) from exc
     etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
-    event = store.object_created_event(key, len(body), etag, manifest.published_at)
+    # announced now: the validator's deadline and latency of the new round count from here
+    event = store.object_created_event(key, len(body), etag, dt.datetime.now(dt.UTC))
     producer.send(topics.sot_batches, batch_key(network, date), event)
     producer.flush()
     return manifest

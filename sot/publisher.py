@@ -3,7 +3,8 @@
 The order is the contract: a consumer that sees the event finds the manifest, and the
 manifest's files are already there with the checksums it lists. Traps go to the validator's
 private prefix before the snapshot is announced; labels go to their own prefix and topic.
-Re-publishing a date writes the same bytes (the first ``published_at`` is kept) and re-emits.
+Re-publishing a date writes the same bytes (the first ``published_at`` is kept) and re-emits
+the event with the time of the new announcement.
 
     manifest = publish_batch(store, producer, topics, batch)
     publish_labels(store, producer, topics, batch)
@@ -171,7 +172,9 @@ def publish_batch(
         return manifest
     key = contract.snapshot_key(batch.network, batch.processing_date, batch.window_days, contract.MANIFEST)
     kafka_key = contract.batch_key(batch.network, batch.processing_date)
-    _emit(store, producer, topics.sot_batches, kafka_key, key, manifest.to_json(), manifest.published_at)
+    # the event says when it was announced: a re-publication is a new announcement (a replay downstream)
+    announced = now or dt.datetime.now(dt.UTC)
+    _emit(store, producer, topics.sot_batches, kafka_key, key, manifest.to_json(), announced)
     return manifest
 
 
@@ -208,5 +211,7 @@ def announce_batch(
     except (ObjectStoreError, EventError) as exc:
         msg = f"cannot announce {network} {date}: {exc}"
         raise PublishError(msg) from exc
-    _emit(store, producer, topics.sot_batches, contract.batch_key(network, date), key, body, manifest.published_at)
+    # announced now: the validator's deadline and latency of the new round count from here
+    now = dt.datetime.now(dt.UTC)
+    _emit(store, producer, topics.sot_batches, contract.batch_key(network, date), key, body, now)
     return manifest

@@ -45,7 +45,9 @@ class Verdict:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def assess_integrity(facts: SubmissionFacts, *, min_completeness: float, max_latency_s: float) -> Verdict:
+def assess_integrity(
+    facts: SubmissionFacts, *, min_completeness: float, max_latency_s: float, on_time_s: float = 0.0
+) -> Verdict:
     reasons: list[str] = []
     completeness = facts.scored_known / facts.batch_size if facts.batch_size else 0.0
     in_range = 1.0 - facts.out_of_range / facts.total_scores if facts.total_scores else 0.0
@@ -54,7 +56,9 @@ def assess_integrity(facts: SubmissionFacts, *, min_completeness: float, max_lat
     if facts.latency_s is None or facts.late_records:
         latency = 0.0
     else:
-        latency = min(1.0, max(0.0, 1.0 - facts.latency_s / max_latency_s))
+        # full points within on_time_s, so seconds of jitter never move weights (replays stay identical)
+        late_by = max(0.0, facts.latency_s - on_time_s)
+        latency = min(1.0, max(0.0, 1.0 - late_by / max(max_latency_s - on_time_s, 1e-9)))
     determinism = 1.0 if facts.determinism_violations == 0 else 0.0
 
     if not facts.completed:

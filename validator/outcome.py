@@ -144,7 +144,12 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
         counted, a_row, r_row, c_row = _facts_of(sub, facts, contents, inputs.published_at_ms)
         a_matrix[row], r_matrix[row], c_matrix[row] = a_row, r_row, c_row
         integrity.append(
-            assess_integrity(counted, min_completeness=settings.min_completeness, max_latency_s=settings.max_latency_s)
+            assess_integrity(
+                counted,
+                min_completeness=settings.min_completeness,
+                max_latency_s=settings.max_latency_s,
+                on_time_s=settings.on_time_s,
+            )
         )
         completed.append(counted.completed)
         marker_at = int(facts.marker.get("produced_at", 0)) if facts.marker else 0

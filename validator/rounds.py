@@ -410,7 +410,8 @@ class Rounds:
         }
         inputs = RoundInputs(
             date=date,
-            published_at_ms=int(state["published_at"]),
+            # latency counts from the announcement this round answers: a replayed batch is re-announced
+            published_at_ms=int(state.get("opened_at", state["published_at"])),
             contents=contents,
             submissions=submissions,
             facts=facts,

@@ -31,6 +31,7 @@ class ValidatorSettings(ServiceSettings):
     default_prior: float = Field(0.5, gt=0, le=1, description="weight prior of a miner with no ground-truth history")
     min_weight: float = Field(0.01, ge=0, lt=1, description="normalised weights below this are dropped")
     min_completeness: float = Field(0.95, ge=0, le=1, description="share of the batch a miner must score")
+    on_time_s: float = Field(300.0, ge=0, description="latency (from the announcement) that still earns every point")
     max_latency_s: float = Field(3600.0, gt=0, description="latency (from publication) that earns no latency points")
     top_contributors: int = Field(3, ge=1)
     precision_k: int = Field(100, ge=1, description="K of precision@K in ground truth")

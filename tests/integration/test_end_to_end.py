@@ -58,6 +58,11 @@ def _subscribe(demo: Demo, env: dict[str, str], group: str) -> list[dict[str, An
     return [orjson.loads(line) for line in out.stdout.splitlines()]
 
 
+def _replay(day: dt.date, source: str, env: dict[str, str], cwd: Path) -> None:
+    command = [sys.executable, "-m", "streams.cli", "replay", "--date", day.isoformat(), "--from", source]
+    subprocess.run(command, env=env, cwd=cwd, check=True, timeout=60, capture_output=True)
+
+
 def test_publish_validate_query_subscribe_and_replay(broker: str, namespace: str, tmp_path: Path) -> None:
     stack, env = isolated_run(tmp_path / "home", broker, namespace)
     plan = DemoPlan.for_today(
@@ -103,16 +108,18 @@ def test_publish_validate_query_subscribe_and_replay(broker: str, namespace: str
         assert first_v1 == pytest.approx(before)
 
         # replay the first date from the score topics: version 2, identical scores, second date untouched
-        subprocess.run(
-            [sys.executable, "-m", "streams.cli", "replay", "--date", first.isoformat(), "--from", "scores"],
-            env=env,
-            cwd=tmp_path,
-            check=True,
-            timeout=60,
-            capture_output=True,
-        )
+        _replay(first, "scores", env, tmp_path)
         demo.wait_for_ensembles((first,), min_version=2, timeout=180)
         after = _scores(demo, first)
         assert after["version"] == 2
         assert {s["alert_id"]: s["ensemble_score"] for s in after["ensemble_scores"]} == before
         assert demo.available()[second.isoformat()] == 1
+
+        # replay the second date from the SOT: miners re-score, version 2, the same scores
+        second_v1 = {s["alert_id"]: s["ensemble_score"] for s in _scores(demo, second)["ensemble_scores"]}
+        _replay(second, "sot", env, tmp_path)
+        demo.wait_for_ensembles((second,), min_version=2, timeout=180)
+        again = _scores(demo, second)
+        assert again["version"] == 2
+        assert {s["alert_id"]: s["ensemble_score"] for s in again["ensemble_scores"]} == second_v1
+        assert demo.available()[first.isoformat()] == 2

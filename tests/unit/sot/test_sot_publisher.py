@@ -71,11 +71,17 @@ def test_republishing_writes_the_same_bytes_and_emits_again(tmp_path: Path) -> N
     store, producer = FileObjectStore(tmp_path), RecordingProducer()
     publish_batch(store, producer, TOPICS, small_batch(), now=NOW)
     before = {k: store.get(k) for k in store.list()}
-    publish_batch(store, producer, TOPICS, small_batch(), now=NOW + dt.timedelta(hours=5))
+    later = NOW + dt.timedelta(hours=5)
+    publish_batch(store, producer, TOPICS, small_batch(), now=later)
     assert {k: store.get(k) for k in store.list()} == before
-    assert len(producer.sent) == 2 and producer.sent[0] == producer.sent[1]
+    # the same object, announced again: the event carries the time of each announcement
+    first, again = (parse_object_created(value)[0] for _, _, value in producer.sent)
+    assert (first.key, first.size, first.etag) == (again.key, again.size, again.etag)
+    assert (first.event_time, again.event_time) == (NOW, later)
     announced = announce_batch(store, producer, TOPICS, "ethereum", DAY, 7)
-    assert announced.published_at == NOW and producer.sent[2] == producer.sent[0]
+    assert announced.published_at == NOW
+    assert producer.sent[2][:2] == producer.sent[0][:2]
+    assert parse_object_created(producer.sent[2][2])[0].event_time > later
 
 
 def test_labels_go_to_their_prefix_and_topic(tmp_path: Path) -> None:

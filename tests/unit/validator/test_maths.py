@@ -106,6 +106,16 @@ def test_integrity_fails_incomplete_or_out_of_range() -> None:
     assert verdict.passed and verdict.score == pytest.approx(0.2 * (4 + 0.9) / 5)
     partial = SubmissionFacts(True, 100, 50, 0, 0, 0, 50, 10.0)
     assert not assess_integrity(partial, min_completeness=0.95, max_latency_s=100).passed
+    # within the on-time window, seconds of jitter do not change the score (replays stay identical)
+    quick, slower = (SubmissionFacts(True, 100, 100, 0, 0, 0, 100, t, checksum_ok=True) for t in (3.2, 41.7))
+    on_time = [
+        assess_integrity(f, min_completeness=0.95, max_latency_s=3600, on_time_s=300).score for f in (quick, slower)
+    ]
+    assert on_time[0] == on_time[1] == pytest.approx(0.2)
+    late = SubmissionFacts(True, 100, 100, 0, 0, 0, 100, 1950.0, checksum_ok=True)
+    assert assess_integrity(late, min_completeness=0.95, max_latency_s=3600, on_time_s=300).score == pytest.approx(
+        0.2 * (4 + 0.5) / 5
+    )
     wild = SubmissionFacts(True, 100, 100, 0, 0, 3, 100, 10.0)
     bad = assess_integrity(wild, min_completeness=0.95, max_latency_s=100)
     assert not bad.passed and any("outside [0, 1]" in r for r in bad.reasons)
