@@ -177,8 +177,7 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
 
 def _announce(settings: MinerSettings, agent: MinerAgent, producer: BatchProducer) -> None:
     """Register with the validator: it then waits for this miner's submissions (until its deadline)."""
-    registry = ModelRegistry(settings.models_path)
-    versions = {t: v[-1] for t in MODEL_TYPES if (v := registry.versions(t, settings.network))}
+    versions = {t: v[-1] for t in MODEL_TYPES if (v := agent.registry.versions(t, settings.network))}
     record = registration_record(
         miner_id=settings.miner_id,
         profile=agent.profile.name,
