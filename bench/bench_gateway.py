@@ -38,7 +38,7 @@ BIN = Path(sys.executable).parent
 
 _LOAD = """
 import datetime as dt, sys, time
-from gateway.sample import sample_date
+from simulation import sample_date
 from streams.codec import AvroCodec
 from streams.kafka import Message
 from streams.schema_registry import FileSchemaRegistry

@@ -18,13 +18,13 @@ from typing import Any
 
 import confluent_kafka
 
+from simulation import adversarial_panel, make_batch, submission_records, write_batch
 from streams.codec import AvroCodec
 from streams.kafka import BatchProducer, ensure_topics, high_watermarks
 from streams.objectstore import FileObjectStore
 from streams.schema_registry import FileSchemaRegistry
 from streams.stack import free_port, start_broker, stop_process_group, wait_for_broker
 from streams.topics import TopicNames
-from validator.synthetic import adversarial_panel, make_batch, submission_records, write_batch
 
 MINERS = ["honest-1", "honest-2", "honest-3", "random", "constant", "copycat"]
 ALERTS = int(os.environ.get("BENCH_VALIDATOR_ALERTS", "50000"))

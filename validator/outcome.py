@@ -213,56 +213,6 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
     )
 
 
-def alert_records(
-    outcome: RoundOutcome, ids: Sequence[str], network: str, date: dt.date, version: int
-) -> list[tuple[str, dict[str, Any]]]:
-    return _entity_records(outcome, outcome.alerts, ids, "alert_id", network, date, version)
-
-
-def cluster_records(
-    outcome: RoundOutcome, ids: Sequence[str], network: str, date: dt.date, version: int
-) -> list[tuple[str, dict[str, Any]]]:
-    return _entity_records(outcome, outcome.clusters, ids, "cluster_id", network, date, version)
-
-
-def _entity_records(
-    outcome: RoundOutcome,
-    scores: EnsembleScores,
-    ids: Sequence[str],
-    id_field: str,
-    network: str,
-    date: dt.date,
-    version: int,
-) -> list[tuple[str, dict[str, Any]]]:
-    records = []
-    miners = outcome.miners
-    score, confidence, count = scores.score.tolist(), scores.confidence.tolist(), scores.miner_count.tolist()
-    agreement, std, rank = scores.agreement.tolist(), scores.std.tolist(), scores.rank.tolist()
-    contributors = scores.contributors
-    for col, entity_id in enumerate(ids):
-        records.append(
-            (
-                f"{date.isoformat()}:{entity_id}",
-                {
-                    "network": network,
-                    "processing_date": date,
-                    id_field: str(entity_id),
-                    "ensemble_score": score[col],
-                    "confidence": confidence[col],
-                    "miner_count": count[col],
-                    "miner_agreement": agreement[col],
-                    "score_std": std[col],
-                    "rank": rank[col],
-                    "top_contributors": [
-                        {"miner_id": miners[row], "weight": w, "score": s} for row, w, s in contributors[col]
-                    ],
-                    "version": version,
-                },
-            )
-        )
-    return records
-
-
 def immediate_results(
     outcome: RoundOutcome, network: str, date: dt.date, version: int
 ) -> list[tuple[str, dict[str, Any]]]:

@@ -18,8 +18,8 @@ import pytest
 from sanic import Sanic
 
 from gateway.app import create_app, serve_in_loop
-from gateway.sample import sample_date
 from gateway.settings import GatewaySettings
+from simulation import sample_date
 from streams.codec import AvroCodec
 from streams.kafka import BatchProducer, Message
 from streams.schema_registry import FileSchemaRegistry, HttpSchemaRegistry

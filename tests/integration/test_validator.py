@@ -15,13 +15,7 @@ from typing import Any
 import confluent_kafka
 import pytest
 
-from streams.codec import AvroCodec
-from streams.control import request_replay
-from streams.kafka import BatchProducer, ensure_topics
-from streams.objectstore import FileObjectStore
-from streams.schema_registry import FileSchemaRegistry
-from streams.settings import StackSettings
-from validator.synthetic import (
+from simulation import (
     SyntheticBatch,
     adversarial_panel,
     make_batch,
@@ -29,6 +23,12 @@ from validator.synthetic import (
     write_batch,
     write_labels,
 )
+from streams.codec import AvroCodec
+from streams.control import request_replay
+from streams.kafka import BatchProducer, ensure_topics
+from streams.objectstore import FileObjectStore
+from streams.schema_registry import FileSchemaRegistry
+from streams.settings import StackSettings
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from typing import Any
 import confluent_kafka
 import pytest
 
-from gateway.sample import sample_date
+from simulation import sample_date
 from streams.codec import AvroCodec
 from streams.kafka import BatchProducer, Message
 from streams.schema_registry import FileSchemaRegistry

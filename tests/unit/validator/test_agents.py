@@ -9,10 +9,10 @@ from typing import Any
 
 from validator_fakes import DATE, RecordingProducer, make_settings
 
+from simulation import adversarial_panel, make_batch, submission_records, write_batch
 from streams.codec import AvroCodec
 from streams.objectstore import FileObjectStore
 from validator.app import create_validator
-from validator.synthetic import adversarial_panel, make_batch, submission_records, write_batch
 
 T0 = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)
 

@@ -12,19 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from simulation.oracle import ensemble_records
 from streams.codec import AvroCodec
 from streams.errors import CodecError
 from streams.schema_registry import FileSchemaRegistry, RegisteredSchema
 from validator.encoding import EnsembleEncoder, assemble, doubles, strings, varints
 from validator.ensemble import ensemble_scores
-from validator.outcome import RoundOutcome, alert_records, cluster_records
 
 CODEC = AvroCodec(FileSchemaRegistry.default())
 ids_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
-
-
-def _outcome(miners: list[str], scores: Any) -> RoundOutcome:
-    return RoundOutcome(miners, [], [], [], [], np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), scores, scores)
 
 
 @settings(max_examples=60, deadline=None)
@@ -48,13 +44,13 @@ def test_bytes_equal_the_record_codec(
     date = dt.date(1970, 1, 1) + dt.timedelta(days=days)
     scores = ensemble_scores(matrix, weights, ids, top_k=top_k)
     miners = [f"{names[i]}m{i}" for i in range(m)]
-    outcome = _outcome(miners, scores)
-    for name, id_field, build in (
-        ("riskstream.EnsembleAlertScore", "alert_id", alert_records),
-        ("riskstream.EnsembleClusterScore", "cluster_id", cluster_records),
+    for name, id_field in (
+        ("riskstream.EnsembleAlertScore", "alert_id"),
+        ("riskstream.EnsembleClusterScore", "cluster_id"),
     ):
         fast = EnsembleEncoder.for_record(CODEC, name, id_field).encode(scores, miners, ids, network, date, version)
-        expected = [CODEC.encode(name, record) for _, record in build(outcome, ids, network, date, version)]
+        oracle = ensemble_records(scores, miners, ids, id_field, network, date, version)
+        expected = [CODEC.encode(name, record) for _, record in oracle]
         assert fast == expected
 
 

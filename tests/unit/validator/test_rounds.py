@@ -11,13 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from validator_fakes import DATE, PANEL, RecordingProducer
 
-from streams.codec import AvroCodec
-from streams.objectstore import FileObjectStore
-from streams.schema_registry import FileSchemaRegistry
-from validator.bridge import InboxRecord
-from validator.ground_truth import auc_pr
-from validator.rounds import Rounds
-from validator.synthetic import (
+from simulation import (
     SyntheticBatch,
     adversarial_panel,
     copied_scores,
@@ -26,6 +20,12 @@ from validator.synthetic import (
     write_batch,
     write_labels,
 )
+from streams.codec import AvroCodec
+from streams.objectstore import FileObjectStore
+from streams.schema_registry import FileSchemaRegistry
+from validator.bridge import InboxRecord
+from validator.ground_truth import auc_pr
+from validator.rounds import Rounds
 from validator.tables import round_key
 
 T0 = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)

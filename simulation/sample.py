@@ -1,4 +1,4 @@
-"""Synthetic, wire-exact records of one validated date (what the validator and miners publish), for benches.
+"""Synthetic, wire-exact records of one validated date (what the validator and miners publish), for benches and tests.
 
 for topic, key, value in sample_date(codec, TopicNames(), dt.date(2026, 1, 5), alerts=10_000):
     producer.send(topic, key, value)

@@ -1,12 +1,10 @@
-"""Synthetic batches and miner submissions with known answers, for tests, benchmarks and demos.
+"""Synthetic batches with known labels and traps, written in the ``streams.batch`` contract.
 
-The batch follows ``streams.batch`` (parquet files, manifest, traps, labels) and submissions
-follow ``streams.submission`` (bucketed chunks, completion marker, checksum), so the validator
-sees exactly what the SOT and miners publish.
+The files, manifest, traps and labels are exactly what the SOT publishes, so a validator or a
+miner reading them sees a real batch whose answers the test knows.
 
     batch = make_batch(300, date(2026, 1, 2), seed=1)
     key = write_batch(store, batch)
-    records = submission_records(codec, batch, "m1", honest_scores(batch, 0.8, seed=2), produced_at)
 """
 
 from __future__ import annotations
@@ -33,11 +31,7 @@ from streams.batch import (
     snapshot_key,
     traps_key,
 )
-from streams.codec import AvroCodec
 from streams.objectstore import ObjectStore, sha256_hex
-from streams.submission import complete_key, score_key, split_into_chunks, submission_checksum
-
-Floats = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,106 +163,3 @@ def write_labels(store: ObjectStore, batch: SyntheticBatch) -> str:
     clusters = pa.table({"cluster_id": batch.cluster_ids, "label": batch.cluster_labels}, schema=CLUSTER_LABELS)
     files = {"alert_labels.parquet": _parquet(alerts), "cluster_labels.parquet": _parquet(clusters)}
     return _put_all(store, files, labels_key, batch, "labels")
-
-
-def honest_scores(labels: npt.NDArray[np.int8], noise: float, *, seed: int) -> Floats:
-    """A noisy but informative model: logistic of a label-separated signal plus noise."""
-    rng = np.random.default_rng(seed)
-    logit = np.where(labels > 0, 1.2, -1.2) + rng.normal(0.0, noise, len(labels))
-    scores: Floats = 1.0 / (1.0 + np.exp(-logit))
-    return scores
-
-
-def random_scores(n: int, *, seed: int) -> Floats:
-    return np.random.default_rng(seed).random(n)
-
-
-def constant_scores(n: int, value: float = 0.5) -> Floats:
-    return np.full(n, value)
-
-
-def copied_scores(original: Floats, *, seed: int, noise: float = 0.002) -> Floats:
-    return np.clip(original + np.random.default_rng(seed).normal(0.0, noise, len(original)), 0.0, 1.0)
-
-
-def submission_records(
-    codec: AvroCodec,
-    batch: SyntheticBatch,
-    miner_id: str,
-    alert_scores: Floats,
-    cluster_scores: Floats,
-    produced_at: dt.datetime,
-    *,
-    buckets: int = 16,
-    chunk_size: int = 1000,
-    model_version: str = "v1",
-) -> list[tuple[str, bytes]]:
-    """(key, value) of every chunk and the completion marker, as a miner sends them."""
-    ids = batch.alert_ids
-    order = np.lexsort((np.asarray(ids), -alert_scores))
-    ranks = np.empty(len(ids), dtype=np.int64)
-    ranks[order] = np.arange(1, len(ids) + 1)
-    common = {
-        "network": batch.network,
-        "processing_date": batch.date,
-        "window_days": batch.window_days,
-        "batch_id": batch.batch_id,
-        "miner_id": miner_id,
-        "model_version": model_version,
-        "latency_ms": 0.0,
-        "produced_at": produced_at,
-    }
-    out: list[tuple[str, bytes]] = []
-    alert_chunks = cluster_chunks = 0
-    for bucket, chunk, pos in split_into_chunks(ids, buckets, chunk_size):
-        record = {
-            **common,
-            "bucket": bucket,
-            "chunk": chunk,
-            "alert_ids": [ids[p] for p in pos],
-            "scores": [float(alert_scores[p]) for p in pos],
-            "ranks": [int(ranks[p]) for p in pos],
-        }
-        out.append((score_key(batch.date, bucket), codec.encode("riskstream.AlertScoreBatch", record)))
-        alert_chunks += 1
-    cids = batch.cluster_ids
-    for bucket, chunk, pos in split_into_chunks(cids, buckets, chunk_size):
-        record = {
-            **common,
-            "bucket": bucket,
-            "chunk": chunk,
-            "cluster_ids": [cids[p] for p in pos],
-            "scores": [float(cluster_scores[p]) for p in pos],
-        }
-        out.append((score_key(batch.date, bucket), codec.encode("riskstream.ClusterScoreBatch", record)))
-        cluster_chunks += 1
-    marker = {
-        key: common[key]
-        for key in ("network", "processing_date", "window_days", "batch_id", "miner_id", "latency_ms", "produced_at")
-    }
-    marker.update(
-        alert_count=len(ids),
-        cluster_count=len(cids),
-        alert_chunks=alert_chunks,
-        cluster_chunks=cluster_chunks,
-        model_versions={"alert_scorer": model_version},
-        checksum=submission_checksum(ids, [float(s) for s in alert_scores], cids, [float(s) for s in cluster_scores]),
-    )
-    out.append((complete_key(batch.date), codec.encode("riskstream.SubmissionComplete", marker)))
-    return out
-
-
-def adversarial_panel(batch: SyntheticBatch, *, seed: int) -> dict[str, tuple[Floats, Floats]]:
-    """Three honest miners (different noise), a random, a constant and a copycat of the first."""
-    n, k = len(batch.alert_ids), len(batch.cluster_ids)
-    panel: dict[str, tuple[Floats, Floats]] = {}
-    for i, noise in enumerate((0.9, 1.1, 1.3)):
-        panel[f"honest-{i + 1}"] = (
-            honest_scores(batch.alert_labels, noise, seed=seed + i),
-            honest_scores(batch.cluster_labels, noise, seed=seed + 10 + i),
-        )
-    panel["random"] = (random_scores(n, seed=seed + 20), random_scores(k, seed=seed + 21))
-    panel["constant"] = (constant_scores(n), constant_scores(k))
-    original = panel["honest-1"]
-    panel["copycat"] = (copied_scores(original[0], seed=seed + 30), copied_scores(original[1], seed=seed + 31))
-    return panel
