@@ -19,6 +19,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from miner.flows import flow_totals
 from miner.loader import Batch
 from streams.batch import RISK_LEVELS, SEVERITIES
 
@@ -144,6 +145,26 @@ class FeatureMatrix:
         return self.values[:, self.names.index(name)]
 
 
+class _ColumnWriter:
+    """Feature columns written straight into the row-major matrix (no second copy of every column)."""
+
+    def __init__(self, names: tuple[str, ...], rows: int) -> None:
+        self._index = {name: i for i, name in enumerate(names)}
+        self._values = np.empty((rows, len(names)), dtype=np.float64)
+        self._written: set[str] = set()
+
+    def __setitem__(self, name: str, values: Matrix) -> None:
+        self._values[:, self._index[name]] = values
+        self._written.add(name)
+
+    def matrix(self) -> Matrix:
+        missing = self._index.keys() - self._written
+        if missing:
+            msg = f"features {sorted(missing)} were not built"
+            raise KeyError(msg)
+        return self._values
+
+
 def _f64(array: pa.Array | pa.ChunkedArray) -> Matrix:
     """Numbers (bools as 0/1) as float64 with nulls as NaN."""
     if pa.types.is_boolean(array.type):
@@ -194,62 +215,41 @@ def _address_stats(alerts: pa.Table) -> tuple[pa.Table, list[Matrix]]:
 
 
 def _flow_stats(batch: Batch, addresses: pa.ChunkedArray) -> list[Matrix]:
-    """Per-address in/out flow totals and counterparty risk shares, via group-by over all flows."""
-    flows = batch.money_flows
+    """Per-address in/out flow totals and counterparty risk shares, folded over the flows slice by slice."""
     features = batch.features
     labels = batch.address_labels
     risky = labels.filter(pc.is_in(pc.utf8_lower(labels["risk_level"]), pa.array(_HIGH_RISK)))["address"]
     mixers = features.filter(pc.fill_null(features["is_mixer_like"], False))["address"]
-    amount = pc.fill_null(pc.cast(flows["amount_usd_sum"], pa.float64()), 0.0)
-    txs = pc.fill_null(pc.cast(flows["tx_count"], pa.float64()), 0.0)
-    bidir = pc.cast(pc.fill_null(flows["is_bidirectional"], False), pa.float64())
+    universe = pc.unique(pc.cast(addresses, pa.string()).combine_chunks())
+    totals = flow_totals(batch.money_flows, universe, _values(mixers), _values(risky))
+    at = index_of(addresses, universe)
 
-    def side(address: str, counterparty: str) -> pa.Table:
-        cp = flows[counterparty]
-        return pa.table(
-            {
-                "address": flows[address],
-                "amount": amount,
-                "txs": txs,
-                "bidir": bidir,
-                "mixer_usd": pc.multiply(amount, pc.cast(pc.is_in(cp, mixers), pa.float64())),
-                "risky_usd": pc.multiply(amount, pc.cast(pc.is_in(cp, risky), pa.float64())),
-            }
-        )
+    def per_alert(values: Matrix) -> Matrix:
+        return _gather(values, at, 0.0)
 
-    aggregations = [("amount", "count"), ("amount", "sum"), ("txs", "sum"), ("bidir", "sum")]
-    out = side("from_address", "to_address").group_by("address", use_threads=False).aggregate(aggregations)
-    into = side("to_address", "from_address").group_by("address", use_threads=False).aggregate(aggregations)
-    both = (
-        pa.concat_tables([side("from_address", "to_address"), side("to_address", "from_address")])
-        .group_by("address", use_threads=False)
-        .aggregate(
-            [
-                ("amount", "sum"),
-                ("txs", "sum"),
-                ("bidir", "sum"),
-                ("amount", "count"),
-                ("mixer_usd", "sum"),
-                ("risky_usd", "sum"),
-            ]
-        )  # fmt: skip
-    )
-    o, i, b = (index_of(addresses, t["address"]) for t in (out, into, both))
-    in_degree = _gather(_f64(into["amount_count"]), i, 0.0)
-    out_degree = _gather(_f64(out["amount_count"]), o, 0.0)
-    in_usd = _gather(_f64(into["amount_sum"]), i, 0.0)
-    out_usd = _gather(_f64(out["amount_sum"]), o, 0.0)
-    in_tx = _gather(_f64(into["txs_sum"]), i, 0.0)
-    out_tx = _gather(_f64(out["txs_sum"]), o, 0.0)
-    total_usd = _gather(_f64(both["amount_sum"]), b, 0.0)
-    total_tx = _gather(_f64(both["txs_sum"]), b, 0.0)
-    links = _gather(_f64(both["amount_count"]), b, 0.0)
+    total_usd, total_tx, links = per_alert(totals.total_usd), per_alert(totals.total_tx), per_alert(totals.links)
     with np.errstate(divide="ignore", invalid="ignore"):
         usd_per_tx = np.where(total_tx > 0, total_usd / total_tx, 0.0)
-        bidir_share = np.where(links > 0, _gather(_f64(both["bidir_sum"]), b, 0.0) / links, 0.0)
-        mixer_share = np.where(total_usd > 0, _gather(_f64(both["mixer_usd_sum"]), b, 0.0) / total_usd, 0.0)
-        risky_share = np.where(total_usd > 0, _gather(_f64(both["risky_usd_sum"]), b, 0.0) / total_usd, 0.0)
-    return [in_degree, out_degree, in_usd, out_usd, in_tx, out_tx, usd_per_tx, bidir_share, mixer_share, risky_share]
+        bidir_share = np.where(links > 0, per_alert(totals.bidir) / links, 0.0)
+        mixer_share = np.where(total_usd > 0, per_alert(totals.mixer_usd) / total_usd, 0.0)
+        risky_share = np.where(total_usd > 0, per_alert(totals.risky_usd) / total_usd, 0.0)
+    return [
+        per_alert(totals.in_count),
+        per_alert(totals.out_count),
+        per_alert(totals.in_usd),
+        per_alert(totals.out_usd),
+        per_alert(totals.in_tx),
+        per_alert(totals.out_tx),
+        usd_per_tx,
+        bidir_share,
+        mixer_share,
+        risky_share,
+    ]
+
+
+def _values(column: pa.ChunkedArray) -> pa.Array:
+    """A set-lookup value set (one array of strings) from a table column."""
+    return pc.cast(column, pa.string()).combine_chunks() if len(column) else pa.array([], pa.string())
 
 
 def _days_between(when: dt.date, stamps: pa.ChunkedArray) -> Matrix:
@@ -264,17 +264,16 @@ def build_alert_features(batch: Batch) -> FeatureMatrix:
     n = alerts.num_rows
     date = batch.manifest.processing_date
     volume = _f64(alerts["volume_usd"])
-    columns: dict[str, Matrix] = {
-        "alert_confidence_score": _f64(alerts["alert_confidence_score"]),
-        "severity_code": _code(alerts["severity"], SEVERITIES),
-        "volume_usd": volume,
-        "log_volume_usd": np.log1p(np.clip(volume, 0.0, None)),
-        "window_days": _f64(alerts["window_days"]),
-        "risk_indicator_count": _f64(pc.fill_null(pc.list_value_length(alerts["risk_indicators"]), 0)),
-        "in_cluster": _f64(pc.is_valid(alerts["cluster_id"])),
-        "typology_share": _share(alerts["typology_type"]),
-        "address_type_share": _share(alerts["suspected_address_type"]),
-    }
+    columns = _ColumnWriter(FEATURE_NAMES, n)
+    columns["alert_confidence_score"] = _f64(alerts["alert_confidence_score"])
+    columns["severity_code"] = _code(alerts["severity"], SEVERITIES)
+    columns["volume_usd"] = volume
+    columns["log_volume_usd"] = np.log1p(np.clip(volume, 0.0, None))
+    columns["window_days"] = _f64(alerts["window_days"])
+    columns["risk_indicator_count"] = _f64(pc.fill_null(pc.list_value_length(alerts["risk_indicators"]), 0))
+    columns["in_cluster"] = _f64(pc.is_valid(alerts["cluster_id"]))
+    columns["typology_share"] = _share(alerts["typology_type"])
+    columns["address_type_share"] = _share(alerts["suspected_address_type"])
 
     features = batch.features
     at = index_of(alerts["address"], features["address"])
@@ -322,9 +321,8 @@ def build_alert_features(batch: Batch) -> FeatureMatrix:
     columns["public_risk_code"] = _gather(_code(labels["risk_level"], RISK_LEVELS), lt)
     columns["public_label_confidence"] = _gather(_f64(labels["confidence_score"]), lt)
 
-    values = np.column_stack([columns[name] for name in FEATURE_NAMES]) if n else np.empty((0, len(FEATURE_NAMES)))
     ids = [str(i) for i in alerts["alert_id"].to_pylist()]
-    return FeatureMatrix(ids, FEATURE_NAMES, np.ascontiguousarray(values, dtype=np.float64))
+    return FeatureMatrix(ids, FEATURE_NAMES, columns.matrix())
 
 
 def _member_aggregate(parent: npt.NDArray[np.int64], values: Matrix, groups: int, how: str) -> Matrix:

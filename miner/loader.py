@@ -6,13 +6,13 @@ batch.alerts.num_rows
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from miner.errors import BatchSchemaError, ChecksumError, MissingFileError
+from miner.flows import FlowFile
 from streams.batch import BATCH_FILES, LABEL_FILES, MANIFEST, Manifest, labels_key
 from streams.errors import EventError, ObjectStoreError
 from streams.objectstore import ObjectStore, sha256_hex
@@ -27,7 +27,7 @@ class Batch:
     alerts: pa.Table
     features: pa.Table
     clusters: pa.Table
-    money_flows: pa.Table
+    money_flows: pa.Table | FlowFile  # a verified file read in slices (or a table, for small in-memory batches)
     address_labels: pa.Table
 
 
@@ -50,7 +50,7 @@ def read_manifest(store: ObjectStore, key: str) -> Manifest:
         raise BatchSchemaError(msg) from exc
 
 
-def _read_verified(store: ObjectStore, folder: str, manifest: Manifest, name: str, schema: pa.Schema) -> pa.Table:
+def _verified_bytes(store: ObjectStore, folder: str, manifest: Manifest, name: str) -> bytes:
     entry = manifest.files.get(name)
     if entry is None:
         msg = f"{folder}{name}: not listed in the manifest"
@@ -64,15 +64,32 @@ def _read_verified(store: ObjectStore, folder: str, manifest: Manifest, name: st
     if digest != entry.sha256:
         msg = f"{folder}{name}: sha256 {digest[:12]}... does not match the manifest's {entry.sha256[:12]}..."
         raise ChecksumError(msg)
+    return data
+
+
+def _check_rows(rows: int, manifest: Manifest, what: str, name: str) -> None:
+    if rows != manifest.files[name].rows:
+        msg = f"{what}: {rows} rows, the manifest says {manifest.files[name].rows}"
+        raise ChecksumError(msg)
+
+
+def _read_verified(store: ObjectStore, folder: str, manifest: Manifest, name: str, schema: pa.Schema) -> pa.Table:
+    data = _verified_bytes(store, folder, manifest, name)
     try:
-        table = pq.read_table(io.BytesIO(data))
+        table = pq.read_table(pa.BufferReader(data))  # zero-copy reads of the downloaded bytes
     except (pa.ArrowException, OSError) as exc:
         msg = f"{folder}{name}: not readable parquet: {exc}"
         raise BatchSchemaError(msg) from exc
-    if table.num_rows != entry.rows:
-        msg = f"{folder}{name}: {table.num_rows} rows, the manifest says {entry.rows}"
-        raise ChecksumError(msg)
+    _check_rows(table.num_rows, manifest, folder + name, name)
     return conform(table, schema, f"{folder}{name}")
+
+
+def _flows_verified(store: ObjectStore, folder: str, manifest: Manifest) -> FlowFile:
+    """The flows file, checked like the others but kept as parquet: features read it in slices."""
+    name = "money_flows.parquet"
+    flows = FlowFile(_verified_bytes(store, folder, manifest, name), folder + name)
+    _check_rows(flows.num_rows, manifest, folder + name, name)
+    return flows
 
 
 def conform(table: pa.Table, schema: pa.Schema, what: str) -> pa.Table:
@@ -95,14 +112,18 @@ def load_batch(store: ObjectStore, manifest_key: str) -> Batch:
         msg = f"{manifest_key}: a {manifest.kind} manifest, not a snapshot"
         raise BatchSchemaError(msg)
     folder = manifest_key.removesuffix(MANIFEST)
-    tables = {name: _read_verified(store, folder, manifest, name, schema) for name, schema in BATCH_FILES.items()}
+    tables = {
+        name: _read_verified(store, folder, manifest, name, schema)
+        for name, schema in BATCH_FILES.items()
+        if name != "money_flows.parquet"
+    }
     return Batch(
         manifest=manifest,
         key=manifest_key,
         alerts=tables["alerts.parquet"],
         features=tables["features.parquet"],
         clusters=tables["clusters.parquet"],
-        money_flows=tables["money_flows.parquet"],
+        money_flows=_flows_verified(store, folder, manifest),
         address_labels=tables["address_labels.parquet"],
     )
 

@@ -1,0 +1,180 @@
+"""Money flows read in slices: per-address flow totals from typed arrays, never the whole table.
+
+A day's ``money_flows.parquet`` is the largest file of a batch (millions of edges). The features
+need only five of its columns, aggregated per alert address, so the file is read in record
+batches of those columns and folded into numpy accumulators indexed by address; peak memory is
+one slice plus the accumulators, whatever the number of flows.
+
+    flows = FlowFile(data, "snapshots/.../money_flows.parquet")
+    totals = flow_totals(flows, alert_addresses, mixers, risky)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from miner.errors import BatchSchemaError
+from streams.batch import MONEY_FLOWS
+
+FEATURE_COLUMNS = ("from_address", "to_address", "tx_count", "amount_usd_sum", "is_bidirectional")
+BATCH_ROWS = 65_536
+
+Vector = npt.NDArray[np.float64]
+
+
+class FlowFile:
+    """A money_flows parquet file, checked against the contract's schema, read in projected slices.
+
+    flows = FlowFile(store.get(key), key)
+    for part in flows.batches(("from_address", "amount_usd_sum")): ...
+    """
+
+    def __init__(self, data: bytes, what: str, *, batch_rows: int = BATCH_ROWS) -> None:
+        self.what = what
+        self.batch_rows = batch_rows
+        self._data = data
+        try:
+            self._file = pq.ParquetFile(pa.BufferReader(data), buffer_size=1 << 20)  # page by page, zero-copy
+            schema = self._file.schema_arrow
+        except (pa.ArrowException, OSError) as exc:
+            msg = f"{what}: not readable parquet: {exc}"
+            raise BatchSchemaError(msg) from exc
+        missing = [f.name for f in MONEY_FLOWS if f.name not in schema.names]
+        if missing:
+            msg = f"{what}: missing column(s) {', '.join(missing)}"
+            raise BatchSchemaError(msg)
+        for field in MONEY_FLOWS:
+            found = schema.field(field.name).type
+            if found != field.type and not _castable(found, field.type):
+                msg = f"{what}: column {field.name} is {found}, the contract says {field.type}"
+                raise BatchSchemaError(msg)
+        self.num_rows = int(self._file.metadata.num_rows)
+
+    def batches(self, columns: tuple[str, ...] = FEATURE_COLUMNS) -> Iterator[pa.RecordBatch]:
+        """The ``columns`` in file order, ``batch_rows`` rows at a time, cast to the contract's types."""
+        target = pa.schema([MONEY_FLOWS.field(c) for c in columns])
+        try:
+            for part in self._file.iter_batches(batch_size=self.batch_rows, columns=list(columns), use_threads=False):
+                yield part.select(list(columns)).cast(target)
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            msg = f"{self.what}: unreadable or off-contract values: {exc}"
+            raise BatchSchemaError(msg) from exc
+
+    def read_all(self) -> pa.Table:
+        """The whole table in the contract's columns (for small files and checks, not for features)."""
+        return pa.Table.from_batches(list(self.batches(tuple(MONEY_FLOWS.names))), MONEY_FLOWS)
+
+
+def _castable(source: pa.DataType, target: pa.DataType) -> bool:
+    """Whether an empty array of ``source`` casts to ``target`` (the same test ``Table.cast`` makes first)."""
+    try:
+        pa.array([], source).cast(target)
+    except (pa.ArrowException, NotImplementedError):
+        return False
+    return True
+
+
+def flow_slices(flows: pa.Table | FlowFile) -> Iterator[pa.RecordBatch]:
+    """The feature columns of ``flows`` in slices, from a file or from an in-memory table."""
+    if isinstance(flows, FlowFile):
+        yield from flows.batches()
+        return
+    yield from flows.select(list(FEATURE_COLUMNS)).to_batches(max_chunksize=BATCH_ROWS)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowTotals:
+    """Per-address sums over the flows, one entry per address of the universe given to ``flow_totals``."""
+
+    in_count: Vector
+    out_count: Vector
+    in_usd: Vector
+    out_usd: Vector
+    in_tx: Vector
+    out_tx: Vector
+    total_usd: Vector
+    total_tx: Vector
+    links: Vector
+    bidir: Vector
+    mixer_usd: Vector
+    risky_usd: Vector
+
+
+def _f64(array: pa.Array, fill: float | bool) -> Vector:
+    filled = pc.fill_null(array, fill)
+    if pa.types.is_boolean(filled.type):
+        filled = pc.cast(filled, pa.float64())
+    return np.asarray(pc.cast(filled, pa.float64()).to_numpy(zero_copy_only=False), np.float64)
+
+
+def _positions(keys: pa.Array, universe: pa.Array) -> npt.NDArray[np.int64]:
+    found = pc.index_in(keys, value_set=universe)
+    return np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), np.int64)
+
+
+def flow_totals(flows: pa.Table | FlowFile, universe: pa.Array, mixers: pa.Array, risky: pa.Array) -> FlowTotals:
+    """Flow sums per address of ``universe`` (distinct strings), counterparty shares by ``mixers``/``risky``.
+
+    Sums add each flow in file order, outgoing flows of an address before its incoming ones (the
+    order a group-by over the outgoing then the incoming edges adds them), so the figures do not
+    depend on how the file is sliced. Counts are whole numbers, exact in any order; the money sums
+    over both directions need that order, so the incoming rows' amounts are held (14 bytes a row)
+    until every outgoing row has been added.
+    """
+    n = len(universe)
+    acc = {name: np.zeros(n) for name in _FIELDS}
+    held: list[tuple[npt.NDArray[np.int64], Vector, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]] = []
+    for part in flow_slices(flows):
+        amount = _f64(part.column("amount_usd_sum"), 0.0)
+        txs = _f64(part.column("tx_count"), 0.0)
+        bidir = _f64(part.column("is_bidirectional"), False)
+        sender, receiver = part.column("from_address"), part.column("to_address")
+        for side, address, counterparty in (("out", sender, receiver), ("in", receiver, sender)):
+            at = _positions(address, universe)
+            hit = at >= 0
+            if not hit.any():
+                continue
+            at = at[hit]
+            cp = counterparty.filter(pa.array(hit))
+            row_amount = amount[hit]
+            mixer = _flags(pc.is_in(cp, mixers))
+            risk = _flags(pc.is_in(cp, risky))
+            np.add.at(acc[f"{side}_count"], at, 1.0)
+            np.add.at(acc[f"{side}_usd"], at, row_amount)
+            np.add.at(acc[f"{side}_tx"], at, txs[hit])
+            np.add.at(acc["bidir"], at, bidir[hit])
+            if side == "out":
+                _add_money(acc, at, row_amount, mixer, risk)
+            else:
+                held.append((at.astype(np.int32), row_amount, mixer, risk))
+    for at, row_amount, mixer, risk in held:
+        _add_money(acc, at.astype(np.int64), row_amount, mixer, risk)
+    acc["total_tx"] = acc["out_tx"] + acc["in_tx"]
+    acc["links"] = acc["out_count"] + acc["in_count"]
+    return FlowTotals(**acc)
+
+
+_FIELDS = (
+    "in_count", "out_count", "in_usd", "out_usd", "in_tx", "out_tx", "total_usd", "total_tx", "links", "bidir",
+    "mixer_usd", "risky_usd",
+)  # fmt: skip
+
+
+def _flags(array: pa.Array) -> npt.NDArray[np.bool_]:
+    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), np.bool_)
+
+
+def _add_money(
+    acc: dict[str, Vector], at: npt.NDArray[np.int64], amount: Vector, mixer: npt.NDArray[np.bool_],
+    risky: npt.NDArray[np.bool_],
+) -> None:  # fmt: skip
+    np.add.at(acc["total_usd"], at, amount)
+    np.add.at(acc["mixer_usd"], at, amount * mixer)
+    np.add.at(acc["risky_usd"], at, amount * risky)
