@@ -29,17 +29,11 @@ from miner.settings import MinerSettings
 from streams.batch import MANIFEST, Manifest, batch_key
 from streams.codec import AvroCodec
 from streams.errors import CodecError, EventError, ObjectStoreError
-from streams.kafka import Message
+from streams.kafka import Message, Producer
 from streams.objectstore import ObjectStore, parse_object_created
 
 log = logging.getLogger("miner.agent")
 SUBMITTED, FAILED, SKIPPED, STOPPED = "submitted", "failed", "skipped", "stopped"
-
-
-class Sender(Protocol):
-    def send(self, topic: str, key: bytes | str | None, value: bytes | None) -> None: ...
-
-    def flush(self, timeout: float = 60.0) -> None: ...
 
 
 class PeerReader(Protocol):
@@ -89,7 +83,7 @@ class MinerAgent:
         settings: MinerSettings,
         *,
         store: ObjectStore,
-        producer: Sender,
+        producer: Producer,
         codec: AvroCodec,
         registry: ModelRegistry,
         peers: PeerReader | None = None,

@@ -12,7 +12,6 @@ import datetime as dt
 import logging
 import signal
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,13 @@ from miner.training import labelled_dates, train_models
 from streams.batch import Manifest
 from streams.codec import AvroCodec
 from streams.errors import CodecError
-from streams.kafka import AsyncBatchConsumer, BatchProducer, ensure_topics, partitions_of
+from streams.kafka import AsyncBatchConsumer, BatchProducer, RangeReader, ensure_topics, partitions_of
 from streams.objectstore import open_stack_store
 from streams.progress import say
 from streams.schema_registry import registry_from_url
 from streams.topics import TopicNames
 
 log = logging.getLogger("miner.app")
-_LIBRDKAFKA_LOG = logging.getLogger("miner.librdkafka")
 
 
 class TopicPeerReader:
@@ -55,58 +53,41 @@ class TopicPeerReader:
     def read(self, miner_id: str, manifest: Manifest, timeout_s: float) -> BatchScores:
         topic = self.topics.miner_scores(miner_id)
         deadline = time.monotonic() + timeout_s
-        consumer = confluent_kafka.Consumer(
-            {
-                "bootstrap.servers": self.bootstrap_servers,
-                "group.id": f"copycat-reader-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "logger": _LIBRDKAFKA_LOG,
-            }
-        )
-        try:
-            partitions: list[int] = []
-            while not partitions and time.monotonic() < deadline:
-                partitions = partitions_of(self.bootstrap_servers, topic)
-                if not partitions:
-                    time.sleep(0.5)
-            consumer.assign(
-                [confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in partitions]
-            )
-            return self._collect(consumer, manifest, topic, deadline)
-        finally:
-            consumer.close()
-
-    def _collect(self, consumer: Any, manifest: Manifest, topic: str, deadline: float) -> BatchScores:
+        partitions: list[int] = []
+        while not partitions and time.monotonic() < deadline:
+            partitions = partitions_of(self.bootstrap_servers, topic)
+            if not partitions:
+                time.sleep(0.5)
         alerts: dict[tuple[int, int], tuple[list[str], list[float]]] = {}
         clusters: dict[tuple[int, int], tuple[list[str], list[float]]] = {}
         complete: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
-            for message in consumer.consume(1000, timeout=0.5):
-                if message.error() is not None:
-                    continue
-                try:
-                    decoded = self.codec.decode(message.value())
-                except CodecError:
-                    continue
-                r = decoded.record
-                if (r.get("batch_id"), r.get("processing_date"), r.get("network")) != (
-                    manifest.batch_id, manifest.processing_date, manifest.network,
-                ):  # fmt: skip
-                    continue
-                if decoded.name == ALERT_SCORE_BATCH:
-                    alerts[(r["bucket"], r["chunk"])] = (r["alert_ids"], r["scores"])
-                elif decoded.name == CLUSTER_SCORE_BATCH:
-                    clusters[(r["bucket"], r["chunk"])] = (r["cluster_ids"], r["scores"])
-                elif decoded.name == SUBMISSION_COMPLETE:
-                    complete = r
-            if complete and len(alerts) >= complete["alert_chunks"] and len(clusters) >= complete["cluster_chunks"]:
-                return BatchScores(
-                    [i for k in sorted(alerts) for i in alerts[k][0]],
-                    np.array([s for k in sorted(alerts) for s in alerts[k][1]], dtype=np.float64),
-                    [i for k in sorted(clusters) for i in clusters[k][0]],
-                    np.array([s for k in sorted(clusters) for s in clusters[k][1]], dtype=np.float64),
-                    dict(complete["model_versions"]),
-                )
+        starts = {topic: dict.fromkeys(partitions, confluent_kafka.OFFSET_BEGINNING)}
+        with RangeReader(self.bootstrap_servers, starts) as reader:
+            for batch in reader.batches(max(deadline - time.monotonic(), 0.0), to_end=False, max_records=1000):
+                for message in batch:
+                    try:
+                        decoded = self.codec.decode(message.value)
+                    except CodecError:
+                        continue
+                    r = decoded.record
+                    if (r.get("batch_id"), r.get("processing_date"), r.get("network")) != (
+                        manifest.batch_id, manifest.processing_date, manifest.network,
+                    ):  # fmt: skip
+                        continue
+                    if decoded.name == ALERT_SCORE_BATCH:
+                        alerts[(r["bucket"], r["chunk"])] = (r["alert_ids"], r["scores"])
+                    elif decoded.name == CLUSTER_SCORE_BATCH:
+                        clusters[(r["bucket"], r["chunk"])] = (r["cluster_ids"], r["scores"])
+                    elif decoded.name == SUBMISSION_COMPLETE:
+                        complete = r
+                if complete and len(alerts) >= complete["alert_chunks"] and len(clusters) >= complete["cluster_chunks"]:
+                    return BatchScores(
+                        [i for k in sorted(alerts) for i in alerts[k][0]],
+                        np.array([s for k in sorted(alerts) for s in alerts[k][1]], dtype=np.float64),
+                        [i for k in sorted(clusters) for i in clusters[k][0]],
+                        np.array([s for k in sorted(clusters) for s in clusters[k][1]], dtype=np.float64),
+                        dict(complete["model_versions"]),
+                    )
         msg = f"no complete submission for {manifest.batch_id} on {topic} within the copy timeout"
         raise PeerSubmissionError(msg)
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable
 
 import orjson
 
@@ -23,24 +22,11 @@ from sot.errors import PublishError
 from sot.generator import GENERATOR_VERSION, GeneratedBatch
 from streams import batch as contract
 from streams.errors import EventError, KafkaError, ObjectStoreError
+from streams.kafka import Producer
 from streams.objectstore import ObjectStore, sha256_hex
 from streams.topics import TopicNames
 
 KeyFn = Callable[[str, dt.date, int, str], str]
-
-
-class EventProducer(Protocol):
-    """What the publisher needs of ``streams.kafka.BatchProducer``."""
-
-    def send(
-        self,
-        topic: str,
-        key: bytes | str | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> None: ...
-
-    def flush(self, timeout: float = 60.0) -> None: ...
 
 
 def private_params_key(network: str, date: dt.date, window_days: int) -> str:
@@ -110,7 +96,7 @@ def _upload(
 
 
 def _emit(
-    store: ObjectStore, producer: EventProducer, topic: str, kafka_key: str, key: str, body: bytes, when: dt.datetime
+    store: ObjectStore, producer: Producer, topic: str, kafka_key: str, key: str, body: bytes, when: dt.datetime
 ) -> None:
     """Send the object-created event of ``key`` and wait for the broker to acknowledge it."""
     etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
@@ -155,7 +141,7 @@ def write_batch(
 
 def publish_batch(
     store: ObjectStore,
-    producer: EventProducer,
+    producer: Producer,
     topics: TopicNames,
     batch: GeneratedBatch,
     *,
@@ -180,7 +166,7 @@ def publish_batch(
 
 def publish_labels(
     store: ObjectStore,
-    producer: EventProducer,
+    producer: Producer,
     topics: TopicNames,
     batch: GeneratedBatch,
     *,
@@ -201,7 +187,7 @@ def publish_labels(
 
 
 def announce_batch(
-    store: ObjectStore, producer: EventProducer, topics: TopicNames, network: str, date: dt.date, window_days: int
+    store: ObjectStore, producer: Producer, topics: TopicNames, network: str, date: dt.date, window_days: int
 ) -> contract.Manifest:
     """Re-emit the ``sot.batches`` event of a batch already in the store (nothing is rewritten)."""
     key = contract.snapshot_key(network, date, window_days, contract.MANIFEST)

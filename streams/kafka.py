@@ -11,11 +11,14 @@ Every broker failure surfaces as ``streams.errors.KafkaError``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported at runtime
@@ -39,10 +42,52 @@ class Message:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-class BatchProducer:
-    """An idempotent confluent-kafka producer that batches; ``flush`` reports failed deliveries."""
+class Producer(Protocol):
+    """What services need of a producer: ``BatchProducer``, or a recording fake in unit tests."""
 
-    def __init__(self, bootstrap_servers: str, **config: Any) -> None:
+    def send(
+        self,
+        topic: str,
+        key: bytes | str | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> None: ...
+
+    def flush(self, timeout: float = 60.0) -> None: ...
+
+
+# delivery errors after which the same bytes may be sent again: the broker did not take them, or
+# the producer lost its idempotence state (broker restarted with another log); consumers de-duplicate
+_RETRIABLE = frozenset(
+    {
+        confluent_kafka.KafkaError._MSG_TIMED_OUT,
+        confluent_kafka.KafkaError._TRANSPORT,
+        confluent_kafka.KafkaError._ALL_BROKERS_DOWN,
+        confluent_kafka.KafkaError._PURGE_QUEUE,
+        confluent_kafka.KafkaError._PURGE_INFLIGHT,
+        confluent_kafka.KafkaError._FATAL,
+        confluent_kafka.KafkaError.UNKNOWN_PRODUCER_ID,
+        confluent_kafka.KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+        confluent_kafka.KafkaError.NOT_LEADER_FOR_PARTITION,
+        confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART,
+        confluent_kafka.KafkaError.REQUEST_TIMED_OUT,
+    }
+)
+
+_Headers = list[tuple[str, str | bytes | None]]
+_Pending = tuple[str, bytes | str | None, bytes | None, _Headers]
+
+
+class BatchProducer:
+    """An idempotent confluent-kafka producer that batches; ``flush`` reports failed deliveries.
+
+    It survives the broker: a fatal idempotence error (the broker restarted with another log,
+    ``OUT_OF_ORDER_SEQUENCE_NUMBER`` / ``UNKNOWN_PRODUCER_ID``) recreates the client, and every
+    record not yet acknowledged is sent again until ``flush``'s timeout (at-least-once: readers
+    de-duplicate by key, version or source position).
+    """
+
+    def __init__(self, bootstrap_servers: str, *, stall_s: float = 15.0, **config: Any) -> None:
         settings: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "enable.idempotence": True,
@@ -55,12 +100,70 @@ class BatchProducer:
             "message.timeout.ms": 60_000,
         }
         settings.update(config)
+        settings.setdefault("error_cb", self._client_error)
+        self._config = settings
         self._producer = confluent_kafka.Producer(settings)
         self._errors: list[str] = []
+        self._pending: dict[int, _Pending] = {}  # sent, not yet acknowledged
+        self._retry: dict[int, _Pending] = {}  # refused for a reason that passes: send again
+        self._sequence = 0
+        self._fatal = False
+        self._stall_s = stall_s
+        self._progress = time.monotonic()  # last delivery report of any kind
+        self.recreated = 0
 
-    def _delivered(self, err: Any, msg: Any) -> None:
-        if err is not None:
+    def _client_error(self, err: Any) -> None:
+        if err.fatal():
+            self._fatal = True
+        _LIBRDKAFKA_LOG.warning("producer: %s", err)
+
+    def _delivered(self, sequence: int, err: Any, msg: Any) -> None:
+        self._progress = time.monotonic()
+        sent = self._pending.pop(sequence, None)
+        if err is None or sent is None:
+            return
+        if err.fatal():
+            self._fatal = True
+        if err.fatal() or self._fatal or err.code() in _RETRIABLE:
+            self._retry[sequence] = sent
+        else:
             self._errors.append(f"{msg.topic()}: {err}")
+
+    def _recreate(self) -> None:
+        """A fresh client (new producer id); unacknowledged records are sent again on the next flush."""
+        old, self._producer = self._producer, confluent_kafka.Producer(self._config)
+        with contextlib.suppress(Exception):
+            old.purge(in_queue=True, in_flight=True)
+            old.poll(0)  # purged records come back through _delivered into _retry
+        self._retry.update(self._pending)
+        self._pending.clear()
+        self._fatal = False
+        self.recreated += 1
+        _LIBRDKAFKA_LOG.warning("producer recreated after a fatal error; %d records to send again", len(self._retry))
+
+    def _produce(self, sequence: int, item: _Pending) -> None:
+        topic, key, value, headers = item
+        while True:
+            if self._fatal:
+                self._recreate()
+            try:
+                self._producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=headers,
+                    on_delivery=lambda err, msg: self._delivered(sequence, err, msg),
+                )
+                self._pending[sequence] = item
+                return
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                self._producer.poll(0.1)
+            except confluent_kafka.KafkaException as exc:
+                if exc.args and exc.args[0].fatal():
+                    self._fatal = True
+                    continue
+                msg = f"produce to {topic} failed: {exc}"
+                raise KafkaError(msg) from exc
 
     def send(
         self,
@@ -69,17 +172,9 @@ class BatchProducer:
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> None:
-        while True:
-            try:
-                self._producer.produce(
-                    topic, value=value, key=key, headers=list(headers or ()), on_delivery=self._delivered
-                )
-                break
-            except BufferError:  # local queue full: let deliveries drain, then retry
-                self._producer.poll(0.1)
-            except confluent_kafka.KafkaException as exc:
-                msg = f"produce to {topic} failed: {exc}"
-                raise KafkaError(msg) from exc
+        self._sequence += 1
+        copied: _Headers = [(name, data) for name, data in headers or ()]
+        self._produce(self._sequence, (topic, key, value, copied))
         self._producer.poll(0)
 
     def send_many(self, topic: str, items: Iterable[tuple[bytes | str | None, bytes | None]]) -> int:
@@ -90,8 +185,32 @@ class BatchProducer:
         return count
 
     def flush(self, timeout: float = 60.0) -> None:
-        remaining = self._producer.flush(timeout)
+        """Wait for every delivery; records refused for a passing reason are sent again until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        self._progress = max(self._progress, time.monotonic() - 1.0)
+        while True:
+            left = max(deadline - time.monotonic(), 0.0)
+            remaining = self._producer.flush(min(left, 1.0))
+            if remaining and time.monotonic() - self._progress > self._stall_s:
+                # no delivery report for a while: a broker that forgot this producer id makes
+                # librdkafka retry UNKNOWN_PRODUCER_ID forever without a fatal error
+                _LIBRDKAFKA_LOG.warning("producer made no progress for %.0fs: recreating it", self._stall_s)
+                self._fatal = True
+                self._progress = time.monotonic()
+            if self._fatal:
+                self._recreate()
+            if self._retry and time.monotonic() < deadline:
+                again, self._retry = sorted(self._retry.items()), {}
+                for sequence, item in again:
+                    self._produce(sequence, item)
+                continue
+            if remaining and time.monotonic() < deadline:
+                continue
+            break
         errors, self._errors = self._errors, []
+        if self._retry:
+            errors.append(f"{len(self._retry)} records not accepted by the broker within {timeout}s")
+            self._retry.clear()
         if remaining:
             errors.append(f"{remaining} messages still queued after {timeout}s")
         if errors:
@@ -187,6 +306,96 @@ def high_watermarks(bootstrap_servers: str, topic: str, timeout: float = 10.0) -
         raise KafkaError(msg) from exc
     finally:
         consumer.close()
+
+
+class RangeReader:
+    """Reads (topic, partition) ranges from given offsets with a raw consumer, bounded in time.
+
+    with RangeReader(servers, {"scores.m1": {0: 120, 1: 98}}) as reader:
+        for batch in reader.batches(timeout_s=60, to_end=True):
+            keep(batch)
+        reader.reached_end   # False: the timeout ended the read
+
+    The end of a partition is where it goes quiet (``idle_s``) past the high watermark read
+    at the start: some brokers report a watermark short of the last batch, so the watermark
+    alone never ends a read. Offsets are never committed (a throw-away group).
+    """
+
+    def __init__(self, bootstrap_servers: str, starts: Mapping[str, Mapping[int, int]], *, idle_s: float = 1.0) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.idle_s = idle_s
+        self.reached_end = False
+        self._starts = {topic: dict(parts) for topic, parts in starts.items()}
+        self._consumer = confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": f"riskstream-range-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": True,
+                "logger": _LIBRDKAFKA_LOG,
+            }
+        )
+
+    def __enter__(self) -> RangeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._consumer.close()
+
+    def batches(self, timeout_s: float, *, to_end: bool = True, max_records: int = 5_000) -> Iterator[list[Message]]:
+        """Batches (possibly empty) until the end of every range (``to_end``) or ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        assignment = [
+            confluent_kafka.TopicPartition(topic, int(p), int(offset))
+            for topic, parts in sorted(self._starts.items())
+            for p, offset in sorted(parts.items())
+        ]
+        if not assignment:
+            self.reached_end = True
+            return
+        try:
+            ends = {
+                (tp.topic, tp.partition): self._consumer.get_watermark_offsets(tp, timeout=10.0)[1] for tp in assignment
+            }
+            self._consumer.assign(assignment)
+            position = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in assignment}
+            quiet_since = time.monotonic()
+            while time.monotonic() < deadline:
+                batch: list[Message] = []
+                for m in self._consumer.consume(max_records, timeout=0.2):
+                    error = m.error()
+                    if error is not None:
+                        if error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                            continue
+                        msg = f"read of {m.topic()} failed: {error}"
+                        raise KafkaError(msg)
+                    topic, partition, offset = str(m.topic()), int(m.partition() or 0), int(m.offset() or 0)
+                    position[(topic, partition)] = offset + 1
+                    batch.append(_message(m))
+                if batch:
+                    quiet_since = time.monotonic()
+                yield batch
+                reached = all(position[tp] >= end for tp, end in ends.items())
+                if to_end and reached and time.monotonic() - quiet_since >= self.idle_s:
+                    self.reached_end = True
+                    return
+        except confluent_kafka.KafkaException as exc:
+            msg = f"read of {sorted(self._starts)} failed: {exc}"
+            raise KafkaError(msg) from exc
+
+
+def _message(m: Any) -> Message:
+    _, ms = m.timestamp()
+    return Message(
+        str(m.topic()),
+        int(m.partition() or 0),
+        int(m.offset() or 0),
+        m.key(),
+        m.value(),
+        int(ms),
+        tuple((k, bytes(v or b"")) for k, v in (m.headers() or ())),
+    )
 
 
 class AsyncBatchConsumer:

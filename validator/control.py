@@ -8,14 +8,10 @@ records = read_date(servers, index_entry, date, "ethereum", codec)
 from __future__ import annotations
 
 import datetime as dt
-import time
-import uuid
-from typing import Any
-
-import confluent_kafka
 
 from streams.codec import AvroCodec
-from streams.errors import CodecError, KafkaError
+from streams.errors import CodecError
+from streams.kafka import RangeReader
 from validator.bridge import InboxRecord
 from validator.errors import ReplayError
 
@@ -38,60 +34,18 @@ def read_date(
     idle_s: float = 1.0,
     timeout_s: float = 120.0,
 ) -> list[InboxRecord]:
-    """Records of ``date``/``network`` from each (topic, partition) from its first offset to the end.
-
-    The end is where the partition goes quiet after its high watermark: some brokers report a
-    watermark short of the last batch, so reading stops on silence, not on the watermark alone.
-    """
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap_servers,
-        "group.id": f"riskstream-replay-{uuid.uuid4().hex[:8]}",
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "enable.partition.eof": True,
-    }
-    consumer = confluent_kafka.Consumer(config)
+    """Records of ``date``/``network`` from each (topic, partition) from its first offset to the end."""
+    starts = {topic: {int(p): int(offset) for p, offset in parts.items()} for topic, parts in start.items()}
     found: list[InboxRecord] = []
-    try:
-        assignment = [
-            confluent_kafka.TopicPartition(topic, int(p), int(offset))
-            for topic, parts in sorted(start.items())
-            for p, offset in sorted(parts.items())
-        ]
-        if not assignment:
-            return []
-        ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10.0)[1] for tp in assignment}
-        consumer.assign(assignment)
-        position = {(tp.topic, tp.partition): tp.offset for tp in assignment}
-        deadline = time.monotonic() + timeout_s
-        quiet_since = time.monotonic()
-        while time.monotonic() < deadline:
-            batch = consumer.consume(5000, timeout=0.2)
-            got = False
-            for m in batch:
-                error = m.error()
-                if error is not None:
-                    if error.code() == confluent_kafka.KafkaError._PARTITION_EOF:
-                        continue
-                    msg = f"replay read failed: {error}"
-                    raise KafkaError(msg)
-                got = True
-                topic, partition, offset = str(m.topic()), int(m.partition() or 0), int(m.offset() or 0)
-                position[(topic, partition)] = offset + 1
-                if _belongs(codec, m.value(), date, network):
-                    found.append(InboxRecord(m.key(), m.value(), topic, partition, offset))
-            if got:
-                quiet_since = time.monotonic()
-            reached = all(position[tp] >= end for tp, end in ends.items())
-            if reached and time.monotonic() - quiet_since >= idle_s:
-                break
-        else:
-            msg = f"replay of {date} did not reach the end of the miner topics in {timeout_s}s"
-            raise ReplayError(msg)
-    except confluent_kafka.KafkaException as exc:
-        msg = f"replay read failed: {exc}"
-        raise KafkaError(msg) from exc
-    finally:
-        consumer.close()
+    with RangeReader(bootstrap_servers, starts, idle_s=idle_s) as reader:
+        for batch in reader.batches(timeout_s):
+            found.extend(
+                InboxRecord(m.key, m.value, m.topic, m.partition, m.offset)
+                for m in batch
+                if _belongs(codec, m.value, date, network)
+            )
+    if not reader.reached_end:
+        msg = f"replay of {date} did not reach the end of the miner topics in {timeout_s}s"
+        raise ReplayError(msg)
     found.sort(key=lambda r: (r.topic, r.partition, r.offset))
     return found

@@ -18,13 +18,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from streams.batch import MANIFEST, Manifest, batch_key
 from streams.codec import AvroCodec, Decoded
 from streams.errors import CodecError, EventError
+from streams.kafka import Producer
 from streams.objectstore import ObjectCreated, ObjectStore, parse_object_created
 from validator.batches import BatchContents, batch_manifest_key, load_batch, load_labels, read_manifest
 from validator.bridge import InboxRecord
@@ -66,12 +67,6 @@ from validator.tables import (
 
 log = logging.getLogger(__name__)
 HISTORY_KEEP = 60  # final scores kept per miner
-
-
-class Producer(Protocol):
-    def send(self, topic: str, key: bytes | str | None, value: bytes | None, headers: Any = None) -> None: ...
-
-    def flush(self, timeout: float = 60.0) -> None: ...
 
 
 def _millis(when: dt.datetime) -> int:

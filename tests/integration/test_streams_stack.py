@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
 import time
@@ -158,24 +157,3 @@ def test_clickhouse_on_chdb_creates_inserts_and_queries(clickhouse: Any) -> None
         f"SELECT count(), max(score) FROM {table} WHERE d = {{d:Date}}", parameters={"d": dt.date(2026, 1, 2)}
     )
     assert result.result_rows == [(10, 0.9)]
-
-
-def test_stack_up_status_down_leaves_no_process(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKSTREAM_")}
-    cli = [sys.executable, "-m", "streams.cli", "stack"]
-
-    def run(action: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*cli, action], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-
-    up = run("up")
-    assert up.returncode == 0, up.stderr
-    assert "broker: running" in up.stdout
-    status = run("status")
-    assert status.returncode == 0 and "broker: running" in status.stdout
-    pid = int((tmp_path / ".riskstream" / "broker.pid").read_text().split()[0])
-    assert "RISKSTREAM_BOOTSTRAP_SERVERS=127.0.0.1:" in (tmp_path / ".riskstream" / "stack.env").read_text()
-    down = run("down")
-    assert down.returncode == 0 and "stopped" in down.stdout
-    assert run("status").returncode == 1
-    stat = Path(f"/proc/{pid}/stat")
-    assert not stat.exists() or stat.read_text().split()[2] == "Z", "the broker process is still alive"
