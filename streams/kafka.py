@@ -24,9 +24,12 @@ import confluent_kafka
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported at runtime
 
 from streams.errors import KafkaError
+from streams.logs import rate_limit, rate_limit_client_logs
 
 # librdkafka logs connection failures to stderr itself; route them to logging instead
 _LIBRDKAFKA_LOG = logging.getLogger("streams.librdkafka")
+rate_limit(_LIBRDKAFKA_LOG)  # a client that cannot reach the broker reports every attempt
+rate_limit_client_logs()
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,17 @@ def rate_limit(logger: logging.Logger, interval_s: float = 30.0) -> RateLimitFil
 
 
 # the loggers of the client libraries' reconnect loops
-RETRY_LOGGERS = ("aiokafka", "aiokafka.conn", "aiokafka.consumer", "aiokafka.producer", "kafka")
+RETRY_LOGGERS = (
+    "aiokafka",
+    "aiokafka.client",
+    "aiokafka.cluster",
+    "aiokafka.conn",
+    "aiokafka.consumer.fetcher",
+    "aiokafka.consumer.group_coordinator",
+    "aiokafka.producer.sender",
+    "faust.transport.drivers.aiokafka",
+    "mode.services",
+)
 
 
 def rate_limit_client_logs(interval_s: float = 30.0) -> None:
