@@ -173,9 +173,9 @@ def run() -> list[dict[str, Any]]:
 
         top100 = f"/ensemble/rankings/alerts/{DAY}?limit=100"
         full_day = f"/ensemble/scores/alerts/{DAY}?limit={ALERTS}"
-        for cache in ("512", "0"):
+        for cache in (str(256 << 20), "0"):
             env = dict(os.environ) | {
-                "RISKSTREAM_CLICKHOUSE_URL": chdb, "GATEWAY_DATABASE": "bench", "GATEWAY_CACHE_ENTRIES": cache,
+                "RISKSTREAM_CLICKHOUSE_URL": chdb, "GATEWAY_DATABASE": "bench", "GATEWAY_CACHE_MAX_BYTES": cache,
             }  # fmt: skip
             port = free_port()
             serve = [str(BIN / "riskstream"), "gateway", "serve", "--port", str(port), "--no-sink"]

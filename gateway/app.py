@@ -111,9 +111,9 @@ def create_app(settings: GatewaySettings, *, name: str = "riskstream_gateway") -
                 app.ctx.sink_task = app.add_task(supervised, name="warehouse_sink")
             except RuntimeError:  # served with create_server (serve_in_loop): Sanic has no loop of its own
                 app.ctx.sink_task = asyncio.get_running_loop().create_task(supervised, name="warehouse_sink")
-            app.ctx.cache = AnswerCache(settings.cache_entries, generation=lambda: sink.stats.generation)
+            app.ctx.cache = AnswerCache(settings.cache_max_bytes, generation=lambda: sink.stats.generation)
         else:
-            app.ctx.cache = AnswerCache(settings.cache_entries, ttl_s=settings.cache_ttl_s)
+            app.ctx.cache = AnswerCache(settings.cache_max_bytes, ttl_s=settings.cache_ttl_s)
 
     @app.before_server_stop
     async def _close(app: Sanic[Any, Any]) -> None:

@@ -41,6 +41,15 @@ def _one(args: Args, name: str) -> str | None:
     return values[0]
 
 
+def reject_unknown(args: Args, allowed: Sequence[str]) -> None:
+    """A parameter the endpoint does not take is a 400 (a typo must not be silently ignored)."""
+    unknown = sorted(set(args) - set(allowed))
+    if unknown:
+        accepted = ", ".join(allowed) or "none"
+        msg = f"unknown parameter {unknown[0]!r} (this endpoint takes: {accepted})"
+        raise BadRequestError(msg)
+
+
 def parse_date(text: str) -> dt.date:
     try:
         date = dt.date.fromisoformat(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
@@ -27,6 +27,7 @@ from gateway.params import (
     parse_network,
     parse_order,
     parse_page,
+    reject_unknown,
 )
 from gateway.queries import Kind
 from gateway.settings import GatewaySettings
@@ -44,13 +45,18 @@ def json_answer(payload: Any, status: int = 200) -> HTTPResponse:
     return raw(dumps(payload), status=status, content_type=JSON)
 
 
-async def _cached(request: Request, build: Callable[[], Awaitable[Any]]) -> HTTPResponse:
+async def _cached(
+    request: Request, build: Callable[[], Awaitable[Any]], allowed: Sequence[str], *parsed: object
+) -> HTTPResponse:
     """Answer from the cache when the warehouse has not changed since the same request was built.
 
-    Identical requests that arrive while an answer is being built wait for that one build.
+    The key is the route and the *parsed* values (``parsed``); a parameter outside ``allowed`` is
+    a 400, so junk parameters can neither defeat the cache nor be silently ignored. Identical
+    requests that arrive while an answer is being built wait for that one build.
     """
+    reject_unknown(request.args, allowed)
     ctx = request.app.ctx
-    key = f"{request.path}?{request.query_string}"
+    key = "|".join([request.name or request.path, *(repr(p) for p in parsed)])
     stamp = ctx.cache.stamp()
     body = ctx.cache.get(key, stamp)
     if body is not None:
@@ -114,7 +120,9 @@ def add_routes(app: Sanic[Any, Any], settings: GatewaySettings) -> None:  # noqa
                 lambda: queries.ensemble_page(
                     reader(request), kind, network, day, page, order, min_score, tau_days=settings.tau_days
                 ),
-            )
+                ("network", "limit", "offset", "min_score", "order"),
+                day, network, page, order, min_score,
+            )  # fmt: skip
 
         return handler
 
@@ -125,7 +133,9 @@ def add_routes(app: Sanic[Any, Any], settings: GatewaySettings) -> None:  # noqa
     @app.get("/submissions/<date:str>")
     async def submissions(request: Request, date: str) -> HTTPResponse:
         day, network = parse_date(date), parse_network(request.args, settings.network)
-        return await _cached(request, lambda: queries.submissions_of_date(reader(request), network, day))
+        return await _cached(
+            request, lambda: queries.submissions_of_date(reader(request), network, day), ("network",), day, network
+        )
 
     @app.get("/submissions/<date:str>/<miner_id:str>")
     async def submission(request: Request, date: str, miner_id: str) -> HTTPResponse:
@@ -136,31 +146,48 @@ def add_routes(app: Sanic[Any, Any], settings: GatewaySettings) -> None:  # noqa
         )
         page = parse_page(request.args, settings.default_limit, settings.max_limit)
         return await _cached(
-            request, lambda: queries.submission_of_miner(reader(request), network, day, miner, kind, page)
-        )
+            request,
+            lambda: queries.submission_of_miner(reader(request), network, day, miner, kind, page),
+            ("network", "kind", "limit", "offset"),
+            day, miner, network, kind, page,
+        )  # fmt: skip
 
     @app.get("/validation/<date:str>")
     async def validation(request: Request, date: str) -> HTTPResponse:
         day, network = parse_date(date), parse_network(request.args, settings.network)
-        return await _cached(request, lambda: queries.validation_of_date(reader(request), network, day))
+        return await _cached(
+            request, lambda: queries.validation_of_date(reader(request), network, day), ("network",), day, network
+        )
 
     @app.get("/validation/<date:str>/<miner_id:str>")
     async def validation_of_miner(request: Request, date: str, miner_id: str) -> HTTPResponse:
         day, miner = parse_date(date), parse_miner_id(miner_id)
         network = parse_network(request.args, settings.network)
-        return await _cached(request, lambda: queries.validation_of_miner(reader(request), network, day, miner))
+        return await _cached(
+            request,
+            lambda: queries.validation_of_miner(reader(request), network, day, miner),
+            ("network",),
+            day, miner, network,
+        )  # fmt: skip
 
     @app.get("/miners/rankings")
     async def miner_rankings(request: Request) -> HTTPResponse:
         network = parse_network(request.args, settings.network)
         days = parse_int(request.args, "days", 30, 1, 3660)
-        return await _cached(request, lambda: queries.miner_rankings(reader(request), network, days))
+        return await _cached(
+            request, lambda: queries.miner_rankings(reader(request), network, days), ("network", "days"), network, days
+        )
 
     @app.get("/miners/<miner_id:str>/performance")
     async def miner_performance(request: Request, miner_id: str) -> HTTPResponse:
         miner, network = parse_miner_id(miner_id), parse_network(request.args, settings.network)
         days = parse_int(request.args, "days", 90, 1, 3660)
-        return await _cached(request, lambda: queries.miner_performance(reader(request), network, miner, days))
+        return await _cached(
+            request,
+            lambda: queries.miner_performance(reader(request), network, miner, days),
+            ("network", "days"),
+            miner, network, days,
+        )  # fmt: skip
 
     @app.get("/dates/available")
     async def dates_available(request: Request) -> HTTPResponse:
@@ -169,7 +196,7 @@ def add_routes(app: Sanic[Any, Any], settings: GatewaySettings) -> None:  # noqa
         async def build() -> dict[str, Any]:
             return {"network": network, "dates": await queries.available_dates(reader(request), network)}
 
-        return await _cached(request, build)
+        return await _cached(request, build, ("network",), network)
 
     @app.get("/dates/latest")
     async def dates_latest(request: Request) -> HTTPResponse:
@@ -182,7 +209,7 @@ def add_routes(app: Sanic[Any, Any], settings: GatewaySettings) -> None:  # noqa
                 raise NotFoundError(msg)
             return dates[0]
 
-        return await _cached(request, build)
+        return await _cached(request, build, ("network",), network)
 
     @app.get("/health")
     async def health(request: Request) -> HTTPResponse:

@@ -28,6 +28,8 @@ class GatewaySettings(ServiceSettings):
     sink_marker_timeout_s: float = Field(30.0, gt=0, description="hold a batch marker at most this long")
     default_limit: int = Field(100, ge=1)
     max_limit: int = Field(100_000, ge=1)
-    cache_entries: int = Field(512, ge=0, description="answers kept until the warehouse changes; 0 disables")
+    cache_max_bytes: int = Field(
+        256 << 20, ge=0, description="bytes of encoded answers kept until the warehouse changes; 0 disables"
+    )
     cache_ttl_s: float = Field(2.0, ge=0, description="how long answers live when the sink runs elsewhere")
     access_log: bool = False

@@ -499,6 +499,8 @@ class WarehouseSink:
         self._insert("ensemble_batches", ready)
         for key in done:
             del self._pending[key]
+        if done:  # the served version moved (also after a marker timeout with no new record): drop cached answers
+            self.stats.generation += 1
 
     def write(self, messages: Sequence[Message]) -> bool:
         """Insert what ``messages`` carry; True when every consumed record is stored (safe to commit).

@@ -222,6 +222,27 @@ async def _check_every_endpoint_and_replay(
     assert [(d["processing_date"], d["version"]) for d in dates] == [(D2.isoformat(), 1), (D1.isoformat(), 3)]
 
 
+async def test_cached_answers_move_on_when_the_served_version_changes_after_a_marker_timeout(
+    stack_settings: StackSettings, clickhouse_path: Path, group_id: str, topics: TopicNames
+) -> None:
+    """A version whose rows never all arrive is served after the marker timeout: the cached URL follows."""
+    settings = _settings(stack_settings, clickhouse_path, group_id, sink_marker_timeout_s=3.0)
+    url = f"/ensemble/scores/alerts/{D1}"
+    async with serving(settings) as client:
+        _publish(settings.stack, sample_date(CODEC, topics, D1, alerts=60, clusters=5, miners=("miner-a",)))
+        await _wait_for(client, url, lambda a: a["version"] == 1)
+        assert (await client.get(url)).json()["version"] == 1  # now cached
+        second = sample_date(CODEC, topics, D1, alerts=60, clusters=5, miners=("miner-a",), version=2, seed=4)
+        first_alert = next(i for i, r in enumerate(second) if r[0] == topics.ensemble_alerts)
+        _publish(settings.stack, second[:first_alert] + second[first_alert + 1 :])  # one alert row never comes
+        answer = await _wait_for(client, url, lambda a: a["version"] == 2, timeout=90)
+        assert answer["pagination"]["total"] == 59
+        junk = await client.get(url, params={"cache_buster": "1"})
+        assert junk.status_code == 400 and "cache_buster" in junk.json()["error"]["message"]
+        same = await client.get(url, params={"limit": "100", "offset": "0"})  # the default page, spelled out
+        assert same.status_code == 200 and same.json() == answer
+
+
 async def test_stock_confluent_client_decodes_ensemble_alerts_through_the_registry_api(
     stack_settings: StackSettings, clickhouse_path: Path, group_id: str, topics: TopicNames
 ) -> None:
