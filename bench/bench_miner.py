@@ -19,13 +19,12 @@ import pyarrow.parquet as pq
 import xgboost as xgb
 
 from miner.features import build_alert_features, build_cluster_features
-from miner.loader import load_batch
 from miner.profiles import get_profile
 from miner.records import submission_records
 from miner.registry import ModelRegistry
 from miner.scoring import ScoringModels, score_with_models
 from miner.training import labelled_dates, train_models
-from streams.batch import MANIFEST, snapshot_key
+from streams.batch import MANIFEST, read_batch, snapshot_key
 from streams.codec import AvroCodec
 from streams.objectstore import FileObjectStore
 from streams.schema_registry import FileSchemaRegistry
@@ -117,7 +116,7 @@ def _score(root: Path, registry: ModelRegistry) -> list[dict[str, Any]]:
     codec = AvroCodec(FileSchemaRegistry.default())
 
     started = time.perf_counter()
-    batch = load_batch(store, key)
+    batch = read_batch(store, key)
     loaded = time.perf_counter()
     alerts = build_alert_features(batch)
     clusters = build_cluster_features(batch, alerts)

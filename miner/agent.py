@@ -20,15 +20,14 @@ import numpy as np
 
 from miner.errors import MinerError, PeerSubmissionError
 from miner.features import build_alert_features, build_cluster_features
-from miner.loader import Batch, load_batch
 from miner.profiles import CONSTANT, COPYCAT, RANDOM, Profile, get_profile, partial_mask, random_scores, with_noise
 from miner.records import OutRecord, error_record, submission_records
 from miner.registry import MODEL_TYPES, ModelRegistry
 from miner.scoring import BatchScores, ScoringModels, score_with_models
 from miner.settings import MinerSettings
-from streams.batch import MANIFEST, Manifest, batch_key
+from streams.batch import MANIFEST, Batch, Manifest, batch_key, read_batch
 from streams.codec import AvroCodec
-from streams.errors import CodecError, EventError, ObjectStoreError
+from streams.errors import BatchRejected, CodecError, EventError, ObjectStoreError
 from streams.kafka import Message, Producer
 from streams.objectstore import ObjectStore, parse_object_created
 
@@ -157,7 +156,7 @@ class MinerAgent:
 
     def build(self, object_key: str) -> tuple[Manifest, list[OutRecord]]:
         """Load, verify and score one batch into its records (blocking; nothing is sent)."""
-        batch = load_batch(self.store, object_key)
+        batch = read_batch(self.store, object_key)
         scores = self.score(batch)
         now = dt.datetime.now(dt.UTC)
         latency_ms = max((now - batch.manifest.published_at).total_seconds() * 1000.0, 0.0)
@@ -201,7 +200,7 @@ class MinerAgent:
         try:
             manifest, records = await asyncio.to_thread(self.build, object_key)
             encoded = self._encode(records)  # every record encodes before the first is sent
-        except (MinerError, ObjectStoreError, CodecError) as exc:
+        except (MinerError, BatchRejected, ObjectStoreError, CodecError) as exc:
             return self._report(object_key, exc)
         except Exception as exc:  # a batch that trips a library (odd values, ...) must not stop the miner
             log.exception("unexpected failure scoring %s", object_key)

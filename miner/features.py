@@ -20,8 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from miner.flows import flow_totals
-from miner.loader import Batch
-from streams.batch import RISK_LEVELS, SEVERITIES
+from streams.batch import RISK_LEVELS, SEVERITIES, Batch
 
 FEATURE_VERSION = "1.0.0"
 

@@ -5,7 +5,7 @@ need only five of its columns, aggregated per alert address, so the file is read
 batches of those columns and folded into numpy accumulators indexed by address; peak memory is
 one slice plus the accumulators, whatever the number of flows.
 
-    flows = FlowFile(data, "snapshots/.../money_flows.parquet")
+    flows = read_batch(store, key).money_flows      # a streams.batch.FlowFile
     totals = flow_totals(flows, alert_addresses, mixers, risky)
 """
 
@@ -18,73 +18,19 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from miner.errors import BatchSchemaError
-from streams.batch import MONEY_FLOWS
+from streams.batch import FLOW_SLICE_ROWS, FlowFile
 
 FEATURE_COLUMNS = ("from_address", "to_address", "tx_count", "amount_usd_sum", "is_bidirectional")
-BATCH_ROWS = 65_536
+BATCH_ROWS = FLOW_SLICE_ROWS
 
 Vector = npt.NDArray[np.float64]
-
-
-class FlowFile:
-    """A money_flows parquet file, checked against the contract's schema, read in projected slices.
-
-    flows = FlowFile(store.get(key), key)
-    for part in flows.batches(("from_address", "amount_usd_sum")): ...
-    """
-
-    def __init__(self, data: bytes, what: str, *, batch_rows: int = BATCH_ROWS) -> None:
-        self.what = what
-        self.batch_rows = batch_rows
-        self._data = data
-        try:
-            self._file = pq.ParquetFile(pa.BufferReader(data), buffer_size=1 << 20)  # page by page, zero-copy
-            schema = self._file.schema_arrow
-        except (pa.ArrowException, OSError) as exc:
-            msg = f"{what}: not readable parquet: {exc}"
-            raise BatchSchemaError(msg) from exc
-        missing = [f.name for f in MONEY_FLOWS if f.name not in schema.names]
-        if missing:
-            msg = f"{what}: missing column(s) {', '.join(missing)}"
-            raise BatchSchemaError(msg)
-        for field in MONEY_FLOWS:
-            found = schema.field(field.name).type
-            if found != field.type and not _castable(found, field.type):
-                msg = f"{what}: column {field.name} is {found}, the contract says {field.type}"
-                raise BatchSchemaError(msg)
-        self.num_rows = int(self._file.metadata.num_rows)
-
-    def batches(self, columns: tuple[str, ...] = FEATURE_COLUMNS) -> Iterator[pa.RecordBatch]:
-        """The ``columns`` in file order, ``batch_rows`` rows at a time, cast to the contract's types."""
-        target = pa.schema([MONEY_FLOWS.field(c) for c in columns])
-        try:
-            for part in self._file.iter_batches(batch_size=self.batch_rows, columns=list(columns), use_threads=False):
-                yield part.select(list(columns)).cast(target)
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            msg = f"{self.what}: unreadable or off-contract values: {exc}"
-            raise BatchSchemaError(msg) from exc
-
-    def read_all(self) -> pa.Table:
-        """The whole table in the contract's columns (for small files and checks, not for features)."""
-        return pa.Table.from_batches(list(self.batches(tuple(MONEY_FLOWS.names))), MONEY_FLOWS)
-
-
-def _castable(source: pa.DataType, target: pa.DataType) -> bool:
-    """Whether an empty array of ``source`` casts to ``target`` (the same test ``Table.cast`` makes first)."""
-    try:
-        pa.array([], source).cast(target)
-    except (pa.ArrowException, NotImplementedError):
-        return False
-    return True
 
 
 def flow_slices(flows: pa.Table | FlowFile) -> Iterator[pa.RecordBatch]:
     """The feature columns of ``flows`` in slices, from a file or from an in-memory table."""
     if isinstance(flows, FlowFile):
-        yield from flows.batches()
+        yield from flows.batches(FEATURE_COLUMNS)
         return
     yield from flows.select(list(FEATURE_COLUMNS)).to_batches(max_chunksize=BATCH_ROWS)
 

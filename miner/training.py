@@ -31,11 +31,10 @@ from miner.features import (
     build_cluster_features,
     index_of,
 )
-from miner.loader import load_batch, load_labels
 from miner.metrics import auc_pr, auc_roc
 from miner.profiles import Profile
 from miner.registry import model_stem
-from streams.batch import MANIFEST, snapshot_key
+from streams.batch import MANIFEST, labels_for, read_batch, snapshot_key
 from streams.objectstore import ObjectStore
 from streams.progress import say, step
 
@@ -95,8 +94,8 @@ def labelled_dates(
         elif not store.exists(key):
             say(f"{date}: skipped, no snapshot published")
         else:
-            batch = load_batch(store, key)
-            labels = load_labels(store, batch.manifest)
+            batch = read_batch(store, key)
+            labels = labels_for(store, batch.manifest)
             if labels is None:
                 say(f"{date}: skipped, ground truth not published yet")
             else:

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from streams.batch import (
     ALERT_LABELS,
     ALERTS,
+    BATCH_FILES,
     CLUSTER_LABELS,
     CLUSTERS,
     MANIFEST,
@@ -88,6 +89,9 @@ def make_batch(
     )
 
 
+_IDS_ONLY = ("alerts.parquet", "clusters.parquet")
+
+
 def _parquet(table: pa.Table) -> bytes:
     out = io.BytesIO()
     pq.write_table(table, out)
@@ -151,7 +155,12 @@ def write_batch(store: ObjectStore, batch: SyntheticBatch) -> str:
     store.put(traps_key(batch.network, batch.date, batch.window_days, "traps.parquet"), _parquet(traps))
     return _put_all(
         store,
-        {"alerts.parquet": _parquet(alerts), "clusters.parquet": _parquet(clusters)},
+        {
+            "alerts.parquet": _parquet(alerts),
+            "clusters.parquet": _parquet(clusters),
+            # the validator reads only ids, but a batch is verified whole: the other files, empty
+            **{name: _parquet(schema.empty_table()) for name, schema in BATCH_FILES.items() if name not in _IDS_ONLY},
+        },
         snapshot_key,
         batch,
         "snapshot",

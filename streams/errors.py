@@ -6,6 +6,10 @@
     ├── SchemaRegistryError  the registry cannot answer (unknown subject, unreachable server)
     ├── ObjectStoreError     the object store cannot answer (missing key, unreachable endpoint)
     ├── EventError           an S3 event notification we cannot parse
+    ├── BatchRejected        a published batch or labels folder fails verification (``key``, ``reason``)
+    │   ├── MissingFileError   a file the manifest lists is absent, or the manifest itself
+    │   ├── ChecksumError      a file's sha256 or row count differs from the manifest
+    │   └── BatchSchemaError   not a manifest, not parquet, or columns not in the contract's types
     ├── KafkaError           the broker refused or lost a produce/consume/admin call
     └── StackError           the local stack cannot start, stop or be found
 
@@ -37,6 +41,27 @@ class ObjectStoreError(RiskstreamError):
 
 class EventError(RiskstreamError):
     """An object-created event notification that does not have the AWS S3 shape."""
+
+
+class BatchRejected(RiskstreamError):
+    """A published batch (or labels) that fails verification; ``key`` names the object, ``reason`` the problem."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class MissingFileError(BatchRejected):
+    """The manifest, or a file it lists, is not in the object store (or not listed)."""
+
+
+class ChecksumError(BatchRejected):
+    """A file's sha256 or row count differs from what the manifest says."""
+
+
+class BatchSchemaError(BatchRejected):
+    """Not a manifest of the expected kind, not parquet, or columns missing / not castable to the contract."""
 
 
 class KafkaError(RiskstreamError):

@@ -2,6 +2,9 @@
 
 manifest = read_manifest(store, key)
 contents = load_batch(store, manifest)      # sorted alert and cluster ids, traps if any
+
+Snapshots and labels are read with ``streams.batch.read_batch``/``read_labels``, the verifying
+reader the miners use, so the validator rejects exactly the batches the miners reject.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from streams import batch as contract
 from streams.batch import MANIFEST, Manifest, labels_key, snapshot_key, traps_key
-from streams.errors import EventError, ObjectStoreError
+from streams.errors import BatchRejected, ObjectStoreError
 from streams.objectstore import ObjectStore
 from validator.errors import BatchLoadError
 
@@ -44,9 +48,9 @@ class Labels:
 
 def read_manifest(store: ObjectStore, key: str) -> Manifest:
     try:
-        return Manifest.from_json(store.get(key))
-    except (ObjectStoreError, EventError) as exc:
-        msg = f"manifest {key}: {exc}"
+        return contract.read_manifest(store, key)
+    except BatchRejected as exc:
+        msg = f"manifest {exc}"
         raise BatchLoadError(msg) from exc
 
 
@@ -74,15 +78,20 @@ def _pairs(table: pa.Table, id_column: str, value_column: str) -> tuple[Strings,
     return ids[order], values[order]
 
 
+def _verified(manifest: Manifest, read: contract.Batch | contract.Labels) -> None:
+    if read.manifest.batch_id != manifest.batch_id:
+        msg = f"{read.key}: now holds batch {read.manifest.batch_id}, not {manifest.batch_id}"
+        raise BatchLoadError(msg)
+
+
 def load_batch(store: ObjectStore, manifest: Manifest, traps_store: ObjectStore | None = None) -> BatchContents:
     net, date, window = manifest.network, manifest.processing_date, manifest.window_days
-    alerts = _table(store, snapshot_key(net, date, window, "alerts.parquet"), ["alert_id"])
-    clusters_key = snapshot_key(net, date, window, "clusters.parquet")
-    cluster_ids = (
-        _ids(_table(store, clusters_key, ["cluster_id"]), "cluster_id")
-        if "clusters.parquet" in manifest.files or store.exists(clusters_key)
-        else np.zeros(0, dtype=str)
-    )
+    try:
+        batch = contract.read_batch(store, snapshot_key(net, date, window, MANIFEST))
+    except BatchRejected as exc:
+        raise BatchLoadError(str(exc)) from exc
+    _verified(manifest, batch)
+    alerts, cluster_ids = batch.alerts, _ids(batch.clusters, "cluster_id")
     trap_key = traps_key(net, date, window, "traps.parquet")
     traps_store = traps_store or store
     if traps_store.exists(trap_key):
@@ -100,11 +109,11 @@ def batch_manifest_key(network: str, date: dt.date, window_days: int) -> str:
 
 def load_labels(store: ObjectStore, manifest: Manifest) -> Labels:
     net, date, window = manifest.network, manifest.processing_date, manifest.window_days
-    alerts = _table(store, labels_key(net, date, window, "alert_labels.parquet"), ["alert_id", "label"])
-    alert_ids, alert_labels = _pairs(alerts, "alert_id", "label")
-    cluster_key = labels_key(net, date, window, "cluster_labels.parquet")
-    if store.exists(cluster_key):
-        cluster_ids, cluster_labels = _pairs(_table(store, cluster_key, ["cluster_id", "label"]), "cluster_id", "label")
-    else:
-        cluster_ids, cluster_labels = np.zeros(0, dtype=str), np.zeros(0, dtype=np.float64)
+    try:
+        labels = contract.read_labels(store, labels_key(net, date, window, MANIFEST))
+    except BatchRejected as exc:
+        raise BatchLoadError(str(exc)) from exc
+    _verified(manifest, labels)
+    alert_ids, alert_labels = _pairs(labels.alerts, "alert_id", "label")
+    cluster_ids, cluster_labels = _pairs(labels.clusters, "cluster_id", "label")
     return Labels(alert_ids, alert_labels, cluster_ids, cluster_labels)

@@ -18,10 +18,9 @@ from miner.features import (
     build_alert_features,
     build_cluster_features,
 )
-from miner.loader import Batch, load_batch
 from miner.metrics import auc_roc
 from miner.training import labelled_dates
-from streams.batch import ALERT_LABELS, LABEL_FILES, MANIFEST, Manifest, labels_key
+from streams.batch import ALERT_LABELS, LABEL_FILES, MANIFEST, Batch, Manifest, labels_key, read_batch
 from streams.objectstore import FileObjectStore, sha256_hex
 
 
@@ -200,7 +199,7 @@ def test_public_labels_only_change_label_derived_features() -> None:
 
 
 def test_manifest_files_are_what_features_read(tmp_path: object, published: Published) -> None:
-    batch = load_batch(published.store, published.keys[0])
+    batch = read_batch(published.store, published.keys[0])
     assert batch.key.endswith(MANIFEST)
     assert build_alert_features(batch).values.shape[0] == batch.manifest.files["alerts.parquet"].rows
 
@@ -208,4 +207,4 @@ def test_manifest_files_are_what_features_read(tmp_path: object, published: Publ
 def test_publish_helper_round_trips(tmp_path: pytest.TempPathFactory) -> None:
     store = FileObjectStore(tmp_path)  # type: ignore[arg-type]
     key = publish(store, make_batch(dt.date(2026, 5, 1), alerts=50, flows=200))
-    assert load_batch(store, key).alerts.num_rows == 50
+    assert read_batch(store, key).alerts.num_rows == 50

@@ -13,11 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from miner_synth import make_batch, publish
 
-from miner.errors import BatchSchemaError
 from miner.features import FEATURE_NAMES, build_alert_features, build_cluster_features, index_of
-from miner.flows import FlowFile
-from miner.loader import Batch, load_batch
-from streams.batch import MANIFEST, MONEY_FLOWS, Manifest
+from streams.batch import MANIFEST, MONEY_FLOWS, Batch, FlowFile, Manifest, read_batch
+from streams.errors import BatchSchemaError
 from streams.objectstore import FileObjectStore, sha256_hex
 
 _NETWORK = FEATURE_NAMES[FEATURE_NAMES.index("flow_in_degree") : FEATURE_NAMES.index("flow_in_degree") + 10]
@@ -153,7 +151,7 @@ def test_loaded_batches_read_flows_from_the_file(tmp_path: object) -> None:
     store = FileObjectStore(tmp_path)  # type: ignore[arg-type]
     synth = make_batch(dt.date(2026, 5, 3), alerts=120, flows=3_000, seed=4)
     key = publish(store, synth)
-    loaded = load_batch(store, key)
+    loaded = read_batch(store, key)
     assert isinstance(loaded.money_flows, FlowFile) and loaded.money_flows.num_rows == 3_000
     in_memory = dataclasses.replace(loaded, money_flows=synth.tables["money_flows.parquet"])
     assert _bits(build_alert_features(loaded).values) == _bits(build_alert_features(in_memory).values)

@@ -10,10 +10,10 @@ from miner_synth import NETWORK, Published
 
 from miner.errors import MinerError
 from miner.features import FeatureMatrix, build_alert_features, build_cluster_features
-from miner.loader import load_batch
 from miner.metrics import auc_pr, auc_roc
 from miner.registry import ModelRegistry
 from miner.scoring import ScoringModels, percentile, predict, rank_scores, score_with_models
+from streams.batch import read_batch
 
 
 def _models(registry: ModelRegistry) -> ScoringModels:
@@ -45,7 +45,7 @@ def test_metrics_match_brute_force() -> None:
 
 def test_prediction_uses_the_trained_feature_order(published: Published, registry_a: ModelRegistry) -> None:
     """The seed's train/score column-order bug: scoring picks columns by name, whatever order they come in."""
-    batch = load_batch(published.store, published.keys[-1])
+    batch = read_batch(published.store, published.keys[-1])
     features = build_alert_features(batch)
     model = registry_a.latest("alert_scorer", NETWORK)
     reference = predict(model, features)
@@ -62,7 +62,7 @@ def test_prediction_uses_the_trained_feature_order(published: Published, registr
 def test_rescoring_the_same_batch_is_identical(published: Published, registry_a: ModelRegistry) -> None:
     runs = []
     for _ in range(2):
-        batch = load_batch(published.store, published.keys[-1])
+        batch = read_batch(published.store, published.keys[-1])
         alerts = build_alert_features(batch)
         runs.append(
             score_with_models(alerts, build_cluster_features(batch, alerts), _models(registry_a), ranker_weight=0.3)
@@ -76,7 +76,7 @@ def test_rescoring_the_same_batch_is_identical(published: Published, registry_a:
 
 
 def test_ranker_blend_keeps_scores_in_unit_interval(published: Published, registry_a: ModelRegistry) -> None:
-    batch = load_batch(published.store, published.keys[-1])
+    batch = read_batch(published.store, published.keys[-1])
     alerts = build_alert_features(batch)
     clusters = build_cluster_features(batch, alerts)
     plain = score_with_models(alerts, clusters, _models(registry_a), ranker_weight=0.0)

@@ -12,12 +12,12 @@ from miner_synth import NETWORK, WINDOW, Published
 
 from miner.errors import ModelNotFoundError, TrainingError
 from miner.features import FEATURE_NAMES, FEATURE_VERSION, build_alert_features, build_cluster_features
-from miner.loader import load_batch
 from miner.metrics import auc_pr, auc_roc
 from miner.profiles import get_profile
 from miner.registry import ModelRegistry
 from miner.scoring import ScoringModels, score_with_models
 from miner.training import labelled_dates, train_models
+from streams.batch import read_batch
 
 FUTURE = dt.date(2027, 1, 1)
 
@@ -81,7 +81,7 @@ def test_honest_profiles_beat_the_sot_confidence_on_held_out_dates(
     labels, ours, baseline, cluster_labels, cluster_scores = [], [], [], [], []
     for synth, key in zip(published.held_out, published.keys[-len(published.held_out) :], strict=True):
         assert synth.date.isoformat() not in json.dumps(models.alert_scorer.metadata["training_window"])
-        batch = load_batch(published.store, key)
+        batch = read_batch(published.store, key)
         alerts = build_alert_features(batch)
         clusters = build_cluster_features(batch, alerts)
         scores = score_with_models(alerts, clusters, models, ranker_weight=get_profile(profile).ranker_weight)

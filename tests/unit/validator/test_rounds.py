@@ -285,7 +285,7 @@ def test_unreadable_batch_files_fail_the_round_not_the_worker(
     store.put(key.replace("manifest.json", "alerts.parquet"), b"not parquet")
     rounds.ingest(_records(codec, batch, PANEL))
     assert rounds.check(0) == [] and rounds.check(0) == []
-    assert "not a parquet file" in rounds.tables.batches[round_key(DATE, "ethereum")]["failed"]
+    assert "does not match the manifest" in rounds.tables.batches[round_key(DATE, "ethereum")]["failed"]
     assert producer.on(rounds.topics.ensemble_alerts) == []
     write_batch(store, batch)  # the SOT republishes
     rounds.open_batch(store.object_created_event(key, 1, "etag", T0), "sot.batches:0:9")
