@@ -17,7 +17,7 @@ from sot.generator import GeneratedBatch, check_params, generate_batch
 from sot.publisher import announce_batch, private_params_key, publish_batch, publish_labels, write_batch
 from sot.settings import SotSettings
 from streams import batch as contract
-from streams.errors import EventError, ObjectStoreError
+from streams.errors import ConfigError, EventError, ObjectStoreError
 from streams.kafka import BatchProducer, ensure_topics, list_topics
 from streams.objectstore import FileObjectStore, open_stack_store, sha256_hex
 from streams.progress import say, step
@@ -42,10 +42,10 @@ def _sizes(args: argparse.Namespace, settings: SotSettings) -> dict[str, int]:
 
 def _network(args: argparse.Namespace, settings: SotSettings) -> str:
     network: str = args.network or settings.network
-    if network not in contract.NETWORKS:
-        msg = f"unknown network {network!r}; known: {', '.join(contract.NETWORKS)}"
-        raise SotInputError(msg)
-    return network
+    try:
+        return contract.check_network(network)
+    except ConfigError as exc:
+        raise SotInputError(str(exc)) from None
 
 
 def _producer(settings: SotSettings) -> BatchProducer:
@@ -163,7 +163,9 @@ def register(subparsers: Any) -> None:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--date", required=True, help="processing date, YYYY-MM-DD")
-        p.add_argument("--network", default=None, help=f"one of {', '.join(contract.NETWORKS)} (default: SOT_NETWORK)")
+        p.add_argument(
+            "--network", default=None, help=f"any name matching {contract.NETWORK_PATTERN} (default: SOT_NETWORK)"
+        )
 
     def sizes(p: argparse.ArgumentParser) -> None:
         for name in _SIZES:

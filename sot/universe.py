@@ -20,7 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from sot.errors import SotInputError
-from streams.batch import NETWORKS
+from streams.batch import check_network
+from streams.errors import ConfigError
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -66,9 +67,10 @@ _LABEL_SHARE = np.array([0.015, 0.8, 0.5, 0.4, 0.3, 0.08, 0.55, 0.7])
 
 
 def network_code(network: str) -> int:
-    if network not in NETWORKS:
-        msg = f"unknown network {network!r}; known: {', '.join(NETWORKS)}"
-        raise SotInputError(msg)
+    try:
+        check_network(network)
+    except ConfigError as exc:
+        raise SotInputError(str(exc)) from None
     return zlib.crc32(network.encode())
 
 

@@ -37,7 +37,6 @@ from streams.errors import (
 from streams.objectstore import ObjectStore, sha256_hex
 
 SCHEMA_VERSION = "1.0"
-NETWORKS = ("ethereum", "bitcoin", "tron", "polygon", "bsc")  # the generator's presets
 # a network is any name of this form (the data owner's, e.g. "torus"); no list to register in
 NETWORK_PATTERN = "[a-z0-9][a-z0-9_-]{0,31}"
 _NETWORK = re.compile(NETWORK_PATTERN)

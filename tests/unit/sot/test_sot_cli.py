@@ -32,9 +32,9 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 @pytest.mark.parametrize("command", ["generate", "publish", "labels"])
-def test_unknown_network(env: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
-    assert main(["sot", command, "--network", "dogecoin", "--date", "2026-01-02"]) == 2
-    assert "unknown network 'dogecoin'" in _error_line(capsys)
+def test_a_name_that_is_not_a_network(env: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+    assert main(["sot", command, "--network", "Doge Coin", "--date", "2026-01-02"]) == 2
+    assert "not a network name: 'Doge Coin'" in _error_line(capsys)
 
 
 @pytest.mark.parametrize("command", ["generate", "publish", "labels"])

@@ -148,7 +148,7 @@ def test_networks_have_their_own_universe_and_address_format() -> None:
 @pytest.mark.parametrize(
     ("network", "sizes", "needle"),
     [
-        ("dogecoin", {}, "unknown network"),
+        ("Doge Coin", {}, "not a network name"),
         ("ethereum", {"addresses": 10}, "at least 200 addresses"),
         ("ethereum", {"alerts": 5000}, "alerts must be"),
         ("ethereum", {"flows": 10}, "flows must be"),
