@@ -21,6 +21,7 @@ from gateway.cache import AnswerCache
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.queries import WarehouseReader
+from gateway.ranking import RankingCache
 from gateway.registry_api import registry_blueprint
 from gateway.routes import add_routes, json_answer
 from gateway.settings import GatewaySettings
@@ -72,6 +73,7 @@ def create_app(settings: GatewaySettings, *, name: str = "riskstream_gateway") -
     app.ctx.sink = None
     app.ctx.sink_error = None
     app.ctx.cache = AnswerCache(0)
+    app.ctx.rankings = RankingCache(settings.ranking_cache_mb << 20)
     app.ctx.building = {}  # (request key, stamp) -> answer being built
     app.blueprint(registry_blueprint(FileSchemaRegistry.default()))
     add_routes(app, settings)

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from typing import Any, Literal
+
+import orjson
 
 from gateway.errors import GatewayError, NotFoundError
 from gateway.params import Order, Page
+from gateway.ranking import RankingCache, VersionRanking
 from streams.warehouse import check_database
 
 Kind = Literal["alert", "cluster"]
@@ -64,17 +68,6 @@ async def committed_batch(reader: WarehouseReader, network: str, date: dt.date |
     return found[0]
 
 
-async def validation_status(reader: WarehouseReader, network: str, date: dt.date) -> tuple[set[str], int]:
-    """Miners with an immediate validation of ``date``, and how many ground-truth results it has."""
-    found = await reader.rows(
-        "SELECT groupUniqArrayIf(miner_id, stage = 'immediate') AS immediate,"
-        " countIf(stage = 'ground_truth') AS ground_truth FROM {db}.validation_results FINAL"
-        " WHERE network = {network:String} AND processing_date = {date:Date}",
-        {"network": network, "date": date},
-    )
-    return set(found[0]["immediate"]), int(found[0]["ground_truth"])
-
-
 def _order_sql(order: Order, id_column: str) -> str:
     direction = "DESC" if order.descending else "ASC"
     if order.field == "score":
@@ -82,6 +75,62 @@ def _order_sql(order: Order, id_column: str) -> str:
     if order.field == "rank":
         return f"rank {direction}, {id_column} ASC"
     return f"{id_column} {direction}"  # order.field == "id"
+
+
+_BATCH_COLUMNS = (
+    "processing_date, version, window_days, batch_id, aggregation_method, trigger, alert_count, cluster_count,"
+    " expected_miners, miners, aggregated_at"
+)
+
+
+async def batch_status(reader: WarehouseReader, network: str, date: dt.date | None) -> Row:
+    """In one query: the committed batch (as ``committed_batch``) and its validation status; 404 if none."""
+    scope = (
+        " AND processing_date = {date:Date}"
+        if date is not None
+        else " AND processing_date = (SELECT max(processing_date) FROM {db}.ensemble_batches"
+        " WHERE network = {network:String})"
+    )
+    sql = (
+        f"SELECT b.*, v.immediate AS immediate, v.ground_truth AS ground_truth FROM (SELECT {_BATCH_COLUMNS}"  # noqa: S608 fixed clauses
+        f" FROM {{db}}.ensemble_batches FINAL WHERE network = {{network:String}}{scope}"
+        " ORDER BY processing_date DESC, version DESC LIMIT 1) AS b"
+        " LEFT JOIN (SELECT processing_date, groupUniqArrayIf(miner_id, stage = 'immediate') AS immediate,"
+        " countIf(stage = 'ground_truth') AS ground_truth FROM {db}.validation_results FINAL"
+        f" WHERE network = {{network:String}}{scope} GROUP BY processing_date) AS v"
+        " ON b.processing_date = v.processing_date"
+    )
+    found = await reader.rows(sql, {"network": network, "date": date})
+    if not found:
+        what = "any date" if date is None else date.isoformat()
+        msg = f"no ensemble for {what} on network {network!r}"
+        raise NotFoundError(msg)
+    return found[0]
+
+
+def _answer_row(r: Row, id_column: str) -> Row:
+    return {
+        id_column: r[id_column],
+        "ensemble_score": r["ensemble_score"],
+        "confidence": r["confidence"],
+        "miner_count": r["miner_count"],
+        "miner_agreement": r["miner_agreement"],
+        "score_std": r["score_std"],
+        "rank": r["rank"],
+        "top_contributors": r["top_contributors"],
+    }
+
+
+async def _version_ranking(
+    reader: WarehouseReader, table: str, id_column: str, params: dict[str, Any], encode: Callable[[Any], bytes]
+) -> VersionRanking:
+    rows = await reader.rows(
+        f"SELECT {id_column}, {_ENSEMBLE_COLUMNS} FROM {table} FINAL"  # noqa: S608 fixed names only
+        " WHERE network = {network:String} AND processing_date = {date:Date} AND version = {version:UInt32}"
+        f" ORDER BY {id_column} ASC",
+        params,
+    )
+    return await asyncio.to_thread(VersionRanking.of, [_answer_row(r, id_column) for r in rows], encode)
 
 
 async def ensemble_page(
@@ -94,10 +143,17 @@ async def ensemble_page(
     min_score: float,
     *,
     tau_days: int,
+    rankings: RankingCache | None = None,
+    encode: Callable[[Any], bytes] = orjson.dumps,
 ) -> Row:
-    """One page of a date's ensemble scores in the documented response shape."""
-    batch = await committed_batch(reader, network, date)
+    """One page of a date's ensemble scores in the documented response shape.
+
+    One query (batch and validation status) when the version's ranking is kept in ``rankings``;
+    otherwise a second one reads the page.
+    """
+    batch = await batch_status(reader, network, date)
     day: dt.date = batch["processing_date"]
+    immediate, ground_truth = set(batch["immediate"]), int(batch["ground_truth"])
     id_column = f"{kind}_id"
     params = {
         "network": network,
@@ -107,24 +163,20 @@ async def ensemble_page(
         "limit": page.limit,
         "offset": page.offset,
     }
-    where = (
-        " WHERE network = {network:String} AND processing_date = {date:Date} AND version = {version:UInt32}"
-        " AND ensemble_score >= {min_score:Float64}"
-    )
     table = "{db}.ensemble_alert_scores" if kind == "alert" else "{db}.ensemble_cluster_scores"
-    rows, (immediate, ground_truth) = await asyncio.gather(
-        reader.rows(
-            f"SELECT {id_column}, {_ENSEMBLE_COLUMNS}, count() OVER () AS total FROM {table} FINAL{where}"  # noqa: S608 fixed names only
-            f" ORDER BY {_order_sql(order, id_column)} LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}",
-            params,
-        ),
-        validation_status(reader, network, day),
-    )
-    if rows:
-        total = int(rows[0]["total"])
+    ranking = None
+    if rankings is not None:
+        expected = int(batch["alert_count"] if kind == "alert" else batch["cluster_count"])
+        ranking = await rankings.get(
+            (kind, network, day, int(batch["version"])),
+            expected,
+            lambda: _version_ranking(reader, table, id_column, params, encode),
+        )
+    scores: list[Any]
+    if ranking is not None:
+        scores, total = ranking.page(order, min_score, page)
     else:
-        counted = await reader.rows(f"SELECT count() AS total FROM {table} FINAL{where}", params)  # noqa: S608
-        total = int(counted[0]["total"])
+        scores, total = await _page_from_sql(reader, table, id_column, params, order)
     miners = [m["miner_id"] for m in batch["miners"]]
     return {
         "processing_date": day,
@@ -132,19 +184,7 @@ async def ensemble_page(
         "aggregation_method": batch["aggregation_method"],
         "total_miners": len(miners),
         "version": batch["version"],
-        "ensemble_scores": [
-            {
-                id_column: r[id_column],
-                "ensemble_score": r["ensemble_score"],
-                "confidence": r["confidence"],
-                "miner_count": r["miner_count"],
-                "miner_agreement": r["miner_agreement"],
-                "score_std": r["score_std"],
-                "rank": r["rank"],
-                "top_contributors": r["top_contributors"],
-            }
-            for r in rows
-        ],
+        "ensemble_scores": scores,
         "pagination": {"limit": page.limit, "offset": page.offset, "total": total},
         "metadata": {
             "aggregated_at": batch["aggregated_at"],
@@ -156,6 +196,24 @@ async def ensemble_page(
             "cluster_count": batch["cluster_count"],
         },
     }
+
+
+async def _page_from_sql(
+    reader: WarehouseReader, table: str, id_column: str, params: dict[str, Any], order: Order
+) -> tuple[list[Any], int]:
+    where = (
+        " WHERE network = {network:String} AND processing_date = {date:Date} AND version = {version:UInt32}"
+        " AND ensemble_score >= {min_score:Float64}"
+    )
+    rows = await reader.rows(
+        f"SELECT {id_column}, {_ENSEMBLE_COLUMNS}, count() OVER () AS total FROM {table} FINAL{where}"  # noqa: S608 fixed names only
+        f" ORDER BY {_order_sql(order, id_column)} LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}",
+        params,
+    )
+    if rows:
+        return [_answer_row(r, id_column) for r in rows], int(rows[0]["total"])
+    counted = await reader.rows(f"SELECT count() AS total FROM {table} FINAL{where}", params)  # noqa: S608
+    return [], int(counted[0]["total"])
 
 
 async def submissions_of_date(reader: WarehouseReader, network: str, date: dt.date) -> Row:

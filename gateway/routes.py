@@ -118,7 +118,8 @@ def add_routes(app: Sanic[Any, Any], settings: GatewaySettings) -> None:  # noqa
             return await _cached(
                 request,
                 lambda: queries.ensemble_page(
-                    reader(request), kind, network, day, page, order, min_score, tau_days=settings.tau_days
+                    reader(request), kind, network, day, page, order, min_score, tau_days=settings.tau_days,
+                    rankings=request.app.ctx.rankings, encode=dumps,
                 ),
                 ("network", "limit", "offset", "min_score", "order"),
                 day, network, page, order, min_score,

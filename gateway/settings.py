@@ -32,4 +32,7 @@ class GatewaySettings(ServiceSettings):
         256 << 20, ge=0, description="bytes of encoded answers kept until the warehouse changes; 0 disables"
     )
     cache_ttl_s: float = Field(2.0, ge=0, description="how long answers live when the sink runs elsewhere")
+    ranking_cache_mb: int = Field(
+        256, ge=0, description="memory for committed ensemble versions answered without SQL; 0 disables"
+    )
     access_log: bool = False
