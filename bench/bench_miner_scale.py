@@ -64,11 +64,16 @@ def peak_mib():
             return int(line.split()[1]) / 1024
 """
 
-_FLOOR = _IMPORTS + """
+_FLOOR = (
+    _IMPORTS
+    + """
 print(json.dumps({"peak_mib": peak_mib()}))
 """
+)
 
-_SCORE = _IMPORTS + """
+_SCORE = (
+    _IMPORTS
+    + """
 from pathlib import Path
 store, key, models_dir = FileObjectStore(Path(sys.argv[1])), sys.argv[2], Path(sys.argv[3])
 registry = ModelRegistry(models_dir)
@@ -90,6 +95,7 @@ print(json.dumps({"load": t1 - t0, "features": t2 - t1, "score": t3 - t2, "recor
                   "peak_mib": peak_mib(), "alerts": batch.alerts.num_rows, "flows": batch.money_flows.num_rows,
                   "bytes": sum(len(e) for e in encoded)}))
 """
+)
 
 _FLOWS_PASS = """
 import json, sys, time
@@ -175,7 +181,8 @@ def run(sizes: tuple[tuple[int, int], ...] = SIZES) -> list[dict[str, Any]]:
             generated = time.perf_counter() - started
             key = snapshot_key(NETWORK, DAY, WINDOW, MANIFEST)
             found = _python(_SCORE, str(store), key, str(models), cwd=root)
-            bare = _python(_FLOWS_PASS, str(store / snapshot_key(NETWORK, DAY, WINDOW, "money_flows.parquet")), cwd=root)
+            flows_file = store / snapshot_key(NETWORK, DAY, WINDOW, "money_flows.parquet")
+            bare = _python(_FLOWS_PASS, str(flows_file), cwd=root)
             shutil.rmtree(store)
             label = f"{alerts // 1000}k alerts / {flows / 1e6:g}M flows"
             rows.append(_row(f"{label}: generate + write (SOT, own process)", generated, "s"))
