@@ -30,6 +30,7 @@ from streams.codec import AvroCodec
 from streams.errors import BatchRejected, CodecError, EventError, ObjectStoreError
 from streams.kafka import Message, Producer
 from streams.objectstore import ObjectStore, parse_object_created
+from streams.signing import SCORE, Signer
 
 log = logging.getLogger("miner.agent")
 SUBMITTED, FAILED, SKIPPED, STOPPED = "submitted", "failed", "skipped", "stopped"
@@ -87,8 +88,10 @@ class MinerAgent:
         registry: ModelRegistry,
         peers: PeerReader | None = None,
         profile: Profile | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.settings = settings
+        self.signer = signer  # signs every chunk and marker (the validator drops unsigned ones)
         self.profile = profile or get_profile(settings.profile)
         self.store = store
         self.producer = producer
@@ -176,6 +179,11 @@ class MinerAgent:
     def _encode(self, records: Sequence[OutRecord]) -> list[tuple[str, bytes]]:
         return [(r.key, self.codec.encode(r.schema, r.value)) for r in records]
 
+    def _signature(self, key: str, value: bytes, manifest: Manifest) -> list[tuple[str, bytes]] | None:
+        if self.signer is None:
+            return None
+        return self.signer.headers(SCORE, key, value, date=manifest.processing_date, batch_id=manifest.batch_id)
+
     def _report(self, object_key: str, exc: BaseException, manifest: Manifest | None = None) -> Outcome:
         found = _network_date(object_key)
         if manifest is not None:
@@ -212,7 +220,7 @@ class MinerAgent:
             except TimeoutError:
                 pass
         for key, value in encoded:
-            self.producer.send(self.topic, key, value)
+            self.producer.send(self.topic, key, value, headers=self._signature(key, value, manifest))
         self.producer.flush()  # a failed delivery raises: the event stays uncommitted and is redone
         log.info("miner %s submitted %s: %d records", self.settings.miner_id, object_key, len(encoded))
         return Outcome(SUBMITTED, object_key, records=len(encoded))

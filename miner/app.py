@@ -21,7 +21,13 @@ import numpy as np
 from miner.agent import AgentStats, MinerAgent
 from miner.errors import MinerError, PeerSubmissionError
 from miner.profiles import get_profile
-from miner.records import ALERT_SCORE_BATCH, CLUSTER_SCORE_BATCH, SUBMISSION_COMPLETE, registration_record
+from miner.records import (
+    ALERT_SCORE_BATCH,
+    CLUSTER_SCORE_BATCH,
+    SUBMISSION_COMPLETE,
+    heartbeat_record,
+    registration_record,
+)
 from miner.registry import MODEL_TYPES, ModelRegistry
 from miner.scoring import BatchScores
 from miner.settings import MinerSettings
@@ -33,6 +39,7 @@ from streams.kafka import AsyncBatchConsumer, BatchProducer, RangeReader, ensure
 from streams.objectstore import open_stack_store
 from streams.progress import say
 from streams.schema_registry import registry_from_url
+from streams.signing import HEARTBEAT, REGISTRATION, WITHDRAWAL, Signer, load_or_create_key
 from streams.topics import TopicNames
 
 log = logging.getLogger("miner.app")
@@ -92,6 +99,11 @@ class TopicPeerReader:
         raise PeerSubmissionError(msg)
 
 
+def miner_signer(settings: MinerSettings) -> Signer:
+    """The miner's signer, from its key file (created on first use: ``riskstream miner keygen`` does it ahead)."""
+    return Signer(load_or_create_key(settings.key_path), settings.miner_id)
+
+
 def build_agent(settings: MinerSettings, producer: BatchProducer) -> MinerAgent:
     stack = settings.stack
     codec = AvroCodec(registry_from_url(stack.schema_registry_url))
@@ -102,6 +114,7 @@ def build_agent(settings: MinerSettings, producer: BatchProducer) -> MinerAgent:
         codec=codec,
         registry=ModelRegistry(settings.models_path),
         peers=TopicPeerReader(stack.bootstrap_servers, stack.topics, codec),
+        signer=miner_signer(settings),
     )
 
 
@@ -143,30 +156,56 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
         session_timeout_ms=stack.session_timeout_ms,
         max_records=1,  # one event per commit: a batch takes seconds to score
     )
+    beating = asyncio.create_task(_heartbeats(settings, agent, producer))
     try:
         async with consumer:
             say(f"miner {settings.miner_id} ({agent.profile.name}) serving {topics.sot_batches} -> {agent.topic}")
             return await agent.run(consumer, max_batches=max_batches)
     finally:
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
-        if max_batches is None:  # a miner that stops serving withdraws; a one-off run leaves it registered
-            producer.send(topics.miner_registry, settings.miner_id, None)
+        if max_batches is None and agent.signer is not None:  # a miner that stops serving withdraws
+            key = settings.miner_id
+            producer.send(topics.miner_registry, key, None, headers=agent.signer.headers(WITHDRAWAL, key, None))
         producer.flush()
+
+
+async def _heartbeats(settings: MinerSettings, agent: MinerAgent, producer: BatchProducer) -> None:
+    """A signed heartbeat every ``heartbeat_s`` while serving: the validator waits only for live miners."""
+    signer = agent.signer
+    if signer is None:
+        return
+    while True:
+        await asyncio.sleep(settings.heartbeat_s)
+        record = heartbeat_record(miner_id=settings.miner_id, sent_at=dt.datetime.now(dt.UTC))
+        value = agent.codec.encode(record.schema, record.value)
+        producer.send(
+            settings.stack.topics.miner_registry,
+            record.key,
+            value,
+            headers=signer.headers(HEARTBEAT, record.key, value),
+        )
+        await asyncio.to_thread(producer.flush)
 
 
 def _announce(settings: MinerSettings, agent: MinerAgent, producer: BatchProducer) -> None:
     """Register with the validator: it then waits for this miner's submissions (until its deadline)."""
     versions = {t: v[-1] for t in MODEL_TYPES if (v := agent.registry.versions(t, settings.network))}
+    signer = agent.signer
     record = registration_record(
         miner_id=settings.miner_id,
         profile=agent.profile.name,
         network=settings.network,
         model_versions=versions if agent.profile.uses_models else {},
         registered_at=dt.datetime.now(dt.UTC),
+        public_key=signer.public_key if signer is not None else "",
     )
-    producer.send(settings.stack.topics.miner_registry, record.key, agent.codec.encode(record.schema, record.value))
+    value = agent.codec.encode(record.schema, record.value)
+    headers = signer.headers(REGISTRATION, record.key, value) if signer is not None else None
+    producer.send(settings.stack.topics.miner_registry, record.key, value, headers=headers)
     producer.flush()
 
 

@@ -13,6 +13,7 @@ from miner.profiles import PROFILES
 from miner.settings import MinerSettings
 from streams.batch import DEFAULT_WINDOW_DAYS
 from streams.cli import parse_date
+from streams.signing import generate_key
 
 
 def _settings(args: argparse.Namespace) -> MinerSettings:
@@ -47,6 +48,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    settings = MinerSettings(miner_id=args.miner_id)
+    public = generate_key(settings.key_path, overwrite=args.force)
+    print(f"private key: {settings.key_path} (0600, never share it)")
+    print(f"public key:  {public}")
+    print(f'allow-list entry (VALIDATOR_MINER_KEYS): {{"{settings.miner_id}": "{public}"}}')
+    return 0
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("miner", help="train models or run a scoring miner")
     actions = parser.add_subparsers(dest="action", required=True)
@@ -75,3 +85,8 @@ def register(subparsers: Any) -> None:
     stop.add_argument("--once", action="store_true", help="stop after the first batch")
     stop.add_argument("--max-batches", type=int, default=None)
     run.set_defaults(run=_run)
+
+    keygen = actions.add_parser("keygen", help="create the miner's Ed25519 key pair (its identity)")
+    keygen.add_argument("--miner-id", required=True)
+    keygen.add_argument("--force", action="store_true", help="replace an existing key (the old binding breaks)")
+    keygen.set_defaults(run=_keygen)

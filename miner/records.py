@@ -19,6 +19,7 @@ CLUSTER_SCORE_BATCH = "riskstream.ClusterScoreBatch"
 SUBMISSION_COMPLETE = "riskstream.SubmissionComplete"
 MINER_ERROR = "riskstream.MinerError"
 MINER_REGISTRATION = "riskstream.MinerRegistration"
+MINER_HEARTBEAT = "riskstream.MinerHeartbeat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,14 +114,26 @@ def error_record(
 
 
 def registration_record(
-    *, miner_id: str, profile: str, network: str, model_versions: dict[str, str], registered_at: dt.datetime
+    *,
+    miner_id: str,
+    profile: str,
+    network: str,
+    model_versions: dict[str, str],
+    registered_at: dt.datetime,
+    public_key: str = "",
 ) -> OutRecord:
-    """The announcement a miner sends when it starts serving (key: its id)."""
+    """The announcement a miner sends when it starts serving (key: its id), with the key it signs with."""
     value = {
         "miner_id": miner_id,
         "profile": profile,
         "networks": [network],
         "model_versions": dict(model_versions),
         "registered_at": registered_at,
+        "public_key": public_key,
     }
     return OutRecord(miner_id, MINER_REGISTRATION, value)
+
+
+def heartbeat_record(*, miner_id: str, sent_at: dt.datetime) -> OutRecord:
+    """The signed "still serving" a miner sends every ``heartbeat_s`` (key: its id)."""
+    return OutRecord(miner_id, MINER_HEARTBEAT, {"miner_id": miner_id, "sent_at": sent_at})

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from streams.settings import ServiceSettings
+from streams.signing import key_path
 from streams.topics import validate_miner_id
 
 
@@ -33,6 +34,8 @@ class MinerSettings(ServiceSettings):
     constant_score: float = Field(0.5, ge=0, le=1)
     seed: int = 7
     threads: int = Field(2, ge=1, description="xgboost threads")
+    key_file: Path | None = Field(None, description="the miner's private key; default {stack.home}/keys/miner-{id}.key")
+    heartbeat_s: float = Field(30.0, gt=0, description="seconds between signed heartbeats on miners.registry")
 
     @field_validator("miner_id")
     @classmethod
@@ -42,6 +45,10 @@ class MinerSettings(ServiceSettings):
     @property
     def models_path(self) -> Path:
         return self.model_dir if self.model_dir is not None else self.stack.home / "models" / self.miner_id
+
+    @property
+    def key_path(self) -> Path:
+        return self.key_file if self.key_file is not None else key_path(self.stack.home, "miner", self.miner_id)
 
     @property
     def group_id(self) -> str:

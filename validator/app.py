@@ -26,10 +26,12 @@ from streams.errors import CodecError
 from streams.kafka import BatchProducer, ensure_topics
 from streams.objectstore import open_stack_store
 from streams.schema_registry import registry_from_url
-from validator.bridge import InboxRecord, run_bridge
+from streams.signing import VALIDATOR, Signer, load_or_create_key
+from validator.bridge import Gate, InboxRecord, forwarded_by_bridge, run_bridge
 from validator.control import read_date
 from validator.errors import ReplayError, ValidatorError
-from validator.registry import apply_registration
+from validator.identity import IdentityError, KeyBook
+from validator.registry import apply_registry_record
 from validator.rounds import Rounds
 from validator.settings import ValidatorSettings
 from validator.tables import ValidatorTables, define_tables, source_position
@@ -47,6 +49,8 @@ class Validator:
     rounds: Rounds
     producer: BatchProducer
     bridge_producer: BatchProducer
+    keys: KeyBook
+    gate: Gate
 
 
 def _now_ms() -> int:
@@ -89,7 +93,10 @@ def create_validator(settings: ValidatorSettings) -> Validator:
     producer = BatchProducer(stack.bootstrap_servers)
     bridge_producer = BatchProducer(stack.bootstrap_servers)
     rounds = Rounds(tables, settings, codec, store, producer, private_store)
-    validator = Validator(settings, app, tables, rounds, producer, bridge_producer)
+    keys = KeyBook(tables.identities, settings.miner_keys)
+    signer = Signer(load_or_create_key(settings.key_path), VALIDATOR)
+    gate = Gate(keys, stack.topics, signer, unbound_grace_s=settings.unbound_grace_s)
+    validator = Validator(settings, app, tables, rounds, producer, bridge_producer, keys, gate)
     _wire(validator)
     return validator
 
@@ -108,16 +115,21 @@ def _wire(v: Validator) -> None:
     labels = app.topic(topics.sot_labels, **raw)
     control = app.topic(topics.validator_control, **raw)
     registry = app.topic(topics.miner_registry, **raw)
+    public_key = v.gate.signer.public_key if v.gate.signer is not None else ""
 
     @app.agent(inbox, name="validate_scores", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
     async def validate_scores(stream: Any) -> None:
         async for events in stream.take_events(settings.take_size, within=settings.take_within_s):
-            records = [
-                InboxRecord.from_message(
+            records = []
+            for e in events:
+                record = InboxRecord.from_message(
                     e.key, e.value, e.message.headers, e.message.topic, e.message.partition, e.message.offset
                 )
-                for e in events
-            ]
+                refused = forwarded_by_bridge(public_key, record, e.message.headers)
+                if refused is None:
+                    records.append(record)
+                else:  # written to the inbox by someone else: it never reaches a round
+                    log.warning("inbox record at %s dropped: %s", _position(e), refused)
             started = time.perf_counter()
             rounds.ingest(records)
             rounds.check(_now_ms())
@@ -138,9 +150,12 @@ def _wire(v: Validator) -> None:
     async def register_miners(stream: Any) -> None:
         async for event in stream.events():
             try:
-                miner_id = apply_registration(v.tables.registry, rounds.codec, event.key, event.value)
-                log.info("miner %s %s", miner_id, "withdrew" if event.value is None else "registered")
-            except CodecError as exc:
+                miner_id, what = apply_registry_record(
+                    v.tables.registry, v.keys, rounds.codec, event.key, event.value, event.message.headers,
+                    now_ms=_now_ms(), liveness=settings.liveness,
+                )  # fmt: skip
+                log.info("miner %s %s", miner_id, what)
+            except (CodecError, IdentityError) as exc:
                 source = InboxRecord(event.key, event.value, event.message.topic, event.message.partition,
                                      event.message.offset)  # fmt: skip
                 v.producer.send(topics.dlq("registry"), event.key, event.value, headers=source.headers(str(exc)))
@@ -156,9 +171,14 @@ def _wire(v: Validator) -> None:
                 if not start:
                     msg = f"no offsets recorded for {command.date}: nothing to replay"
                     raise ReplayError(msg)
-                records = await asyncio.to_thread(
+                found = await asyncio.to_thread(
                     read_date, settings.stack.bootstrap_servers, start, command.date, command.network, rounds.codec
                 )
+                # the same gate as on arrival: only what each miner provably sent is replayed
+                records = [
+                    r for r in found
+                    if v.gate.check_record(r.topic, r.partition, r.offset, r.key, r.value, r.signature) is None
+                ]  # fmt: skip
                 done = rounds.replay(command.network, command.date, records, _position(event))
                 log.warning("replay of %s %s: %s", command.network, command.date, done)
             except (ValidatorError, ControlError) as exc:
@@ -176,6 +196,7 @@ def _wire(v: Validator) -> None:
             f"{settings.app_id}-bridge",
             topics,
             v.bridge_producer,
+            v.gate,
             session_timeout_ms=settings.stack.session_timeout_ms,
             max_records=settings.bridge_max_records,
         )

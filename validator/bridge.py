@@ -1,26 +1,33 @@
-"""The bridge: every per-miner score topic copied, unchanged, into the validator's inbox topic.
+"""The bridge: every per-miner score topic checked and copied, unchanged, into the validator's inbox.
 
 Faust cannot pattern-subscribe on every broker, so a plain consumer subscribes to the miner
 topic pattern (new miners are picked up within the metadata refresh) and forwards each record
-with its key, value and source position as headers. Offsets are committed only after the
-forwarded records are flushed: at-least-once, and the validator ignores redeliveries by source
-position.
+with its key, value and source position as headers. Only records that the miner of the topic
+signed reach the inbox: unsigned, mis-signed or unbound records, and copies of a record already
+forwarded, go to ``dlq.scores`` with the reason and are never charged to the miner they claim to
+be (see ``validator.identity``). Offsets are committed only after the forwarded records are
+flushed: at-least-once, and the validator ignores redeliveries by source position.
 
-    await run_bridge(servers, "validator-bridge", topics, BatchProducer(servers))
+    await run_bridge(servers, "validator-bridge", topics, BatchProducer(servers), keys)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams.kafka import AsyncBatchConsumer, BatchProducer, Message
+from streams.signing import VALIDATOR, SignatureError, Signer, verify
 from streams.topics import TopicNames
+from validator.identity import IdentityError, KeyBook
 from validator.tables import source_position
 
+INBOX = "inbox"  # signature purpose of a forwarded record; its batch-id line is the source position
 SOURCE_TOPIC = "source_topic"
 SOURCE_PARTITION = "source_partition"
 SOURCE_OFFSET = "source_offset"
@@ -38,6 +45,7 @@ class InboxRecord:
     topic: str
     partition: int
     offset: int
+    signature: tuple[tuple[str, bytes], ...] = ()  # the sender's signature headers, where they are kept
 
     @property
     def position(self) -> str:
@@ -82,10 +90,92 @@ def _header_map(headers: Any) -> dict[str, bytes]:
     return found
 
 
-def forward(producer: BatchProducer, inbox: str, messages: Sequence[Message]) -> None:
+@dataclass(slots=True)
+class Gate:
+    """Decides which miner records enter the validator: signed by the miner of their topic, once.
+
+    gate = Gate(KeyBook(table, allow_list), topics)
+    reason = gate.check(message)        # None: forward it; else the dead-letter reason
+    """
+
+    keys: KeyBook
+    topics: TopicNames
+    signer: Signer | None = None  # the validator's: what it forwards is signed, so the inbox cannot be forged
+    unbound_grace_s: float = 30.0
+    remember: int = 200_000  # signatures of forwarded records kept to spot copies
+    _seen: OrderedDict[bytes, str] = field(default_factory=OrderedDict)
+    _unbound_since: dict[str, float] = field(default_factory=dict)
+
+    def check(self, m: Message) -> str | None:
+        return self.check_record(m.topic, m.partition, m.offset, m.key, m.value, m.headers)
+
+    def check_record(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, headers: Any
+    ) -> str | None:
+        """None if the miner of ``topic`` signed this record and it is not a copy of another; else why not."""
+        position = source_position(topic, partition, offset)
+        miner = self.topics.miner_id_of(topic)
+        if miner is None:
+            return f"source topic {topic!r} is not a miner score topic"
+        try:
+            claim = self.keys.verify_score(miner, key, value, headers)
+        except IdentityError as exc:
+            return f"not sent by {miner}: {exc}"
+        first = self._seen.get(claim.signature)
+        if first is not None and first != position:
+            return f"a copy of the record at {first}: each signed record counts once"
+        self._seen[claim.signature] = position
+        self._seen.move_to_end(claim.signature)
+        while len(self._seen) > self.remember:
+            self._seen.popitem(last=False)
+        return None
+
+    def waiting_for(self, messages: Sequence[Message], now: float) -> set[str]:
+        """Miners of ``messages`` with no key yet that are still within their grace (registrations lag)."""
+        waiting = set()
+        for m in messages:
+            miner = self.topics.miner_id_of(m.topic)
+            if miner is None or self.keys.key_of(miner) is not None:
+                continue
+            since = self._unbound_since.setdefault(miner, now)
+            if now - since < self.unbound_grace_s:
+                waiting.add(miner)
+        return waiting
+
+
+def forward(producer: BatchProducer, inbox: str, messages: Sequence[Message], gate: Gate) -> int:
+    """Forward what the gate lets through, dead-letter the rest; returns how many were dead-lettered."""
+    dead = 0
     for m in messages:
         record = InboxRecord(m.key, m.value, m.topic, m.partition, m.offset)
-        producer.send(inbox, m.key, m.value, headers=record.headers())
+        reason = gate.check(m)
+        if reason is None:
+            headers = record.headers()
+            if gate.signer is not None:
+                headers += gate.signer.headers(INBOX, m.key, m.value, batch_id=record.position)
+            producer.send(inbox, m.key, m.value, headers=headers)
+            continue
+        dead += 1
+        producer.send(gate.topics.dlq("scores"), m.key, m.value, headers=record.headers(reason))
+        log.warning("record at %s dead-lettered: %s", record.position, reason)
+    return dead
+
+
+def forwarded_by_bridge(public_key: str, record: InboxRecord, headers: Any) -> str | None:
+    """None if the validator's bridge forwarded ``record`` from the source it names; else why not."""
+    try:
+        claim = verify(public_key, INBOX, VALIDATOR, record.key, record.value, headers)
+    except SignatureError as exc:
+        return f"inbox record not forwarded by the bridge: {exc}"
+    if claim.batch_id != record.position:
+        return f"inbox record forwarded from {claim.batch_id}, not {record.position}"
+    return None
+
+
+async def wait_for_keys(gate: Gate, messages: Sequence[Message], *, poll_s: float = 0.2) -> None:
+    """Hold a batch while a miner in it is unbound and within its grace (its registration may be in flight)."""
+    while gate.waiting_for(messages, time.monotonic()):
+        await asyncio.sleep(poll_s)
 
 
 async def run_bridge(
@@ -93,6 +183,7 @@ async def run_bridge(
     group_id: str,
     topics: TopicNames,
     producer: BatchProducer,
+    gate: Gate,
     *,
     session_timeout_ms: int = 10_000,
     max_records: int = 5_000,
@@ -106,7 +197,8 @@ async def run_bridge(
         max_records=max_records,
     ) as consumer:
         async for batch in consumer.batches():
-            forward(producer, topics.validator_inbox, batch)
+            await wait_for_keys(gate, batch)
+            forward(producer, topics.validator_inbox, batch, gate)
             await asyncio.to_thread(producer.flush)
             await consumer.commit()
             log.debug("bridge forwarded %d records", len(batch))

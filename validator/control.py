@@ -40,7 +40,7 @@ def read_date(
     with RangeReader(bootstrap_servers, starts, idle_s=idle_s) as reader:
         for batch in reader.batches(timeout_s):
             found.extend(
-                InboxRecord(m.key, m.value, m.topic, m.partition, m.offset)
+                InboxRecord(m.key, m.value, m.topic, m.partition, m.offset, m.headers)
                 for m in batch
                 if _belongs(codec, m.value, date, network)
             )

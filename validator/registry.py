@@ -1,47 +1,188 @@
-"""Miner registrations: which miners announced themselves on ``miners.registry``.
+"""Miner registrations: who announced itself on ``miners.registry``, and who is still alive.
 
-A round waits for the configured miners plus the registered ones (until its deadline); a
-miner withdraws with a null value when it stops cleanly.
+Every registry record is signed by the miner it names (``streams.signing``): a registration
+carries the miner's public key and binds it (``validator.identity``), a heartbeat
+(``MinerHeartbeat``) says it is alive, a null value withdraws it. Each must be newer than the
+last one accepted from that miner (so a copied record cannot be replayed) and not from the
+future by the validator's clock. A round waits for the configured and registered miners that are
+*active*: not withdrawn, heartbeat not lapsed, and not ``missed_rounds`` rounds in a row without a
+submission; a signed submission in an open round makes a miner active again.
 
-    apply_registration(tables.registry, codec, b"miner-a", value)
+    apply_registry_record(tables.registry, keys, codec, key, value, headers, now_ms=now)
+    miners_to_wait_for(configured, tables, liveness, now_ms)
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from streams.codec import AvroCodec
 from streams.errors import CodecError
+from streams.signing import HEARTBEAT, REGISTRATION, WITHDRAWAL, SignatureError, verify
 from streams.topics import validate_miner_id
+from validator.identity import IdentityError, KeyBook
+from validator.tables import SEP, ValidatorTables, miner_key, parse_round_key
 
-REGISTRATION = "riskstream.MinerRegistration"
+REGISTRATION_RECORD = "riskstream.MinerRegistration"
+HEARTBEAT_RECORD = "riskstream.MinerHeartbeat"
+REGISTERED, HEARTBEAT_SEEN, WITHDRAWN = "registered", "heartbeat", "withdrew"
 
 
-def apply_registration(table: Any, codec: AvroCodec, key: bytes | None, value: bytes | None) -> str:
-    """Record or withdraw one registration; returns the miner id, raises ``CodecError`` for bad input."""
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """When a registered miner stops being waited for."""
+
+    missed_rounds: int = 2
+    heartbeat_timeout_s: float = 120.0
+    max_skew_s: float = 300.0  # a record signed further in the future than this is refused
+
+
+def _millis(value: Any) -> int:
+    return int(value.timestamp() * 1000) if isinstance(value, dt.datetime) else int(value)
+
+
+def apply_registry_record(
+    table: Any,
+    keys: KeyBook,
+    codec: AvroCodec,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Any,
+    *,
+    now_ms: int,
+    liveness: Liveness | None = None,
+) -> tuple[str, str]:
+    """Apply one signed registration, heartbeat or withdrawal; returns (miner id, what happened).
+
+    Raises ``CodecError`` for a record that is not one, ``IdentityError`` for one its miner did not
+    provably send (unsigned, mis-signed, another key, replayed, unbound): it changes nothing.
+    """
+    limits = liveness or Liveness()
     try:
         miner_id = validate_miner_id((key or b"").decode())
     except (UnicodeDecodeError, ValueError) as exc:
         msg = f"registration key is not a miner id: {exc}"
         raise CodecError(msg) from exc
+    entry = dict(table.get(miner_id) or {})
     if value is None:
+        claim = keys.verify_as(WITHDRAWAL, miner_id, key, value, headers)
+        _fresh(entry, claim.signed_at_ms, now_ms, limits, miner_id)
         if table.get(miner_id) is not None:
-            del table[miner_id]
-        return miner_id
+            table[miner_id] = {"withdrawn": True, "last_signed_at": claim.signed_at_ms, "last_seen_at": now_ms}
+        return miner_id, WITHDRAWN
     decoded = codec.decode(value)
-    if decoded.name != REGISTRATION or decoded.record["miner_id"] != miner_id:
-        msg = f"expected a {REGISTRATION} of {miner_id}, got {decoded.name} of {decoded.record.get('miner_id')!r}"
+    if decoded.record.get("miner_id") != miner_id or decoded.name not in (REGISTRATION_RECORD, HEARTBEAT_RECORD):
+        claimed = decoded.record.get("miner_id")
+        msg = f"expected a registration or heartbeat of {miner_id}, got {decoded.name} of {claimed!r}"
         raise CodecError(msg)
     record = decoded.record
+    if decoded.name == HEARTBEAT_RECORD:
+        if not entry or entry.get("withdrawn"):
+            msg = f"heartbeat of {miner_id}, which is not registered"
+            raise IdentityError(msg)
+        claim = keys.verify_as(HEARTBEAT, miner_id, key, value, headers)
+        _fresh(entry, claim.signed_at_ms, now_ms, limits, miner_id)
+        table[miner_id] = {**entry, "last_signed_at": claim.signed_at_ms, "last_seen_at": now_ms}
+        return miner_id, HEARTBEAT_SEEN
+    public = str(record.get("public_key") or "")
+    if not public:
+        msg = f"registration of {miner_id} carries no public key"
+        raise IdentityError(msg)
+    try:
+        claim = verify(public, REGISTRATION, miner_id, key, value, headers)  # it holds the key it announces
+    except SignatureError as exc:
+        raise IdentityError(str(exc)) from exc
+    refused = keys.refusal(miner_id, public)
+    if refused is not None:
+        raise IdentityError(refused)
+    _fresh(entry, claim.signed_at_ms, now_ms, limits, miner_id)
+    keys.bind(miner_id, public, now_ms)
     table[miner_id] = {
         "profile": record["profile"],
         "networks": list(record["networks"]),
         "model_versions": dict(record["model_versions"]),
-        "registered_at": int(record["registered_at"].timestamp() * 1000),
+        "registered_at": _millis(record["registered_at"]),
+        "public_key": public.lower(),
+        "last_signed_at": claim.signed_at_ms,
+        "last_seen_at": now_ms,  # the validator's clock, never the sender's
+        "since": now_ms,
     }
-    return miner_id
+    return miner_id, REGISTERED
 
 
-def miners_to_wait_for(configured: list[str], table: Any) -> list[str]:
-    """The miners a round waits for: configured in settings, or registered."""
-    return sorted(set(configured) | set(table.keys()))
+def _fresh(entry: dict[str, Any], signed_at_ms: int, now_ms: int, limits: Liveness, miner_id: str) -> None:
+    if signed_at_ms <= int(entry.get("last_signed_at", -1)):
+        msg = f"a registry record of {miner_id} no newer than the last one accepted (replayed?)"
+        raise IdentityError(msg)
+    if signed_at_ms > now_ms + limits.max_skew_s * 1000:
+        msg = f"a registry record of {miner_id} signed {(signed_at_ms - now_ms) / 1000:.0f}s in the future"
+        raise IdentityError(msg)
+
+
+def _registered(table: Any) -> dict[str, dict[str, Any]]:
+    return {m: dict(v) for m, v in table.items() if v and not v.get("withdrawn")}
+
+
+def _submitted(tables: ValidatorTables, rkey: str, miner: str) -> bool:
+    date, network = parse_round_key(rkey)
+    return bool((tables.stats.get(miner_key(date, network, miner)) or {}).get("complete"))
+
+
+def missed_in_a_row(tables: ValidatorTables, miner: str, since_ms: int = 0) -> int:
+    """Emitted rounds, newest first, that opened after ``since_ms`` and have no submission of ``miner``."""
+    rounds = sorted(
+        ((int(s.get("opened_at", 0)), k) for k, s in tables.batches.items() if s and s.get("emitted")), reverse=True
+    )
+    missed = 0
+    for opened_at, rkey in rounds:
+        if opened_at < since_ms or _submitted(tables, rkey, miner):
+            break
+        missed += 1
+    return missed
+
+
+def _submitting(tables: ValidatorTables, miner: str) -> bool:
+    """A signed submission of ``miner`` has arrived in a round that is still open."""
+    for rkey, state in tables.batches.items():
+        if state and state.get("opened") and not state.get("emitted"):
+            date, network = parse_round_key(rkey)
+            st = tables.stats.get(miner_key(date, network, miner)) or {}
+            if st.get("complete") or st.get("chunks"):
+                return True
+    return False
+
+
+def activity(
+    configured: Iterable[str], tables: ValidatorTables, liveness: Liveness, now_ms: int
+) -> dict[str, tuple[bool, str]]:
+    """Every configured or registered miner -> (active, why not)."""
+    registered = _registered(tables.registry)
+    found: dict[str, tuple[bool, str]] = {}
+    for miner in sorted(set(configured) | set(registered)):
+        entry = registered.get(miner)
+        reason = ""
+        if entry is not None and now_ms - int(entry.get("last_seen_at", 0)) > liveness.heartbeat_timeout_s * 1000:
+            reason = f"no heartbeat for more than {liveness.heartbeat_timeout_s:.0f}s"
+        missed = missed_in_a_row(tables, miner, int(entry.get("since", 0)) if entry else 0)
+        if not reason and liveness.missed_rounds > 0 and missed >= liveness.missed_rounds:
+            reason = f"missed the last {missed} rounds"
+        if reason and _submitting(tables, miner):
+            reason = ""
+        found[miner] = (not reason, reason)
+    return found
+
+
+def miners_to_wait_for(
+    configured: list[str], tables: ValidatorTables, liveness: Liveness | None = None, now_ms: int | None = None
+) -> list[str]:
+    """The miners a round waits for: configured or registered, and active."""
+    if now_ms is None:
+        return sorted(set(configured) | set(_registered(tables.registry)))
+    live = activity(configured, tables, liveness or Liveness(), now_ms)
+    return sorted(m for m, (active, _) in live.items() if active)
+
+
+__all__ = ["SEP", "Liveness", "activity", "apply_registry_record", "miners_to_wait_for", "missed_in_a_row"]

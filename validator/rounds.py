@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -347,8 +348,10 @@ class Rounds:
                 self.apply_labels(rkey)
         return done
 
-    def expected_miners(self) -> list[str]:
-        return miners_to_wait_for(self.settings.expected_miners, self.tables.registry)
+    def expected_miners(self, now_ms: int | None = None) -> list[str]:
+        """Configured and registered miners that are active (``validator.registry``) at ``now_ms``."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        return miners_to_wait_for(self.settings.expected_miners, self.tables, self.settings.liveness, now)
 
     def all_complete(self, rkey: str) -> bool:
         expected = self.expected_miners()

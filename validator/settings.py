@@ -6,10 +6,14 @@ settings.stack.bootstrap_servers
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from streams.settings import ServiceSettings
+from streams.signing import VALIDATOR, key_path
+from validator.registry import Liveness
 
 
 class ValidatorSettings(ServiceSettings):
@@ -49,4 +53,24 @@ class ValidatorSettings(ServiceSettings):
     web_enabled: bool = Field(False, description="run Faust's web server")
     web_port: int = Field(6066, ge=1, le=65535)
     bridge_max_records: int = Field(5000, ge=1)
+    miner_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="miner id -> Ed25519 public key (hex), the production allow-list; empty: trust on first use",
+    )
+    unbound_grace_s: float = Field(
+        30.0, ge=0, description="how long records of a miner with no key yet wait for its registration"
+    )
+    miner_missed_rounds: int = Field(2, ge=0, description="rounds in a row without a submission that end a wait")
+    heartbeat_timeout_s: float = Field(120.0, gt=0, description="a registered miner silent this long is inactive")
+    key_file: Path | None = Field(
+        None, description="the validator's private key; default {stack.home}/keys/validator.key"
+    )
     log_level: str = "WARNING"
+
+    @property
+    def liveness(self) -> Liveness:
+        return Liveness(missed_rounds=self.miner_missed_rounds, heartbeat_timeout_s=self.heartbeat_timeout_s)
+
+    @property
+    def key_path(self) -> Path:
+        return self.key_file if self.key_file is not None else key_path(self.stack.home, VALIDATOR)

@@ -158,6 +158,7 @@ class ValidatorTables:
     index    date      -> {topic: {partition: first offset}} for replay, never expired
     ensembles ensemble_key -> alert scores of an emitted version  (the last two per round) expired after retention
     registry miner_id  -> registration of a serving miner   never expired (small)
+    identities miner_id -> the public key bound on first use  never expired (small)
     """
 
     batches: Table = field(default_factory=dict)
@@ -168,6 +169,7 @@ class ValidatorTables:
     index: Table = field(default_factory=dict)
     ensembles: Table = field(default_factory=dict)
     registry: Table = field(default_factory=dict)
+    identities: Table = field(default_factory=dict)
 
     @classmethod
     def in_memory(cls) -> ValidatorTables:
@@ -193,4 +195,5 @@ def define_tables(app: Any, partitions: int) -> ValidatorTables:
         index=table("index"),
         ensembles=table("ensembles"),
         registry=table("registry"),
+        identities=table("identities"),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any
 
 import confluent_kafka
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from simulation import (
     SyntheticBatch,
@@ -29,6 +31,7 @@ from streams.kafka import BatchProducer, ensure_topics
 from streams.objectstore import FileObjectStore
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings
+from streams.signing import SCORE, Signer
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +39,8 @@ DATE = dt.date(2026, 1, 2)
 T0 = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)
 PANEL = ["constant", "copycat", "honest-1", "honest-2", "honest-3", "random"]
 CODEC = AvroCodec(FileSchemaRegistry.default())
+SIGNERS = {m: Signer(Ed25519PrivateKey.generate(), m) for m in [*PANEL, "ghost"]}
+MINER_KEYS = json.dumps({m: s.public_key for m, s in SIGNERS.items()})  # the production allow-list
 
 
 def _env(stack: StackSettings, **validator: str) -> dict[str, str]:
@@ -47,6 +52,7 @@ def _env(stack: StackSettings, **validator: str) -> dict[str, str]:
         RISKSTREAM_HOME=str(stack.home),
         VALIDATOR_APP_ID=f"{stack.topic_namespace}validator",
         VALIDATOR_LOG_LEVEL="INFO",
+        VALIDATOR_MINER_KEYS=MINER_KEYS,
         **validator,
     )
     return env
@@ -165,8 +171,9 @@ def submit(
         alerts, clusters = panel[miner]
         at = T0 + dt.timedelta(seconds=10 + i + (100 if miner == "copycat" else 0))
         for key, value in submission_records(CODEC, batch, miner, alerts, clusters, at, buckets=16, chunk_size=50):
-            producer.send(topics.miner_scores(miner), key, value)
-    for key, value in extra:
+            signature = SIGNERS[miner].headers(SCORE, key, value, date=batch.date, batch_id=batch.batch_id)
+            producer.send(topics.miner_scores(miner), key, value, headers=signature)
+    for key, value in extra:  # unsigned: never charged to the miner whose topic they are on
         producer.send(topics.miner_scores("random"), key, value)
     producer.flush()
 
@@ -223,7 +230,7 @@ def test_silent_miner_does_not_block_the_deadline(
 ) -> None:
     topics, servers = stack_settings.topics, stack_settings.bootstrap_servers
     batch = make_batch(200, DATE, seed=4, published_at=T0)
-    start_worker(VALIDATOR_EXPECTED_MINERS='["honest-1","honest-2","ghost"]', VALIDATOR_DEADLINE_S="15")
+    start_worker(VALIDATOR_EXPECTED_MINERS='["honest-1","honest-2","ghost"]', VALIDATOR_DEADLINE_S="40")  # a loaded machine starts slowly
     submit(stack_settings, batch, ["honest-1", "honest-2"])
     publish_batch(stack_settings, batch)
     (summary,) = [r for _, r, _ in read_all(servers, topics.ensemble_batches, lambda f: len(f) >= 1)]

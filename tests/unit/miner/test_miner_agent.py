@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from miner_synth import Published, event_for, make_batch, parquet_bytes, publish
 
 from miner.agent import FAILED, STOPPED, SUBMITTED, MinerAgent
@@ -25,19 +26,25 @@ from streams.kafka import Message
 from streams.objectstore import FileObjectStore, sha256_hex
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings
+from streams.signing import SCORE, Signer, verify
 from streams.submission import submission_checksum
 
 CODEC = AvroCodec(FileSchemaRegistry.default())
+SIGNER = Signer(Ed25519PrivateKey.generate(), "m1")
 
 
 class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, bytes]] = []
+        self.headers: list[list[tuple[str, bytes]] | None] = []
         self.flushed = 0
 
-    def send(self, topic: str, key: bytes | str | None, value: bytes | None) -> None:
+    def send(
+        self, topic: str, key: bytes | str | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
         assert isinstance(key, str) and value is not None
         self.sent.append((topic, key, value))
+        self.headers.append(headers)
 
     def flush(self, timeout: float = 60.0) -> None:
         self.flushed = len(self.sent)
@@ -80,6 +87,7 @@ def _agent(
         codec=CODEC,
         registry=registry,
         peers=kw.pop("peers", None),
+        signer=SIGNER,
     )
     return agent, producer
 
@@ -118,6 +126,10 @@ async def test_a_batch_event_yields_a_complete_submission(
     assert scores[ids.index(best)] == max(scores)
     assert complete["alert_count"] == len(ids) and complete["cluster_count"] == len(cids)
     assert complete["alert_chunks"] == len(sub["alerts"]) and complete["cluster_chunks"] == len(sub["clusters"])
+    manifest = Manifest.from_json(published.store.get(key))
+    for (_, record_key, value), headers in zip(producer.sent, producer.headers, strict=True):
+        claim = verify(SIGNER.public_key, SCORE, "m1", record_key, value, headers)  # every chunk and the marker
+        assert (claim.date, claim.batch_id) == (manifest.processing_date.isoformat(), manifest.batch_id)
     assert complete["checksum"] == submission_checksum(ids, scores, cids, cscores)
     assert complete["model_versions"]["alert_scorer"].startswith("alert_scorer_ethereum_v1.0.0_")
     assert sub["keys"][-1] == f"{synth.date.isoformat()}:complete"
@@ -347,11 +359,11 @@ def test_registration_record_encodes_with_the_shared_schema() -> None:
     when = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
     record = registration_record(
         miner_id="miner-a", profile="honest-a", network="ethereum", model_versions={"alert_scorer": "v1"},
-        registered_at=when,
+        registered_at=when, public_key=SIGNER.public_key,
     )  # fmt: skip
     decoded = codec.decode(codec.encode(record.schema, record.value))
     assert record.key == "miner-a"
     assert decoded.record == {
         "miner_id": "miner-a", "profile": "honest-a", "networks": ["ethereum"],
-        "model_versions": {"alert_scorer": "v1"}, "registered_at": when,
+        "model_versions": {"alert_scorer": "v1"}, "registered_at": when, "public_key": SIGNER.public_key,
     }  # fmt: skip

@@ -13,6 +13,7 @@ from simulation import adversarial_panel, make_batch, submission_records, write_
 from streams.codec import AvroCodec
 from streams.objectstore import FileObjectStore
 from validator.app import create_validator
+from validator.bridge import INBOX, InboxRecord
 
 T0 = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)
 
@@ -36,16 +37,22 @@ async def test_agents_open_a_round_and_emit_from_inbox_batches(
     batch = make_batch(120, DATE, seed=2, published_at=T0)
     key = write_batch(store, batch)
     agents: Any = validator.app.agents
+    signer = validator.gate.signer
+    assert signer is not None
     topics = settings.stack.topics
     async with agents["validate_scores"].test_context() as inbox, agents["open_rounds"].test_context() as batches:
         await batches.put(store.object_created_event(key, 1, "e", T0), key=b"ethereum:2026-01-02")
         panel = adversarial_panel(batch, seed=1)
         for miner in ["honest-1", "honest-2"]:
             for offset, (k, v) in enumerate(submission_records(codec, batch, miner, *panel[miner], T0, chunk_size=30)):
-                headers = {"source_topic": topics.miner_scores(miner).encode(), "source_partition": b"0",
-                           "source_offset": str(offset).encode()}  # fmt: skip
+                record = InboxRecord(k.encode(), v, topics.miner_scores(miner), 0, offset)
+                headers = dict(record.headers() + signer.headers(INBOX, k.encode(), v, batch_id=record.position))
                 await inbox.put(v, key=k.encode(), headers=headers)
-        await inbox.put(b"garbage", key=b"2026-01-02:0001", headers={"source_topic": topics.miner_scores("x").encode()})
+        garbage = InboxRecord(b"2026-01-02:0001", b"garbage", topics.miner_scores("x"), 0, 0)
+        signed = garbage.headers() + signer.headers(INBOX, garbage.key, garbage.value, batch_id=garbage.position)
+        await inbox.put(b"garbage", key=garbage.key, headers=dict(signed))
+        forged = InboxRecord(b"2026-01-02:0002", b"forged", topics.miner_scores("honest-1"), 0, 99)
+        await inbox.put(b"forged", key=forged.key, headers=dict(forged.headers()))  # not from the bridge: dropped
     alerts = producer.on(topics.ensemble_alerts)
     assert len(alerts) == 120
     assert len(producer.on(topics.dlq("scores"))) == 1

@@ -1,0 +1,318 @@
+"""Ed25519 signatures on Kafka records: the canonical bytes, the headers, and the key files.
+
+Every record a participant sends is signed by it; the signature and what it covers travel in
+Kafka headers, so the Avro payloads (and every stock Avro subscriber) stay as they are.
+
+Canonical bytes (version 1), UTF-8, one field per line, each line ended by ``\\n``::
+
+    riskstream-signature-v1
+    <purpose>          what the record is: score, registration, heartbeat, withdrawal, control,
+                       or the validator's output topic (ensemble.alerts, ensemble.clusters,
+                       ensemble.batches, validator.results)
+    <signer>           the miner id, "validator", or the operator's name
+    <processing date>  YYYY-MM-DD, or empty when the record has none
+    <batch id>         the manifest's batch_id, or empty
+    <record key>       lowercase hex of the Kafka key bytes, empty for a null key
+    <payload digest>   lowercase hex SHA-256 of the Kafka value bytes exactly as sent (the
+                       Confluent-framed Avro), or the word null for a null value (a withdrawal)
+    <signed at>        integer milliseconds since the Unix epoch, decimal
+
+No field may contain a line break. The signature is Ed25519 (RFC 8032) over those bytes.
+
+Headers (values are ASCII bytes): ``riskstream-signer`` the signer, ``riskstream-signed-at``
+the milliseconds, ``riskstream-date`` and ``riskstream-batch`` when not empty, and
+``riskstream-signature`` the 64-byte signature as 128 lowercase hex characters. Public keys are
+the 32 raw bytes as 64 lowercase hex characters.
+
+    signer = Signer.from_file(path, "miner-a")              # a 0600 PEM file (riskstream miner keygen)
+    producer.send(topic, key, value, headers=signer.headers(SCORE, key, value, date=d, batch_id=b))
+    verify(public_key_hex, SCORE, "miner-a", key, value, headers)   # raises SignatureError
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import stat
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from streams.errors import RiskstreamError
+
+VERSION_LINE = "riskstream-signature-v1"
+SCORE = "score"
+REGISTRATION = "registration"
+HEARTBEAT = "heartbeat"
+WITHDRAWAL = "withdrawal"
+CONTROL = "control"
+VALIDATOR = "validator"  # the validator's signer name
+OPERATOR = "operator"  # the default operator's signer name
+
+SIGNER_HEADER = "riskstream-signer"
+SIGNED_AT_HEADER = "riskstream-signed-at"
+DATE_HEADER = "riskstream-date"
+BATCH_HEADER = "riskstream-batch"
+SIGNATURE_HEADER = "riskstream-signature"
+SIGNATURE_HEADERS = (SIGNER_HEADER, SIGNED_AT_HEADER, DATE_HEADER, BATCH_HEADER, SIGNATURE_HEADER)
+
+Headers = list[tuple[str, bytes]]
+
+
+class SignatureError(RiskstreamError):
+    """A record whose signature is missing, malformed, or does not verify; or an unusable key."""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def canonical_bytes(
+    purpose: str,
+    signer: str,
+    key: bytes | str | None,
+    value: bytes | None,
+    *,
+    date: dt.date | str | None = None,
+    batch_id: str | None = None,
+    signed_at_ms: int,
+) -> bytes:
+    """The exact bytes a signature covers (see the module docstring)."""
+    key_bytes = key.encode() if isinstance(key, str) else key
+    fields = [
+        VERSION_LINE,
+        purpose,
+        signer,
+        date.isoformat() if isinstance(date, dt.date) else (date or ""),
+        batch_id or "",
+        key_bytes.hex() if key_bytes else "",
+        hashlib.sha256(value).hexdigest() if value is not None else "null",
+        str(int(signed_at_ms)),
+    ]
+    for field in fields:
+        if "\n" in field or "\r" in field:
+            msg = f"a signed field cannot contain a line break: {field[:40]!r}"
+            raise SignatureError(msg)
+    return ("\n".join(fields) + "\n").encode()
+
+
+def public_key_hex(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+
+
+def parse_public_key(text: str) -> Ed25519PublicKey:
+    """A public key from its 64 hex characters; ``SignatureError`` if it is not one."""
+    try:
+        raw = bytes.fromhex(text.strip())
+        if len(raw) != 32:
+            msg = f"an Ed25519 public key is 32 bytes, got {len(raw)}"
+            raise ValueError(msg)
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        msg = f"not an Ed25519 public key (64 hex characters): {exc}"
+        raise SignatureError(msg) from exc
+
+
+def header_map(headers: Any) -> dict[str, bytes]:
+    """Kafka headers (a list of pairs, a dict, or None) as a dict; the last value of a name wins."""
+    if not headers:
+        return {}
+    pairs: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    found: dict[str, bytes] = {}
+    for name, value in pairs:
+        found[_text(name)] = bytes(value) if value is not None else b""
+    return found
+
+
+def without_signature(headers: Any) -> Headers:
+    """The headers that are not part of a signature (to forward a record with its own)."""
+    return [(k, v) for k, v in header_map(headers).items() if k not in SIGNATURE_HEADERS]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedClaim:
+    """What a verified signature vouches for, beyond the key and value it was checked against."""
+
+    signer: str
+    signed_at_ms: int
+    date: str
+    batch_id: str
+    signature: bytes
+
+
+class Signer:
+    """Signs records as one participant.
+
+    signer = Signer(Ed25519PrivateKey.generate(), "miner-a")
+    headers = signer.headers(SCORE, b"2026-01-10:0003", value, date=d, batch_id="b1")
+    """
+
+    __slots__ = ("_key", "name", "public_key")
+
+    def __init__(self, key: Ed25519PrivateKey, name: str) -> None:
+        self._key = key
+        self.name = name
+        self.public_key = public_key_hex(key)
+
+    @classmethod
+    def from_file(cls, path: Path, name: str) -> Signer:
+        return cls(load_private_key(path), name)
+
+    def __repr__(self) -> str:  # never the private key
+        return f"Signer({self.name!r}, public_key={self.public_key[:16]}...)"
+
+    def headers(
+        self,
+        purpose: str,
+        key: bytes | str | None,
+        value: bytes | None,
+        *,
+        date: dt.date | str | None = None,
+        batch_id: str | None = None,
+        signed_at_ms: int | None = None,
+    ) -> Headers:
+        """The signature headers of one record."""
+        at = int(time.time() * 1000) if signed_at_ms is None else int(signed_at_ms)
+        day = date.isoformat() if isinstance(date, dt.date) else (date or "")
+        message = canonical_bytes(purpose, self.name, key, value, date=day, batch_id=batch_id, signed_at_ms=at)
+        found: Headers = [(SIGNER_HEADER, self.name.encode()), (SIGNED_AT_HEADER, str(at).encode())]
+        if day:
+            found.append((DATE_HEADER, day.encode()))
+        if batch_id:
+            found.append((BATCH_HEADER, batch_id.encode()))
+        found.append((SIGNATURE_HEADER, self._key.sign(message).hex().encode()))
+        return found
+
+
+def claim_of(headers: Any) -> SignedClaim:
+    """The signature headers of a record, parsed (not verified); ``SignatureError`` if absent or malformed."""
+    found = header_map(headers)
+    if SIGNATURE_HEADER not in found:
+        msg = "unsigned: no riskstream-signature header"
+        raise SignatureError(msg)
+    try:
+        signature = bytes.fromhex(found[SIGNATURE_HEADER].decode())
+        at = int(found[SIGNED_AT_HEADER].decode())
+        signer = found[SIGNER_HEADER].decode()
+        date = found.get(DATE_HEADER, b"").decode()
+        batch = found.get(BATCH_HEADER, b"").decode()
+    except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        msg = f"malformed signature headers: {type(exc).__name__}: {exc}"
+        raise SignatureError(msg) from exc
+    if len(signature) != 64:
+        msg = f"malformed signature: {len(signature)} bytes, not 64"
+        raise SignatureError(msg)
+    return SignedClaim(signer, at, date, batch, signature)
+
+
+def verify(
+    public_key: Ed25519PublicKey | str,
+    purpose: str,
+    signer: str,
+    key: bytes | str | None,
+    value: bytes | None,
+    headers: Any,
+) -> SignedClaim:
+    """Check that ``signer`` signed this key and value for ``purpose``; returns what it vouched for.
+
+    Raises ``SignatureError`` with the reason: unsigned, malformed, signed by someone else, or not
+    verifying under ``public_key``.
+    """
+    claim = claim_of(headers)
+    if claim.signer != signer:
+        msg = f"signed by {claim.signer!r}, expected {signer!r}"
+        raise SignatureError(msg)
+    public = parse_public_key(public_key) if isinstance(public_key, str) else public_key
+    message = canonical_bytes(
+        purpose, signer, key, value, date=claim.date, batch_id=claim.batch_id, signed_at_ms=claim.signed_at_ms
+    )
+    try:
+        public.verify(claim.signature, message)
+    except InvalidSignature as exc:
+        msg = f"the signature of {signer!r} does not verify ({purpose})"
+        raise SignatureError(msg) from exc
+    return claim
+
+
+# ---- key files -------------------------------------------------------------------------------
+
+
+def key_path(home: Path, role: str, name: str | None = None) -> Path:
+    """Where a participant's private key lives by default: ``<home>/keys/<role>[-<name>].key``."""
+    return home / "keys" / (f"{role}-{name}.key" if name else f"{role}.key")
+
+
+def public_path(private_path: Path) -> Path:
+    """The public key beside a private key file (hex, world-readable)."""
+    return private_path.with_suffix(".pub")
+
+
+def generate_key(path: Path, *, overwrite: bool = False) -> str:
+    """Write a new private key to ``path`` (0600, in a 0700 directory) and its ``.pub``; returns the public hex.
+
+    Refuses to replace an existing key unless ``overwrite``: a miner's id is bound to its key.
+    """
+    if path.exists() and not overwrite:
+        msg = f"{path} already exists; a new key would not match the one already bound to this id"
+        raise SignatureError(msg)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, pem)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    public = public_key_hex(key)
+    public_path(path).write_text(public + "\n")
+    return public
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    """A private key from its PEM file; refuses a file that others than its owner can read."""
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            msg = f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it"
+            raise SignatureError(msg)
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except FileNotFoundError as exc:
+        msg = f"no key at {path}: create one with `riskstream <service> keygen`"
+        raise SignatureError(msg) from exc
+    except (ValueError, TypeError) as exc:
+        msg = f"{path} is not a PEM private key: {exc}"
+        raise SignatureError(msg) from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        msg = f"{path} holds a {type(key).__name__}, not an Ed25519 key"
+        raise SignatureError(msg)
+    return key
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """The key at ``path``, generated first if there is none (the local default)."""
+    if not path.exists():
+        generate_key(path)
+    return load_private_key(path)
+
+
+def read_public_key(path: Path) -> str:
+    """The hex public key of a ``.pub`` file (or of the ``.key`` beside it); ``SignatureError`` if none."""
+    pub = path if path.suffix == ".pub" else public_path(path)
+    try:
+        text = pub.read_text().strip()
+    except FileNotFoundError as exc:
+        msg = f"no public key at {pub}"
+        raise SignatureError(msg) from exc
+    parse_public_key(text)
+    return text

@@ -1,0 +1,86 @@
+"""Signatures: exact canonical bytes, what verifies and what does not, and key files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from streams.signing import (
+    SCORE,
+    SIGNATURE_HEADER,
+    WITHDRAWAL,
+    SignatureError,
+    Signer,
+    canonical_bytes,
+    generate_key,
+    header_map,
+    key_path,
+    load_private_key,
+    read_public_key,
+    verify,
+)
+
+DATE = dt.date(2026, 1, 10)
+VALUE = b"\x00\x00\x00\x00\x01payload"
+
+
+def test_canonical_bytes_are_exactly_the_documented_lines() -> None:
+    got = canonical_bytes(SCORE, "miner-a", b"2026-01-10:0003", VALUE, date=DATE, batch_id="b1", signed_at_ms=42)
+    digest = hashlib.sha256(VALUE).hexdigest()
+    key_hex = b"2026-01-10:0003".hex()
+    assert got == f"riskstream-signature-v1\nscore\nminer-a\n2026-01-10\nb1\n{key_hex}\n{digest}\n42\n".encode()
+    assert canonical_bytes(WITHDRAWAL, "m", None, None, signed_at_ms=1) == (
+        b"riskstream-signature-v1\nwithdrawal\nm\n\n\n\nnull\n1\n"
+    )
+
+
+def test_a_line_break_in_a_field_is_refused() -> None:
+    with pytest.raises(SignatureError, match="line break"):
+        canonical_bytes(SCORE, "m", b"k", VALUE, batch_id="b\n1", signed_at_ms=1)
+
+
+def test_signed_records_verify_and_any_change_does_not() -> None:
+    signer = Signer(Ed25519PrivateKey.generate(), "miner-a")
+    key = b"2026-01-10:0003"
+    headers = signer.headers(SCORE, key, VALUE, date=DATE, batch_id="b1", signed_at_ms=1000)
+    claim = verify(signer.public_key, SCORE, "miner-a", key, VALUE, headers)
+    assert (claim.signer, claim.date, claim.batch_id, claim.signed_at_ms) == ("miner-a", "2026-01-10", "b1", 1000)
+    other = Signer(Ed25519PrivateKey.generate(), "miner-a")
+    tampered = dict(header_map(headers))
+    tampered["riskstream-date"] = b"2026-01-11"
+    cases = [
+        (signer.public_key, SCORE, "miner-a", key, VALUE + b"x", headers, "does not verify"),
+        (signer.public_key, SCORE, "miner-a", b"2026-01-10:0004", VALUE, headers, "does not verify"),
+        (signer.public_key, WITHDRAWAL, "miner-a", key, VALUE, headers, "does not verify"),
+        (other.public_key, SCORE, "miner-a", key, VALUE, headers, "does not verify"),
+        (signer.public_key, SCORE, "miner-b", key, VALUE, headers, "signed by 'miner-a', expected 'miner-b'"),
+        (signer.public_key, SCORE, "miner-a", key, VALUE, list(tampered.items()), "does not verify"),
+        (signer.public_key, SCORE, "miner-a", key, VALUE, [], "unsigned"),
+        (signer.public_key, SCORE, "miner-a", key, VALUE, [(SIGNATURE_HEADER, b"zz")], "malformed"),
+        ("not-hex", SCORE, "miner-a", key, VALUE, headers, "not an Ed25519 public key"),
+    ]
+    for public, purpose, who, k, v, h, reason in cases:
+        with pytest.raises(SignatureError, match=reason):
+            verify(public, purpose, who, k, v, h)
+
+
+def test_key_files_are_private_and_never_silently_replaced(tmp_path: Path) -> None:
+    path = key_path(tmp_path / "home", "miner", "miner-a")
+    assert path == tmp_path / "home" / "keys" / "miner-miner-a.key"
+    public = generate_key(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert read_public_key(path) == public == Signer.from_file(path, "miner-a").public_key
+    assert "PRIVATE" not in repr(Signer.from_file(path, "miner-a"))
+    with pytest.raises(SignatureError, match="already exists"):
+        generate_key(path)
+    path.chmod(0o644)
+    with pytest.raises(SignatureError, match="readable by others"):
+        load_private_key(path)
+    with pytest.raises(SignatureError, match="no key at"):
+        load_private_key(tmp_path / "missing.key")
