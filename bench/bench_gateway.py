@@ -38,22 +38,23 @@ BIN = Path(sys.executable).parent
 
 _LOAD = """
 import datetime as dt, sys, time
-from simulation import sample_date
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from simulation import as_messages, as_published, sample_date
 from streams.codec import AvroCodec
-from streams.kafka import Message
 from streams.schema_registry import FileSchemaRegistry
+from streams.signing import VALIDATOR, Signer
 from streams.settings import StackSettings
 from streams.topics import TopicNames
 from streams.warehouse import WarehouseSink, connect
 codec = AvroCodec(FileSchemaRegistry.default())
 client = connect(StackSettings(_env_file=None, clickhouse_url=sys.argv[1]))
-sink = WarehouseSink(client, "bench", TopicNames(), codec)
+signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
+sink = WarehouseSink(client, "bench", TopicNames(), codec, validator_key=signer.public_key)
 sink.ensure_tables()
-now = int(time.time() * 1000)
 started = time.perf_counter()
 for day, alerts in ((dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3])), (dt.date.fromisoformat(sys.argv[4]), 1000)):
     records = sample_date(codec, TopicNames(), day, alerts=alerts, clusters=500, miners=("m1", "m2", "m3", "m4", "m5"))
-    messages = [Message(t, 0, i, k.encode(), v, now) for i, (t, k, v) in enumerate(records)]
+    messages = as_messages(as_published(records, signer, TopicNames()))
     for start in range(0, len(messages), 5000):
         sink.write(messages[start : start + 5000])
 print(f"{sum(sink.stats.rows.values())} {time.perf_counter() - started:.3f}")

@@ -104,6 +104,7 @@ def create_app(settings: GatewaySettings, *, name: str = "riskstream_gateway") -
                 settings.database,
                 settings.stack.topics,
                 codec,
+                validator_key=settings.stack.validator_key,
                 marker_timeout_s=settings.sink_marker_timeout_s,
             )
             app.ctx.sink = sink

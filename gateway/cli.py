@@ -44,7 +44,12 @@ async def _sink_main(settings: GatewaySettings) -> None:
     client = await asyncio.to_thread(connect, settings.stack)
     codec = AvroCodec(registry_from_url(settings.stack.schema_registry_url))
     sink = WarehouseSink(
-        client, settings.database, settings.stack.topics, codec, marker_timeout_s=settings.sink_marker_timeout_s
+        client,
+        settings.database,
+        settings.stack.topics,
+        codec,
+        validator_key=settings.stack.validator_key,
+        marker_timeout_s=settings.sink_marker_timeout_s,
     )
     say(f"warehouse sink: {settings.stack.bootstrap_servers} -> {settings.stack.clickhouse_url} ({settings.database})")
     try:

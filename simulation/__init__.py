@@ -11,12 +11,14 @@ wire records for it), ``adversaries.py`` (honest, random, constant and copycat s
 
 from simulation.adversaries import adversarial_panel, constant_scores, copied_scores, honest_scores, random_scores
 from simulation.batches import SyntheticBatch, make_batch, write_batch, write_labels
-from simulation.sample import sample_date
+from simulation.sample import as_messages, as_published, sample_date
 from simulation.submissions import submission_records
 
 __all__ = [
     "SyntheticBatch",
     "adversarial_panel",
+    "as_messages",
+    "as_published",
     "constant_scores",
     "copied_scores",
     "honest_scores",

@@ -7,11 +7,14 @@ for topic, key, value in sample_date(codec, TopicNames(), dt.date(2026, 1, 5), a
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
 from streams.codec import AvroCodec
+from streams.kafka import Message
+from streams.signing import INBOX, Signer, output_purposes
 from streams.submission import complete_key, score_key, split_into_chunks
 from streams.topics import TopicNames
 
@@ -135,3 +138,31 @@ def sample_date(
         (topics.ensemble_batches, f"{network}:{date.isoformat()}", codec.encode("riskstream.EnsembleBatch", batch))
     )
     return out
+
+
+Published = tuple[str, str, bytes, list[tuple[str, bytes]]]  # topic, key, value, headers
+
+
+def as_published(records: Sequence[Record], signer: Signer, topics: TopicNames) -> list[Published]:
+    """``records`` as the sink reads them: validator outputs signed, miner records forwarded by the bridge.
+
+    ``signer`` is the validator's; a miner record becomes the inbox record its bridge would write
+    (same key and bytes, signed over the position it had on its miner topic, offset = its index).
+    """
+    purposes = output_purposes(topics)
+    out: list[Published] = []
+    for index, (topic, key, value) in enumerate(records):
+        if topic in purposes:
+            out.append((topic, key, value, signer.headers(purposes[topic], key, value)))
+        elif topics.miner_id_of(topic) is not None:
+            position = f"{topic}:0:{index}"
+            out.append((topics.validator_inbox, key, value, signer.headers(INBOX, key, value, batch_id=position)))
+        else:
+            out.append((topic, key, value, []))
+    return out
+
+
+def as_messages(published: Sequence[Published]) -> list[Message]:
+    """``published`` as consumed messages (partition 0, offsets in order), e.g. for ``WarehouseSink.write``."""
+    now = int(time.time() * 1000)
+    return [Message(t, 0, i, k.encode(), v, now, tuple(h)) for i, (t, k, v, h) in enumerate(published)]

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.signing import trusted_validator_key
 from streams.topics import TopicNames
 
 STACK_ENV_FILE = Path(".riskstream") / "stack.env"
@@ -42,6 +43,14 @@ class StackSettings(BaseSettings):
     replication_factor: int = Field(1, ge=1)
     score_buckets: int = Field(16, ge=1, description="buckets of score chunk keys; same for every miner")
     session_timeout_ms: int = Field(10_000, description="group joins take about half of it")
+    validator_public_key: str = Field(
+        "", description="the validator's Ed25519 public key (hex); empty: the one the local validator wrote under home"
+    )
+    operator_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="operator name -> Ed25519 public key (hex) allowed to sign control commands; empty: the local "
+        "operator key under home",
+    )
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None
@@ -50,6 +59,10 @@ class StackSettings(BaseSettings):
     @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_namespace)
+
+    def validator_key(self) -> str | None:
+        """The validator's public key, once known (see ``streams.signing.trusted_validator_key``)."""
+        return trusted_validator_key(self.validator_public_key, self.home)
 
 
 class ServiceSettings(BaseSettings):

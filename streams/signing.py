@@ -36,7 +36,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from streams.errors import RiskstreamError
+from streams.topics import TopicNames
 
 VERSION_LINE = "riskstream-signature-v1"
 SCORE = "score"
@@ -316,3 +317,85 @@ def read_public_key(path: Path) -> str:
         raise SignatureError(msg) from exc
     parse_public_key(text)
     return text
+
+
+# ---- the validator's outputs -----------------------------------------------------------------
+
+INBOX = "inbox"  # a miner record the validator's bridge accepted; its batch-id line is the source position
+
+
+def output_purposes(topics: TopicNames) -> dict[str, str]:
+    """Topic -> purpose of every record the validator publishes (the topic's name without namespace)."""
+    return {
+        topics.ensemble_alerts: "ensemble.alerts",
+        topics.ensemble_clusters: "ensemble.clusters",
+        topics.ensemble_batches: "ensemble.batches",
+        topics.validator_results: "validator.results",
+    }
+
+
+class SigningProducer:
+    """A producer that signs, as the validator, every record sent to one of its output topics.
+
+    producer = SigningProducer(BatchProducer(servers), Signer(key, VALIDATOR), stack.topics)
+    producer.send(topics.ensemble_batches, key, value)     # headers carry the validator's signature
+    """
+
+    def __init__(self, inner: Any, signer: Signer, topics: TopicNames) -> None:
+        self.inner = inner
+        self.signer = signer
+        self._purposes = output_purposes(topics)
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | str | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> None:
+        purpose = self._purposes.get(topic)
+        if purpose is not None:
+            headers = [*(headers or ()), *self.signer.headers(purpose, key, value)]
+        self.inner.send(topic, key, value, headers=headers)
+
+    def flush(self, timeout: float = 60.0) -> None:
+        self.inner.flush(timeout)
+
+
+def verify_output(
+    public_key: Ed25519PublicKey | str,
+    topics: TopicNames,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Any,
+) -> SignedClaim:
+    """A record on a validator output topic that the validator signed; ``SignatureError`` if not."""
+    purpose = output_purposes(topics).get(topic)
+    if purpose is None:
+        msg = f"{topic} is not a validator output topic"
+        raise SignatureError(msg)
+    return verify(public_key, purpose, VALIDATOR, key, value, headers)
+
+
+def verify_forwarded(public_key: Ed25519PublicKey | str, key: bytes | None, value: bytes | None, headers: Any) -> str:
+    """The source position (``topic:partition:offset``) of a miner record the validator's bridge accepted.
+
+    Raises ``SignatureError`` if the validator did not forward it.
+    """
+    claim = verify(public_key, INBOX, VALIDATOR, key, value, headers)
+    if not claim.batch_id:
+        msg = "a forwarded record without its source position"
+        raise SignatureError(msg)
+    return claim.batch_id
+
+
+def trusted_validator_key(configured: str, home: Path) -> str | None:
+    """The validator's public key: configured (production), else the one the local validator wrote."""
+    if configured:
+        parse_public_key(configured)
+        return configured.strip().lower()
+    try:
+        return read_public_key(key_path(home, VALIDATOR))
+    except SignatureError:
+        return None  # the validator has not started yet

@@ -19,7 +19,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from streams.codec import AvroCodec
 from streams.errors import CodecError, RiskstreamError
 from streams.kafka import AsyncBatchConsumer, Message
 from streams.settings import StackSettings
+from streams.signing import SignatureError, verify_forwarded, verify_output
 from streams.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -256,6 +257,7 @@ class SinkStats:
     records: Counter[str] = field(default_factory=Counter)  # record name -> records consumed
     undecodable: int = 0
     rejected: int = 0  # decoded, but not a record this topic carries or not consistent
+    unsigned: int = 0  # not signed by the validator: never stored
     inserts: int = 0
     commits: int = 0
     insert_failures: int = 0
@@ -293,8 +295,14 @@ class _Columns:
 class WarehouseSink:
     """Decodes consumed records and inserts them, one insert per table per batch of messages.
 
-    sink = WarehouseSink(client, "riskstream", TopicNames(), codec)
+    sink = WarehouseSink(client, "riskstream", TopicNames(), codec, validator_key=public_hex)
     safe_to_commit = sink.write(messages)      # raises WarehouseError if ClickHouse fails
+
+    Only what the validator signed is stored: its ensemble, batch and result records, and the
+    miner records its bridge accepted (read from the validator's inbox, where each carries the
+    bridge's signature over its source position) — never a miner topic directly, where anyone
+    may write under a miner's name. ``validator_key`` is the hex public key, or a function that
+    returns it once known (the local validator writes it when it first starts).
     """
 
     def __init__(
@@ -304,8 +312,10 @@ class WarehouseSink:
         topics: TopicNames,
         codec: AvroCodec,
         *,
+        validator_key: str | Callable[[], str | None],
         marker_timeout_s: float = 30.0,
     ) -> None:
+        self._validator_key = validator_key
         self.client = client
         self.database = check_database(database)
         self.topics = topics
@@ -330,9 +340,33 @@ class WarehouseSink:
         return sorted(self._pending)
 
     def subscription_pattern(self) -> str:
-        """One regex for every topic the sink reads: the fixed ensemble/validation topics and all miners."""
-        fixed = "|".join(re.escape(t) for t in self._expected)
-        return f"^(?:{fixed})$|{self.topics.miner_scores_pattern}"
+        """One regex for every topic the sink reads: the validator's outputs and its inbox of miner records."""
+        fixed = "|".join(re.escape(t) for t in [*self._expected, self.topics.validator_inbox])
+        return f"^(?:{fixed})$"
+
+    def validator_key(self) -> str:
+        key = self._validator_key if isinstance(self._validator_key, str) else self._validator_key()
+        if not key:
+            msg = "the validator's public key is not known yet (it is written when the validator first starts)"
+            raise WarehouseError(msg)
+        return key
+
+    def _source(self, message: Message, public: str) -> str | None:
+        """The topic a record is stored as coming from, if the validator signed it; else None."""
+        try:
+            if message.topic == self.topics.validator_inbox:
+                position = verify_forwarded(public, message.key, message.value, message.headers)
+                return position.rsplit(":", 2)[0]
+            verify_output(public, self.topics, message.topic, message.key, message.value, message.headers)
+        except SignatureError as exc:
+            self.stats.unsigned += 1
+            if self.stats.unsigned <= 10 or self.stats.unsigned % 1000 == 0:
+                log.warning(
+                    "unsigned record %s[%d]@%d not stored (%d so far): %s",
+                    message.topic, message.partition, message.offset, self.stats.unsigned, exc,
+                )  # fmt: skip
+            return None
+        return message.topic
 
     def ensure_tables(self) -> None:
         create_tables(self.client, self.database)
@@ -344,7 +378,11 @@ class WarehouseSink:
     ) -> tuple[dict[str, _Columns], list[dict[str, Any]]]:
         tables = {name: _Columns(cols) for name, cols in _COLUMNS.items() if name != "miner_weights"}
         markers: list[dict[str, Any]] = []
+        public = self.validator_key() if messages else ""
         for message in messages:
+            source = self._source(message, public)
+            if source is None:
+                continue
             try:
                 decoded = self.codec.decode(message.value)
             except CodecError as exc:
@@ -356,8 +394,8 @@ class WarehouseSink:
                     )  # fmt: skip
                 continue
             name, record = decoded.name, decoded.record
-            expected = self._expected.get(message.topic)
-            topic_miner = self.topics.miner_id_of(message.topic) if expected is None else None
+            expected = self._expected.get(source)
+            topic_miner = self.topics.miner_id_of(source) if expected is None else None
             miner_topic = topic_miner is not None
             try:
                 if expected is not None and name != expected:

@@ -26,7 +26,7 @@ from streams.errors import CodecError
 from streams.kafka import BatchProducer, ensure_topics
 from streams.objectstore import open_stack_store
 from streams.schema_registry import registry_from_url
-from streams.signing import VALIDATOR, Signer, load_or_create_key
+from streams.signing import VALIDATOR, Signer, SigningProducer, load_or_create_key
 from validator.bridge import Gate, InboxRecord, forwarded_by_bridge, run_bridge
 from validator.control import read_date
 from validator.errors import ReplayError, ValidatorError
@@ -90,11 +90,12 @@ def create_validator(settings: ValidatorSettings) -> Validator:
     codec = AvroCodec(registry_from_url(stack.schema_registry_url))
     store = open_stack_store(stack)
     private_store = open_stack_store(stack, private=True)
+    signer = Signer(load_or_create_key(settings.key_path), VALIDATOR)
     producer = BatchProducer(stack.bootstrap_servers)
     bridge_producer = BatchProducer(stack.bootstrap_servers)
-    rounds = Rounds(tables, settings, codec, store, producer, private_store)
+    # every ensemble, batch and result record carries the validator's signature (Kafka headers)
+    rounds = Rounds(tables, settings, codec, store, SigningProducer(producer, signer, stack.topics), private_store)
     keys = KeyBook(tables.identities, settings.miner_keys)
-    signer = Signer(load_or_create_key(settings.key_path), VALIDATOR)
     gate = Gate(keys, stack.topics, signer, unbound_grace_s=settings.unbound_grace_s)
     validator = Validator(settings, app, tables, rounds, producer, bridge_producer, keys, gate)
     _wire(validator)

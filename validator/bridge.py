@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.kafka import AsyncBatchConsumer, BatchProducer, Message
-from streams.signing import VALIDATOR, SignatureError, Signer, verify
+from streams.signing import INBOX, SignatureError, Signer, verify_forwarded
 from streams.topics import TopicNames
 from validator.identity import IdentityError, KeyBook
 from validator.tables import source_position
 
-INBOX = "inbox"  # signature purpose of a forwarded record; its batch-id line is the source position
 SOURCE_TOPIC = "source_topic"
 SOURCE_PARTITION = "source_partition"
 SOURCE_OFFSET = "source_offset"
@@ -164,11 +163,11 @@ def forward(producer: BatchProducer, inbox: str, messages: Sequence[Message], ga
 def forwarded_by_bridge(public_key: str, record: InboxRecord, headers: Any) -> str | None:
     """None if the validator's bridge forwarded ``record`` from the source it names; else why not."""
     try:
-        claim = verify(public_key, INBOX, VALIDATOR, record.key, record.value, headers)
+        source = verify_forwarded(public_key, record.key, record.value, headers)
     except SignatureError as exc:
         return f"inbox record not forwarded by the bridge: {exc}"
-    if claim.batch_id != record.position:
-        return f"inbox record forwarded from {claim.batch_id}, not {record.position}"
+    if source != record.position:
+        return f"inbox record forwarded from {source}, not {record.position}"
     return None
 
 

@@ -15,15 +15,17 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sanic import Sanic
 
 from gateway.app import create_app, serve_in_loop
 from gateway.settings import GatewaySettings
-from simulation import sample_date
+from simulation import as_messages, as_published, sample_date
 from streams.codec import AvroCodec
-from streams.kafka import BatchProducer, Message
+from streams.kafka import BatchProducer
 from streams.schema_registry import FileSchemaRegistry, HttpSchemaRegistry
 from streams.settings import StackSettings
+from streams.signing import VALIDATOR, Signer
 from streams.stack import free_port
 from streams.topics import TopicNames
 from streams.warehouse import WarehouseSink
@@ -32,6 +34,7 @@ pytestmark = pytest.mark.integration
 
 D1, D2 = dt.date(2026, 2, 27), dt.date(2026, 3, 2)
 CODEC = AvroCodec(FileSchemaRegistry.default())
+SIGNER = Signer(Ed25519PrivateKey.generate(), VALIDATOR)  # the validator's key: the sink stores what it signed
 ENSEMBLE_KEYS = {
     "processing_date", "network", "aggregation_method", "total_miners", "version", "ensemble_scores", "pagination",
     "metadata",
@@ -46,7 +49,9 @@ METADATA_KEYS = {
 
 def _settings(stack: StackSettings, clickhouse_path: Path, group_id: str, **overrides: Any) -> GatewaySettings:
     return GatewaySettings(
-        stack=stack.model_copy(update={"clickhouse_url": f"chdb://{clickhouse_path}"}),
+        stack=stack.model_copy(
+            update={"clickhouse_url": f"chdb://{clickhouse_path}", "validator_public_key": SIGNER.public_key}
+        ),
         database=f"g_{uuid.uuid4().hex[:12]}",
         port=free_port(),
         sink_group_id=group_id,
@@ -56,8 +61,8 @@ def _settings(stack: StackSettings, clickhouse_path: Path, group_id: str, **over
 
 def _publish(stack: StackSettings, records: list[tuple[str, str, bytes]]) -> None:
     producer = BatchProducer(stack.bootstrap_servers)
-    for topic, key, value in records:
-        producer.send(topic, key, value)
+    for topic, key, value, headers in as_published(records, SIGNER, stack.topics):
+        producer.send(topic, key, value, headers=headers)
     producer.flush()
 
 
@@ -302,12 +307,11 @@ async def test_property_based_run_against_the_openapi_spec_finds_no_server_error
     tmp_path: Path,
 ) -> None:
     settings = _settings(stack_settings, clickhouse_path, group_id, run_sink=False)
-    sink = WarehouseSink(clickhouse, settings.database, topics, CODEC)
+    sink = WarehouseSink(clickhouse, settings.database, topics, CODEC, validator_key=SIGNER.public_key)
     sink.ensure_tables()
-    now = int(time.time() * 1000)
     for day, seed in ((D1, 1), (D2, 2)):
         records = sample_date(CODEC, topics, day, alerts=200, clusters=10, seed=seed, ground_truth=day == D1)
-        assert sink.write([Message(t, 0, i, k.encode(), v, now) for i, (t, k, v) in enumerate(records)])
+        assert sink.write(as_messages(as_published(records, SIGNER, topics)))
     async with serving(settings):
         process = await asyncio.create_subprocess_exec(
             str(Path(sys.executable).parent / "schemathesis"), "run", f"http://127.0.0.1:{settings.port}/openapi.json",

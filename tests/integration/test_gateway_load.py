@@ -5,22 +5,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sanic import Sanic
 
 from gateway.app import create_app, serve_in_loop
 from gateway.settings import GatewaySettings
-from simulation import sample_date
+from simulation import as_messages, as_published, sample_date
 from streams.codec import AvroCodec
-from streams.kafka import Message
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings
+from streams.signing import VALIDATOR, Signer
 from streams.stack import free_port
 from streams.topics import TopicNames
 from streams.warehouse import WarehouseSink
@@ -58,11 +58,11 @@ async def test_bounded_load_gives_no_server_errors(
 ) -> None:
     codec = AvroCodec(FileSchemaRegistry.default())
     database = f"l_{uuid.uuid4().hex[:12]}"
-    sink = WarehouseSink(clickhouse, database, topics, codec)
+    signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
+    sink = WarehouseSink(clickhouse, database, topics, codec, validator_key=signer.public_key)
     sink.ensure_tables()
-    now = int(time.time() * 1000)
     records = sample_date(codec, topics, DATE, alerts=2_000, clusters=50, miners=("miner-a", "miner-b"))
-    assert sink.write([Message(t, 0, i, k.encode(), v, now) for i, (t, k, v) in enumerate(records)])
+    assert sink.write(as_messages(as_published(records, signer, topics)))
 
     settings = GatewaySettings(
         stack=stack_settings.model_copy(update={"clickhouse_url": f"chdb://{clickhouse_path}"}),
