@@ -132,20 +132,20 @@ def _wire(v: Validator) -> None:
                 else:  # written to the inbox by someone else: it never reaches a round
                     log.warning("inbox record at %s dropped: %s", _position(e), refused)
             started = time.perf_counter()
-            rounds.ingest(records)
-            rounds.check(_now_ms())
+            await rounds.ingest_async(records)
+            await rounds.check_async(_now_ms())
             log.debug("inbox batch of %d records in %.3fs", len(records), time.perf_counter() - started)
 
     @app.agent(batches, name="open_rounds", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
     async def open_rounds(stream: Any) -> None:
         async for event in stream.events():
-            rounds.open_batch(event.value, _position(event), event.key)
+            await rounds.open_batch_async(event.value, _position(event), event.key)
 
     @app.agent(labels, name="judge_labels", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
     async def judge_labels(stream: Any) -> None:
         async for event in stream.events():
-            rounds.note_labels(event.value, _position(event), event.key)
-            rounds.check(_now_ms())
+            await rounds.note_labels_async(event.value, _position(event), event.key)
+            await rounds.check_async(_now_ms())
 
     @app.agent(registry, name="register_miners", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
     async def register_miners(stream: Any) -> None:
@@ -160,7 +160,7 @@ def _wire(v: Validator) -> None:
                 source = InboxRecord(event.key, event.value, event.message.topic, event.message.partition,
                                      event.message.offset)  # fmt: skip
                 v.producer.send(topics.dlq("registry"), event.key, event.value, headers=source.headers(str(exc)))
-                v.producer.flush()
+                await asyncio.to_thread(v.producer.flush)
                 log.warning("registration at %s dead-lettered: %s", _position(event), exc)
 
     @app.agent(control, name="serve_commands", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
@@ -180,7 +180,7 @@ def _wire(v: Validator) -> None:
                     r for r in found
                     if v.gate.check_record(r.topic, r.partition, r.offset, r.key, r.value, r.signature) is None
                 ]  # fmt: skip
-                done = rounds.replay(command.network, command.date, records, _position(event))
+                done = await rounds.replay_async(command.network, command.date, records, _position(event))
                 log.warning("replay of %s %s: %s", command.network, command.date, done)
             except (ValidatorError, ControlError) as exc:
                 log.error("control command at %s ignored: %s", _position(event), exc)
@@ -188,7 +188,7 @@ def _wire(v: Validator) -> None:
     @app.timer(settings.timer_interval_s)  # type: ignore[untyped-decorator]  # faust is untyped
     async def close_rounds() -> None:
         if _ready(app):
-            rounds.check(_now_ms())
+            await rounds.check_async(_now_ms())
 
     @app.task  # type: ignore[untyped-decorator]  # faust is untyped
     async def bridge() -> None:

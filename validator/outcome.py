@@ -29,7 +29,6 @@ from validator.tables import StoredEnsemble
 
 Floats = npt.NDArray[np.float64]
 ENSEMBLE_ID = "ensemble"
-AGGREGATION_METHOD = "weighted_mean(prior_ema x immediate)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,36 +212,6 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
     )
 
 
-def immediate_results(
-    outcome: RoundOutcome, network: str, date: dt.date, version: int
-) -> list[tuple[str, dict[str, Any]]]:
-    out = []
-    for row, miner in enumerate(outcome.miners):
-        metrics = {**outcome.integrity[row].metrics, **outcome.behaviour[row].metrics}
-        out.append(
-            (
-                f"{date.isoformat()}:{miner}",
-                {
-                    "network": network,
-                    "processing_date": date,
-                    "miner_id": miner,
-                    "stage": "immediate",
-                    "integrity_score": float(outcome.integrity[row].score),
-                    "behaviour_score": float(outcome.behaviour[row].score),
-                    "ground_truth_score": None,
-                    "immediate_score": float(outcome.immediate[row]),
-                    "final_score": None,
-                    "weight": float(outcome.weights[row]),
-                    "passed_integrity": bool(outcome.integrity[row].passed),
-                    "reasons": outcome.reasons[row],
-                    "metrics": {k: float(v) for k, v in sorted(metrics.items())},
-                    "version": version,
-                },
-            )
-        )
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class GroundTruth:
     """Tier 3 of every miner and of the ensemble for one date."""
@@ -294,87 +263,3 @@ def judge_ground_truth(
         metrics[miner] = m
         scores[miner] = ground_truth_score(m) if not np.isnan(outcome.alert_matrix[row]).all() else 0.0
     return GroundTruth(metrics, scores, ensemble, ground_truth_score(ensemble))
-
-
-def batch_record(
-    outcome: RoundOutcome,
-    contents: BatchContents,
-    *,
-    network: str,
-    date: dt.date,
-    window_days: int,
-    batch_id: str,
-    version: int,
-    trigger: str,
-    expected: Sequence[str],
-    deadline_ms: int,
-) -> dict[str, Any]:
-    """The EnsembleBatch record; ``aggregated_at`` is the deadline or the latest completion used."""
-    completions = [t for t, c in zip(outcome.completed_at_ms, outcome.completed, strict=True) if c]
-    aggregated_at = deadline_ms if trigger == "deadline" or not completions else max(completions)
-    return {
-        "network": network,
-        "processing_date": date,
-        "window_days": window_days,
-        "batch_id": batch_id,
-        "version": version,
-        "aggregation_method": AGGREGATION_METHOD,
-        "trigger": trigger,
-        "alert_count": len(contents.alert_ids),
-        "cluster_count": len(contents.cluster_ids),
-        "expected_miners": sorted(expected),
-        "miners": [
-            {
-                "miner_id": miner,
-                "weight": float(outcome.weights[row]),
-                "immediate_score": float(outcome.immediate[row]),
-                "completed": bool(outcome.completed[row]),
-            }
-            for row, miner in enumerate(outcome.miners)
-        ],
-        "aggregated_at": dt.datetime.fromtimestamp(aggregated_at / 1000, tz=dt.UTC),
-    }
-
-
-def ground_truth_results(
-    outcome: RoundOutcome, truth: GroundTruth, stored: Mapping[str, Mapping[str, Any]]
-) -> list[tuple[str, dict[str, Any]]]:
-    """Per miner (immediate figures as emitted, from ``stored``) and for the ensemble: the tier-3 bodies."""
-    results = []
-    for row, miner in enumerate(outcome.miners):
-        kept = stored.get(miner, {})
-        immediate = float(kept.get("immediate", outcome.immediate[row]))
-        gt = truth.miner_scores[miner]
-        results.append(
-            (
-                miner,
-                {
-                    "integrity_score": float(kept.get("integrity", outcome.integrity[row].score)),
-                    "behaviour_score": float(kept.get("behaviour", outcome.behaviour[row].score)),
-                    "ground_truth_score": gt,
-                    "immediate_score": immediate,
-                    "final_score": immediate + gt,
-                    "weight": float(kept.get("weight", outcome.weights[row])),
-                    "passed_integrity": bool(kept.get("passed", outcome.integrity[row].passed)),
-                    "reasons": list(kept.get("reasons", outcome.reasons[row])),
-                    "metrics": dict(sorted(truth.miner_metrics[miner].items())),
-                },
-            )
-        )
-    results.append(
-        (
-            ENSEMBLE_ID,
-            {
-                "integrity_score": 0.0,
-                "behaviour_score": 0.0,
-                "ground_truth_score": truth.ensemble_score,
-                "immediate_score": 0.0,
-                "final_score": truth.ensemble_score,
-                "weight": 1.0,
-                "passed_integrity": True,
-                "reasons": [],
-                "metrics": dict(sorted(truth.ensemble_metrics.items())),
-            },
-        )
-    )
-    return results

@@ -28,19 +28,49 @@ CLUSTER = "cluster"
 Table = MutableMapping[str, Any]
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class RoundKey:
+    """One (date, network) round; ``text`` is its key in ``batches`` and the prefix of its other keys.
+
+    key = RoundKey(dt.date(2026, 1, 2), "ethereum")
+    key.text, key.prefix, key.miner("m1"), RoundKey.parse(key.text) == key
+    """
+
+    date: dt.date
+    network: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.date.isoformat()}{SEP}{self.network}"
+
+    @property
+    def prefix(self) -> str:
+        """Every key of this round's chunks, facts and ensembles starts with it."""
+        return self.text + SEP
+
+    def miner(self, miner_id: str) -> str:
+        """Key of one miner's facts of this round in ``stats`` and ``results``."""
+        return f"{self.text}{SEP}{miner_id}"
+
+    @classmethod
+    def parse(cls, key: str) -> RoundKey:
+        date, network = key.split(SEP, 1)
+        return cls(dt.date.fromisoformat(date), network)
+
+
 def round_key(date: dt.date, network: str) -> str:
     """Key of one (date, network) round in ``batches``."""
-    return f"{date.isoformat()}{SEP}{network}"
+    return RoundKey(date, network).text
 
 
 def parse_round_key(key: str) -> tuple[dt.date, str]:
-    date, network = key.split(SEP, 1)
-    return dt.date.fromisoformat(date), network
+    parsed = RoundKey.parse(key)
+    return parsed.date, parsed.network
 
 
 def miner_key(date: dt.date, network: str, miner_id: str) -> str:
     """Key of one miner's facts of a round in ``stats`` and ``results``."""
-    return f"{round_key(date, network)}{SEP}{miner_id}"
+    return RoundKey(date, network).miner(miner_id)
 
 
 def chunk_id(kind: str, bucket: int, chunk: int) -> str:

@@ -1,0 +1,336 @@
+"""Emitter: a round's outcome evaluated, emitted and kept; then its labels applied.
+
+Each step is split in three so the blocking part never runs on the event loop:
+``prepare_*`` reads the tables (on the loop), ``run_*`` loads the batch, evaluates, encodes,
+sends and flushes (touches no table: a worker thread may run it), ``commit_*`` writes the tables
+(on the loop).
+
+    job = emitter.prepare_emit(key, "deadline")
+    emitted = await asyncio.to_thread(emitter.run_emit, job)
+    emitter.commit_emit(emitted)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streams.batch import batch_key
+from streams.codec import AvroCodec, Decoded
+from streams.objectstore import ObjectStore
+from validator.batches import BatchContents, Labels, load_batch, load_labels, read_manifest
+from validator.encoding import EnsembleEncoder
+from validator.errors import BatchLoadError
+from validator.intake import Outputs
+from validator.outcome import (
+    ENSEMBLE_ID,
+    GroundTruth,
+    MinerFacts,
+    RoundInputs,
+    RoundOutcome,
+    evaluate_round,
+    judge_ground_truth,
+)
+from validator.results import (
+    batch_record,
+    ground_truth_records,
+    ground_truth_results,
+    immediate_results,
+    stored_verdicts,
+)
+from validator.settings import ValidatorSettings
+from validator.state import RoundState
+from validator.submissions import collect_submissions
+from validator.tables import (
+    ANY_NETWORK,
+    SEP,
+    RoundKey,
+    StoredEnsemble,
+    ValidatorTables,
+    ensemble_key,
+    ids_digest,
+    items_with_prefix,
+    keys_with_prefix,
+    miner_key,
+)
+
+log = logging.getLogger(__name__)
+HISTORY_KEEP = 60  # final scores kept per miner
+CONTENTS_KEPT = 8  # batches whose ids stay loaded
+
+
+@dataclass(frozen=True, slots=True)
+class RoundSnapshot:
+    """What evaluating a round needs from the tables, read on the event loop."""
+
+    key: RoundKey
+    state: RoundState
+    version: int
+    chunks: list[tuple[str, Any]]
+    decoded: dict[str, tuple[str, Decoded]]
+    facts: dict[str, MinerFacts]
+    history: dict[str, dict[str, float]]
+    expected: list[str]
+    ensembles: dict[int, list[Any]]  # emitted versions' stored parts
+    fixed_weights: dict[str, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmitJob:
+    snapshot: RoundSnapshot
+    trigger: str
+
+
+@dataclass(frozen=True, slots=True)
+class Emitted:
+    """A version that is out: what ``commit_emit`` keeps of it."""
+
+    job: EmitJob
+    outcome: RoundOutcome
+    contents: BatchContents
+
+    @property
+    def summary(self) -> tuple[str, int, str]:
+        return self.job.snapshot.key.text, self.job.snapshot.version, self.job.trigger
+
+
+@dataclass(frozen=True, slots=True)
+class LabelJob:
+    snapshot: RoundSnapshot
+    stored: dict[str, dict[str, Any]]  # the immediate verdicts as emitted
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """Tier 3 of a round that is out (``results`` empty when the labels could not be read)."""
+
+    job: LabelJob
+    results: list[tuple[str, dict[str, Any]]]
+    truth: GroundTruth | None
+
+
+def pick_previous(parts: Mapping[int, Sequence[Any]], version: int, contents: BatchContents) -> StoredEnsemble | None:
+    """The last version emitted before ``version`` if it covers the same alerts as ``contents``."""
+    earlier = [v for v in parts if v < version]
+    if not earlier:
+        return None
+    stored = StoredEnsemble.from_values(list(parts[max(earlier)]))
+    if stored is None or stored.digest != ids_digest(contents.alert_ids.tolist()):
+        return None
+    return stored
+
+
+class Emitter:
+    """Evaluate, emit and keep a round's ensemble; apply its labels. See the module docstring."""
+
+    def __init__(
+        self,
+        tables: ValidatorTables,
+        settings: ValidatorSettings,
+        codec: AvroCodec,
+        store: ObjectStore,
+        outputs: Outputs,
+        decoded: dict[str, tuple[str, Decoded]],
+        private_store: ObjectStore | None = None,
+    ) -> None:
+        self.tables = tables
+        self.settings = settings
+        self.codec = codec
+        self.store = store
+        self.private_store = private_store or store  # the traps: never where miners can read
+        self.outputs = outputs
+        self.decoded = decoded  # the intake's cache of chunks decoded on arrival
+        self.topics = settings.stack.topics
+        self._alert_encoder = EnsembleEncoder.for_record(codec, "riskstream.EnsembleAlertScore", "alert_id")
+        self._cluster_encoder = EnsembleEncoder.for_record(codec, "riskstream.EnsembleClusterScore", "cluster_id")
+        self._contents: dict[str, BatchContents] = {}
+
+    # ---- reading the tables (event loop) -----------------------------------------------------
+    def snapshot(
+        self, rkey: RoundKey, version: int, expected: list[str], fixed_weights: dict[str, float] | None = None
+    ) -> RoundSnapshot:
+        state = RoundState.from_value(self.tables.batches[rkey.text])
+        chunks = list(items_with_prefix(self.tables.chunks, rkey.prefix))
+        decoded = {k: self.decoded[k] for k, _ in chunks if k in self.decoded}
+        dlq: dict[str, int] = {}
+        for key, value in items_with_prefix(self.tables.stats, miner_key(rkey.date, ANY_NETWORK, "")):
+            dlq[key.split(SEP)[2]] = len(value.get("dlq", []))
+        facts: dict[str, MinerFacts] = {}
+        for key, value in items_with_prefix(self.tables.stats, rkey.prefix):
+            miner = key.split(SEP)[2]
+            facts[miner] = MinerFacts(
+                marker=value.get("complete"),
+                resubmissions=len(value.get("resubmitted", [])),
+                determinism_violations=len(value.get("nondeterministic", [])),
+                late_records=len(value.get("late", [])),
+                dead_letters=dlq.get(miner, 0),
+            )
+        for miner, count in dlq.items():
+            if miner not in facts:
+                facts[miner] = MinerFacts(dead_letters=count)
+        miners = {k.split(SEP)[2] for k, _ in chunks} | set(facts) | set(expected)
+        history = {m: dict(self.tables.weights.get(m) or {}) for m in miners}
+        parts: dict[int, list[Any]] = {}
+        for key, value in items_with_prefix(self.tables.ensembles, rkey.prefix):
+            parts.setdefault(int(key.split(SEP)[2]), []).append(value)
+        return RoundSnapshot(rkey, state, version, chunks, decoded, facts, history, expected, parts, fixed_weights)
+
+    def prepare_emit(self, rkey: RoundKey, trigger: str, expected: list[str]) -> EmitJob:
+        version = RoundState.from_value(self.tables.batches[rkey.text]).version + 1
+        return EmitJob(self.snapshot(rkey, version, expected), trigger)
+
+    def prepare_labels(self, rkey: RoundKey, expected: list[str]) -> LabelJob:
+        state = RoundState.from_value(self.tables.batches[rkey.text])
+        snap = self.snapshot(rkey, state.version, expected, fixed_weights=dict(state.weights))
+        miners = sorted(set(snap.history))
+        stored = {m: dict(self.tables.results.get(rkey.miner(m)) or {}) for m in miners}
+        return LabelJob(snap, stored)
+
+    # ---- evaluating, sending (any thread; no table access) -----------------------------------
+    def contents_of(self, state: RoundState) -> BatchContents:
+        key = state.manifest_key
+        if key not in self._contents:
+            if len(self._contents) > CONTENTS_KEPT:
+                self._contents.pop(next(iter(self._contents)))
+            self._contents[key] = load_batch(self.store, read_manifest(self.store, key), self.private_store)
+        return self._contents[key]
+
+    def forget_contents(self, manifest_key: str) -> None:
+        self._contents.pop(manifest_key, None)
+
+    def evaluate(self, snap: RoundSnapshot) -> tuple[RoundOutcome, BatchContents]:
+        """The round's outcome as version ``snap.version``, judged against the last version before it."""
+        contents = self.contents_of(snap.state)
+        submissions = collect_submissions(snap.chunks, self.codec, snap.decoded)
+        state = snap.state
+        inputs = RoundInputs(
+            date=snap.key.date,
+            # latency counts from the announcement this round answers: a replayed batch is re-announced
+            published_at_ms=state.opened_at or state.published_at,
+            contents=contents,
+            submissions=submissions,
+            facts=snap.facts,
+            expected=snap.expected,
+            history=snap.history,
+            fixed_weights=snap.fixed_weights,
+            previous=pick_previous(snap.ensembles, snap.version, contents),
+        )
+        return evaluate_round(inputs, self.settings), contents
+
+    def run_emit(self, job: EmitJob) -> Emitted:
+        """Send the round's ensemble as ``job.snapshot.version`` and flush; raises ``BatchLoadError``."""
+        snap = job.snapshot
+        outcome, contents = self.evaluate(snap)
+        date, network, version = snap.key.date, snap.key.network, snap.version
+        producer = self.outputs.producer
+        prefix = f"{date.isoformat()}:"
+        for topic, encoder, scores, ids in (
+            (self.topics.ensemble_alerts, self._alert_encoder, outcome.alerts, contents.alert_ids.tolist()),
+            (self.topics.ensemble_clusters, self._cluster_encoder, outcome.clusters, contents.cluster_ids.tolist()),
+        ):
+            payloads = encoder.encode(scores, outcome.miners, ids, network, date, version)
+            for key, value in zip(map(prefix.__add__, ids), payloads, strict=True):
+                producer.send(topic, key, value)
+        for key, record in immediate_results(outcome, network, date, version):
+            producer.send(self.topics.validator_results, key, self.codec.encode("riskstream.ValidationResult", record))
+        producer.flush()  # every alert and cluster of this version is out before the batch record
+        batch = batch_record(
+            outcome,
+            contents,
+            network=network,
+            date=date,
+            window_days=snap.state.window_days,
+            batch_id=snap.state.batch_id,
+            version=version,
+            trigger=job.trigger,
+            expected=snap.expected,
+            deadline_ms=snap.state.deadline_at,
+        )
+        producer.send(
+            self.topics.ensemble_batches, batch_key(network, date), self.codec.encode("riskstream.EnsembleBatch", batch)
+        )
+        producer.flush()
+        return Emitted(job, outcome, contents)
+
+    def run_labels(self, job: LabelJob) -> Judged:
+        """Tier 3 of the emitted version against its labels, sent and flushed."""
+        snap = job.snapshot
+        try:
+            labels: Labels = load_labels(self.store, read_manifest(self.store, snap.state.labels_key))
+        except BatchLoadError as exc:
+            log.error("labels of %s cannot be applied: %s", snap.key.text, exc)
+            return Judged(job, [], None)
+        outcome, contents = self.evaluate(snap)
+        truth = judge_ground_truth(
+            outcome, contents, labels, k=self.settings.precision_k, top_k=self.settings.top_contributors
+        )
+        results = ground_truth_results(outcome, truth, job.stored)
+        for key, record in ground_truth_records(results, snap.key.network, snap.key.date, snap.version):
+            self.outputs.producer.send(
+                self.topics.validator_results, key, self.codec.encode("riskstream.ValidationResult", record)
+            )
+        self.outputs.producer.flush()
+        log.info(
+            "ground truth of %s v%d: ensemble auc_pr %.4f",
+            snap.key.text,
+            snap.version,
+            truth.ensemble_metrics["auc_pr"],
+        )
+        return Judged(job, results, truth)
+
+    # ---- writing the tables (event loop) -----------------------------------------------------
+    def commit_emit(self, emitted: Emitted) -> tuple[str, int, str]:
+        """Record the version as emitted: its scores (for the next version), verdicts and weights."""
+        snap, outcome = emitted.job.snapshot, emitted.outcome
+        rkey, version = snap.key, snap.version
+        self._keep_ensemble(rkey, outcome, emitted.contents, version)
+        for miner, verdict in stored_verdicts(outcome, version).items():
+            self.tables.results[rkey.miner(miner)] = verdict
+        state = RoundState.from_value(self.tables.batches[rkey.text])
+        self.tables.batches[rkey.text] = state.replace(
+            emitted=True,
+            version=version,
+            trigger=emitted.job.trigger,
+            late_pending=False,
+            weights={m: float(w) for m, w in zip(outcome.miners, outcome.weights, strict=True)},
+        ).to_value()
+        log.info(
+            "ensemble %s v%d (%s): %d alerts", rkey.text, version, emitted.job.trigger, len(emitted.contents.alert_ids)
+        )
+        return emitted.summary
+
+    def commit_labels(self, judged: Judged) -> None:
+        snap = judged.job.snapshot
+        for miner, body in judged.results:
+            if miner == ENSEMBLE_ID:
+                continue
+            history = dict(self.tables.weights.get(miner) or {})
+            history[snap.key.date.isoformat()] = body["final_score"]
+            self.tables.weights[miner] = dict(sorted(history.items())[-HISTORY_KEEP:])
+        state = RoundState.from_value(self.tables.batches[snap.key.text])
+        self.tables.batches[snap.key.text] = state.replace(labels_version=snap.version).to_value()
+
+    def _keep_ensemble(self, rkey: RoundKey, outcome: RoundOutcome, contents: BatchContents, version: int) -> None:
+        """Store this version's alert scores (for the next version's plagiarism check); drop older ones."""
+        alerts = outcome.alerts
+        stored = StoredEnsemble(
+            version,
+            ids_digest(contents.alert_ids.tolist()),
+            {m: float(w) for m, w in zip(outcome.miners, outcome.weights, strict=True)},
+            np.where(alerts.miner_count > 0, alerts.score, np.nan),
+        )
+        for key in keys_with_prefix(self.tables.ensembles, rkey.prefix):
+            if int(key.split(SEP)[2]) < version - 1:
+                del self.tables.ensembles[key]
+        for part, value in enumerate(stored.to_values()):
+            self.tables.ensembles[ensemble_key(rkey.date, rkey.network, version, part)] = value
+
+    def previous_ensemble(self, rkey: RoundKey, version: int, contents: BatchContents) -> StoredEnsemble | None:
+        parts: dict[int, list[Any]] = {}
+        for key, value in items_with_prefix(self.tables.ensembles, rkey.prefix):
+            parts.setdefault(int(key.split(SEP)[2]), []).append(value)
+        return pick_previous(parts, version, contents)
