@@ -44,13 +44,17 @@ def _replay(args: argparse.Namespace) -> int:
     producer = BatchProducer(stack.bootstrap_servers)
     topics = stack.topics
     if args.source == "sot":
+        if args.reweigh:
+            say("--reweigh applies to --from scores only (a re-announced batch is a new round)")
+            return 2
         store = open_stack_store(stack)
         manifest = replay_from_sot(store, producer, topics, args.network, args.date, args.window_days)
         say(f"re-announced {manifest.batch_id} on {topics.sot_batches}: miners re-score, then a new ensemble version")
     else:
         ensure_topics(stack.bootstrap_servers, [topics.validator_control], stack.topic_partitions)
-        replay_from_scores(producer, topics, args.network, args.date)
-        say(f"asked the validator on {topics.validator_control} to re-read {args.network} {args.date}")
+        replay_from_scores(producer, topics, args.network, args.date, reweigh=args.reweigh)
+        weights = "today's weights (--reweigh)" if args.reweigh else "the weights of the version it replays"
+        say(f"asked the validator on {topics.validator_control} to re-read {args.network} {args.date} with {weights}")
     return 0
 
 
@@ -70,4 +74,10 @@ def register_replay(subparsers: Any) -> None:
     parser.add_argument("--from", dest="source", choices=["sot", "scores"], default="scores")
     parser.add_argument("--network", default="ethereum")
     parser.add_argument("--window-days", type=int, default=7)
+    parser.add_argument(
+        "--reweigh",
+        action="store_true",
+        help="apply today's weights (priors from the latest ground truth) instead of the replayed version's; "
+        "the batch record says priors=reweighed",
+    )
     parser.set_defaults(run=_replay)

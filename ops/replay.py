@@ -44,6 +44,11 @@ def replay_from_sot(
     return manifest
 
 
-def replay_from_scores(producer: BatchProducer, topics: TopicNames, network: str, date: dt.date) -> None:
-    """Ask the validator to re-read the date from the miner topics and emit a new version."""
-    request_replay(producer, topics, network, date)
+def replay_from_scores(
+    producer: BatchProducer, topics: TopicNames, network: str, date: dt.date, *, reweigh: bool = False
+) -> None:
+    """Ask the validator to re-read the date from the miner topics and emit a new version.
+
+    The new version keeps the weights' priors of the version it replays; ``reweigh`` applies today's.
+    """
+    request_replay(producer, topics, network, date, reweigh=reweigh)

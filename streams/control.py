@@ -29,9 +29,13 @@ class ReplayCommand:
 
     network: str
     date: dt.date
+    reweigh: bool = False  # apply today's weights instead of those of the version replayed
 
     def to_json(self) -> bytes:
-        return orjson.dumps({"command": REPLAY, "network": self.network, "date": self.date.isoformat()})
+        body: dict[str, object] = {"command": REPLAY, "network": self.network, "date": self.date.isoformat()}
+        if self.reweigh:
+            body["reweigh"] = True
+        return orjson.dumps(body)
 
 
 def parse_command(data: bytes | None) -> ReplayCommand:
@@ -40,13 +44,20 @@ def parse_command(data: bytes | None) -> ReplayCommand:
         if body.get("command") != REPLAY:
             msg = f"unknown command {body.get('command')!r}"
             raise ControlError(msg)
-        return ReplayCommand(str(body["network"]), dt.date.fromisoformat(str(body["date"])))
+        reweigh = body.get("reweigh", False)
+        if not isinstance(reweigh, bool):
+            msg = f"reweigh must be true or false, not {reweigh!r}"
+            raise ControlError(msg)
+        return ReplayCommand(str(body["network"]), dt.date.fromisoformat(str(body["date"])), reweigh)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         msg = f"not a control command: {type(exc).__name__}: {exc}"
         raise ControlError(msg) from exc
 
 
-def request_replay(producer: BatchProducer, topics: TopicNames, network: str, date: dt.date) -> None:
+def request_replay(
+    producer: BatchProducer, topics: TopicNames, network: str, date: dt.date, *, reweigh: bool = False
+) -> None:
     """Ask the validator to re-read ``date`` from the miner topics and emit a new ensemble version."""
-    producer.send(topics.validator_control, batch_key(network, date), ReplayCommand(network, date).to_json())
+    command = ReplayCommand(network, date, reweigh)
+    producer.send(topics.validator_control, batch_key(network, date), command.to_json())
     producer.flush()

@@ -180,7 +180,9 @@ def _wire(v: Validator) -> None:
                     r for r in found
                     if v.gate.check_record(r.topic, r.partition, r.offset, r.key, r.value, r.signature) is None
                 ]  # fmt: skip
-                done = await rounds.replay_async(command.network, command.date, records, _position(event))
+                done = await rounds.replay_async(
+                    command.network, command.date, records, _position(event), reweigh=command.reweigh
+                )
                 log.warning("replay of %s %s: %s", command.network, command.date, done)
             except (ValidatorError, ControlError) as exc:
                 log.error("control command at %s ignored: %s", _position(event), exc)

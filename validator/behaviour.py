@@ -24,7 +24,6 @@ Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 MAX_SCORE = 0.3
 MIN_OVERLAP = 10  # alerts two miners must share before they are compared
-OWN_SHARE_LIMIT = 0.9  # a miner that made up this much of an earlier ensemble is not compared with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,23 +119,20 @@ def _near_identical(a: Floats, b: Floats, thresholds: Thresholds) -> bool:
 def copies_of_ensemble(matrix: Floats, previous: PreviousEnsemble, thresholds: Thresholds) -> set[int]:
     """Rows near-identical to an ensemble already emitted: they copied it (it came first).
 
-    A miner's own share of that ensemble is taken out before comparing: with weight ``w`` and
-    today's scores ``x``, the rest of it is ``(E - w x) / (1 - w)``. A miner that re-sends the
-    scores the ensemble was built from is then compared with the other miners' part only (not
-    a copy), while one that sends the ensemble back is still near-identical to it (a copy). A
-    miner that made up almost all of it (``w`` near 1) cannot be told apart and is not judged.
+    A miner that had weight in that ensemble is never compared with it: the ensemble was built
+    partly from its own scores, so re-sending them (a replay, a re-scored batch) or being a blend
+    that the ensemble resembles says nothing about copying. Miners it did not use are.
     """
     copies: set[int] = set()
     for i in range(matrix.shape[0]):
         own = float(previous.weights[i]) if i < len(previous.weights) else 0.0
-        if own >= OWN_SHARE_LIMIT:
+        if own > 0.0:
             continue
         row = matrix[i]
         both = ~np.isnan(row) & ~np.isnan(previous.scores)
         if both.sum() < MIN_OVERLAP:
             continue
-        x = row[both]
-        rest = (previous.scores[both] - own * x) / (1.0 - own)
+        x, rest = row[both], previous.scores[both]
         if x.std() < 1e-9 and rest.std() < 1e-9:
             continue  # constants are gaming, judged there
         if _near_identical(x, rest, thresholds):

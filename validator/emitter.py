@@ -77,12 +77,21 @@ class RoundSnapshot:
     expected: list[str]
     ensembles: dict[int, list[Any]]  # emitted versions' stored parts
     fixed_weights: dict[str, float] | None = None
+    priors: dict[str, float] | None = None  # reused from the version before (None: from history)
 
 
 @dataclass(frozen=True, slots=True)
 class EmitJob:
     snapshot: RoundSnapshot
     trigger: str
+    reweigh: bool = False
+
+    @property
+    def priors_source(self) -> str:
+        """What the batch record says of the priors: history, reused or reweighed."""
+        if self.reweigh:
+            return "reweighed"
+        return "history" if self.snapshot.priors is None else "reused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +160,16 @@ class Emitter:
 
     # ---- reading the tables (event loop) -----------------------------------------------------
     def snapshot(
-        self, rkey: RoundKey, version: int, expected: list[str], fixed_weights: dict[str, float] | None = None
+        self,
+        rkey: RoundKey,
+        version: int,
+        expected: list[str],
+        fixed_weights: dict[str, float] | None = None,
+        *,
+        reweigh: bool = False,
     ) -> RoundSnapshot:
         state = RoundState.from_value(self.tables.batches[rkey.text])
+        priors = None if reweigh or not state.priors else dict(state.priors)
         chunks = list(items_with_prefix(self.tables.chunks, rkey.prefix))
         decoded = {k: self.decoded[k] for k, _ in chunks if k in self.decoded}
         dlq: dict[str, int] = {}
@@ -177,11 +193,14 @@ class Emitter:
         parts: dict[int, list[Any]] = {}
         for key, value in items_with_prefix(self.tables.ensembles, rkey.prefix):
             parts.setdefault(int(key.split(SEP)[2]), []).append(value)
-        return RoundSnapshot(rkey, state, version, chunks, decoded, facts, history, expected, parts, fixed_weights)
+        return RoundSnapshot(
+            rkey, state, version, chunks, decoded, facts, history, expected, parts, fixed_weights, priors
+        )
 
-    def prepare_emit(self, rkey: RoundKey, trigger: str, expected: list[str]) -> EmitJob:
+    def prepare_emit(self, rkey: RoundKey, trigger: str, expected: list[str], *, reweigh: bool = False) -> EmitJob:
+        """Version + 1; it reuses the priors of the version before unless ``reweigh``."""
         version = RoundState.from_value(self.tables.batches[rkey.text]).version + 1
-        return EmitJob(self.snapshot(rkey, version, expected), trigger)
+        return EmitJob(self.snapshot(rkey, version, expected, reweigh=reweigh), trigger, reweigh)
 
     def prepare_labels(self, rkey: RoundKey, expected: list[str]) -> LabelJob:
         state = RoundState.from_value(self.tables.batches[rkey.text])
@@ -217,6 +236,7 @@ class Emitter:
             expected=snap.expected,
             history=snap.history,
             fixed_weights=snap.fixed_weights,
+            priors=snap.priors,
             previous=pick_previous(snap.ensembles, snap.version, contents),
         )
         return evaluate_round(inputs, self.settings), contents
@@ -249,6 +269,7 @@ class Emitter:
             trigger=job.trigger,
             expected=snap.expected,
             deadline_ms=snap.state.deadline_at,
+            priors=job.priors_source,
         )
         producer.send(
             self.topics.ensemble_batches, batch_key(network, date), self.codec.encode("riskstream.EnsembleBatch", batch)
@@ -297,6 +318,7 @@ class Emitter:
             trigger=emitted.job.trigger,
             late_pending=False,
             weights={m: float(w) for m, w in zip(outcome.miners, outcome.weights, strict=True)},
+            priors={m: float(p) for m, p in zip(outcome.miners, outcome.priors, strict=True)},
         ).to_value()
         log.info(
             "ensemble %s v%d (%s): %d alerts", rkey.text, version, emitted.job.trigger, len(emitted.contents.alert_ids)

@@ -52,6 +52,8 @@ class RoundInputs:
     expected: Sequence[str]
     history: Mapping[str, Mapping[str, float]]  # miner -> {iso date: final score}
     fixed_weights: Mapping[str, float] | None = None  # the weights already emitted (ground truth)
+    # the priors of the version a replay replays (exact replays); None: from ``history``
+    priors: Mapping[str, float] | None = None
     previous: StoredEnsemble | None = None  # the last version emitted before this one, on the same alerts
 
 
@@ -69,6 +71,11 @@ class RoundOutcome:
     alerts: EnsembleScores
     clusters: EnsembleScores
     reasons: list[list[str]] = field(default_factory=list)
+    priors: Floats = field(default_factory=lambda: np.zeros(0))  # per miner row: the prior its weight used
+
+    def eligible(self, row: int) -> bool:
+        """Passed integrity (complete, in range, checksum) and was not disqualified (copy, gaming)."""
+        return bool(self.integrity[row].passed and self.behaviour[row].passed)
 
 
 def _marker_int(marker: Mapping[str, Any], name: str) -> int:
@@ -173,8 +180,9 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
     behaviour = assess_behaviour(a_matrix, r_matrix, miners, submitted, traps, thresholds, previous)
     immediate = np.array([i.score + b.score for i, b in zip(integrity, behaviour, strict=True)], dtype=np.float64)
     eligible = np.array([i.passed and b.passed for i, b in zip(integrity, behaviour, strict=True)], dtype=bool)
-    if inputs.fixed_weights is not None:
-        weights = np.array([float(inputs.fixed_weights.get(m, 0.0)) for m in miners], dtype=np.float64)
+    if inputs.priors is not None:
+        kept = inputs.priors
+        priors = np.array([float(kept.get(m, settings.default_prior)) for m in miners], dtype=np.float64)
     else:
         priors = np.array(
             [
@@ -183,6 +191,9 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
             ],
             dtype=np.float64,
         )
+    if inputs.fixed_weights is not None:
+        weights = np.array([float(inputs.fixed_weights.get(m, 0.0)) for m in miners], dtype=np.float64)
+    else:
         weights = combine_weights(priors, immediate, eligible, min_weight=settings.min_weight)
     reasons: list[list[str]] = []
     for row in range(len(miners)):
@@ -209,6 +220,7 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
         alerts,
         clusters,
         reasons,
+        priors,
     )
 
 
@@ -225,7 +237,11 @@ class GroundTruth:
 def judge_ground_truth(
     outcome: RoundOutcome, contents: BatchContents, labels: Labels, *, k: int, top_k: int
 ) -> GroundTruth:
-    """Per-miner and ensemble tier 3, plus each miner's contribution (ensemble AUC-PR drop without it)."""
+    """Per-miner and ensemble tier 3, plus each miner's contribution (ensemble AUC-PR drop without it).
+
+    A miner that failed integrity, was disqualified (a copy, gaming) or sent nothing earns no
+    tier-3 score for the date; its metrics are still computed, for the record.
+    """
     n = len(contents.alert_ids)
     pos = (
         np.searchsorted(contents.alert_ids, labels.alert_ids) if n else np.zeros(len(labels.alert_ids), dtype=np.int64)
@@ -261,5 +277,6 @@ def judge_ground_truth(
         else:
             m["contribution_auc_pr"] = 0.0
         metrics[miner] = m
-        scores[miner] = ground_truth_score(m) if not np.isnan(outcome.alert_matrix[row]).all() else 0.0
+        credited = outcome.eligible(row) and not np.isnan(outcome.alert_matrix[row]).all()
+        scores[miner] = ground_truth_score(m) if credited else 0.0  # no credit without a valid submission
     return GroundTruth(metrics, scores, ensemble, ground_truth_score(ensemble))

@@ -65,6 +65,7 @@ def batch_record(
     trigger: str,
     expected: Sequence[str],
     deadline_ms: int,
+    priors: str = "history",
 ) -> dict[str, Any]:
     """The EnsembleBatch record; ``aggregated_at`` is the deadline or the latest completion used."""
     completions = [t for t, c in zip(outcome.completed_at_ms, outcome.completed, strict=True) if c]
@@ -90,6 +91,9 @@ def batch_record(
             for row, miner in enumerate(outcome.miners)
         ],
         "aggregated_at": dt.datetime.fromtimestamp(aggregated_at / 1000, tz=dt.UTC),
+        "status": "accepted",
+        "reason": "",
+        "priors": priors,
     }
 
 
@@ -101,7 +105,11 @@ def ground_truth_results(
     for row, miner in enumerate(outcome.miners):
         kept = stored.get(miner, {})
         immediate = float(kept.get("immediate", outcome.immediate[row]))
-        gt = truth.miner_scores[miner]
+        credited = bool(kept.get("eligible", outcome.eligible(row)))
+        gt = truth.miner_scores[miner] if credited else 0.0
+        reasons = list(kept.get("reasons", outcome.reasons[row]))
+        if not credited:
+            reasons.append("ground truth: no credit, the submission was not valid (integrity or behaviour)")
         results.append(
             (
                 miner,
@@ -110,10 +118,10 @@ def ground_truth_results(
                     "behaviour_score": float(kept.get("behaviour", outcome.behaviour[row].score)),
                     "ground_truth_score": gt,
                     "immediate_score": immediate,
-                    "final_score": immediate + gt,
+                    "final_score": immediate + gt if credited else 0.0,
                     "weight": float(kept.get("weight", outcome.weights[row])),
                     "passed_integrity": bool(kept.get("passed", outcome.integrity[row].passed)),
-                    "reasons": list(kept.get("reasons", outcome.reasons[row])),
+                    "reasons": reasons,
                     "metrics": dict(sorted(truth.miner_metrics[miner].items())),
                 },
             )
@@ -166,6 +174,7 @@ def stored_verdicts(outcome: RoundOutcome, version: int) -> dict[str, dict[str, 
             "immediate": float(outcome.immediate[row]),
             "weight": float(outcome.weights[row]),
             "passed": bool(outcome.integrity[row].passed),
+            "eligible": outcome.eligible(row),
             "reasons": outcome.reasons[row],
             "version": version,
         }

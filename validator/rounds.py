@@ -145,8 +145,8 @@ class Rounds:
             return "late_records"
         return None
 
-    def _job(self, rkey: RoundKey, trigger: str) -> EmitJob:
-        return self.emitter.prepare_emit(rkey, trigger, self.expected_miners())
+    def _job(self, rkey: RoundKey, trigger: str, *, reweigh: bool = False) -> EmitJob:
+        return self.emitter.prepare_emit(rkey, trigger, self.expected_miners(), reweigh=reweigh)
 
     def _commit(self, emitted: Emitted) -> Done:
         self.intake.forget_decoded(emitted.job.snapshot.key.prefix)  # later reads (labels) decode from the table
@@ -207,20 +207,37 @@ class Rounds:
         return self.emitter.evaluate(self.emitter.snapshot(key, version, self.expected_miners()))
 
     # ---- replay ------------------------------------------------------------------------------
-    def replay(self, network: str, date: dt.date, records: Sequence[InboxRecord], position: str = "") -> Done | None:
+    def replay(
+        self,
+        network: str,
+        date: dt.date,
+        records: Sequence[InboxRecord],
+        position: str = "",
+        *,
+        reweigh: bool = False,
+    ) -> Done | None:
         """Rebuild a round from re-read miner records and emit it as a new version.
 
         ``position`` is the control command's; a command delivered again is not replayed twice.
+        The new version reuses the priors of the version it replays (unchanged inputs give the
+        same scores) unless ``reweigh`` asks for today's.
         """
         rkey = RoundKey(date, network)
         if self._replayed(rkey, position):
             return None
         self._reopen(rkey, None if self._opened_round(rkey) else self._manifest_for(rkey, records))
         self.intake.ingest(records, replaying=True)
-        return self._replay_done(rkey, self._commit(self.emitter.run_emit(self._job(rkey, "replay"))), position)
+        job = self._job(rkey, "replay", reweigh=reweigh)
+        return self._replay_done(rkey, self._commit(self.emitter.run_emit(job)), position)
 
     async def replay_async(
-        self, network: str, date: dt.date, records: Sequence[InboxRecord], position: str = ""
+        self,
+        network: str,
+        date: dt.date,
+        records: Sequence[InboxRecord],
+        position: str = "",
+        *,
+        reweigh: bool = False,
     ) -> Done | None:
         async with self._lock:
             rkey = RoundKey(date, network)
@@ -229,7 +246,7 @@ class Rounds:
             opened = self._opened_round(rkey)
             self._reopen(rkey, None if opened else await _in_thread(self._manifest_for, rkey, records))
             self.intake.ingest(records, replaying=True, flush=False)
-            emitted = await _in_thread(self.emitter.run_emit, self._job(rkey, "replay"))
+            emitted = await _in_thread(self.emitter.run_emit, self._job(rkey, "replay", reweigh=reweigh))
             return self._replay_done(rkey, self._commit(emitted), position)
 
     def _replayed(self, rkey: RoundKey, position: str) -> bool:

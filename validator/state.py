@@ -20,8 +20,10 @@ class RoundState:
     """Where a round stands: opened by a batch event, emitted as ``version``, labels applied or not.
 
     ``opened_at`` is when the announcement this round answers was seen (latency and the deadline
-    count from it); ``weights`` are the weights of the emitted version (ground truth and exact
-    replays reuse them); ``failed`` says why the batch could not be read (a new event retries).
+    count from it); ``weights`` are the weights of the emitted version (ground truth reuses them)
+    and ``priors`` the priors they were built from (every later version reuses them, so a replay
+    of unchanged inputs is exact, unless re-weighed on purpose); ``failed`` says why the batch
+    could not be read (a new event retries).
     """
 
     version: int = 0
@@ -40,6 +42,7 @@ class RoundState:
     failed: str | None = None
     trigger: str = ""
     weights: dict[str, float] = field(default_factory=dict)
+    priors: dict[str, float] = field(default_factory=dict)
     labels_key: str = ""
     labels_version: int | None = None
     replayed_by: list[str] = field(default_factory=list)
@@ -60,6 +63,7 @@ class RoundState:
     def to_value(self) -> dict[str, Any]:
         value = dataclasses.asdict(self)
         value["weights"] = dict(sorted(self.weights.items()))
+        value["priors"] = dict(sorted(self.priors.items()))
         return value
 
     @classmethod
@@ -74,5 +78,6 @@ class RoundState:
         state = cls(**known)
         return state.replace(
             weights={str(m): float(w) for m, w in dict(state.weights or {}).items()},
+            priors={str(m): float(w) for m, w in dict(state.priors or {}).items()},
             replayed_by=[str(p) for p in state.replayed_by or []],
         )

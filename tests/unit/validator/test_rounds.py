@@ -413,3 +413,58 @@ def test_any_junk_in_the_inbox_is_dead_lettered_and_the_round_still_completes(
     dead = {(k, v) for _, k, v, _ in producer.on(rounds.topics.dlq("scores"))}
     assert {(j.key, j.value) for j in junk} <= dead
     assert rounds.check(0), "the honest submissions still complete the round"
+
+
+def test_a_replay_reuses_the_priors_of_the_version_it_replays_unless_reweighed(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore
+) -> None:
+    rounds, producer = make_rounds()
+    day1 = make_batch(300, DATE, seed=3, published_at=T0)
+    day2 = make_batch(300, DATE + dt.timedelta(days=1), seed=4, published_at=T0)
+    records2 = _records(codec, day2, PANEL)
+    for offset, (day, records) in enumerate(((day1, _records(codec, day1, PANEL)), (day2, records2))):
+        _open(rounds, store, day, offset=offset)
+        rounds.ingest(records)
+        rounds.check(0)
+    v1 = {a["alert_id"]: a for a in _decoded(codec, producer, rounds.topics.ensemble_alerts)}
+    # the first day's labels arrive after the second day was emitted: the miners' history changes
+    labels_key = write_labels(store, day1)
+    rounds.note_labels(store.object_created_event(labels_key, 1, "e", T0), "sot.labels:0:0")
+    rounds.check(0)
+    assert DATE.isoformat() in rounds.tables.weights["honest-1"]
+    producer.sent.clear()
+    assert rounds.replay("ethereum", day2.date, records2, "validator.control:0:0") is not None
+    (batch,) = _decoded(codec, producer, rounds.topics.ensemble_batches)
+    assert batch["priors"] == "reused" and batch["status"] == "accepted"
+    again = _decoded(codec, producer, rounds.topics.ensemble_alerts)
+    assert again and all({**a, "version": 1} == v1[a["alert_id"]] for a in again)  # identical but the version
+    producer.sent.clear()
+    assert rounds.replay("ethereum", day2.date, records2, "validator.control:0:1", reweigh=True) is not None
+    (batch,) = _decoded(codec, producer, rounds.topics.ensemble_batches)
+    assert batch["priors"] == "reweighed" and batch["version"] == 3
+    reweighed = _decoded(codec, producer, rounds.topics.ensemble_alerts)
+    assert any(a["ensemble_score"] != v1[a["alert_id"]]["ensemble_score"] for a in reweighed)
+
+
+def test_invalid_submissions_earn_no_ground_truth_credit(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    _open(rounds, store, batch)
+    rounds.ingest(_records(codec, batch, PANEL))
+    rounds.check(0)
+    labels_key = write_labels(store, batch)
+    rounds.note_labels(store.object_created_event(labels_key, 1, "e", T0), "sot.labels:0:0")
+    rounds.check(0)
+    truth = {
+        r["miner_id"]: r
+        for r in _decoded(codec, producer, rounds.topics.validator_results)
+        if r["stage"] == "ground_truth"
+    }
+    for adversary in ("copycat", "constant", "random"):
+        assert truth[adversary]["final_score"] == 0.0 and truth[adversary]["ground_truth_score"] == 0.0
+        assert any("no credit" in reason for reason in truth[adversary]["reasons"])
+        assert rounds.tables.weights[adversary][DATE.isoformat()] == 0.0
+    # the copy scores as well as its original on the labels, and still earns nothing
+    assert truth["copycat"]["metrics"]["auc_pr"] == pytest.approx(truth["honest-1"]["metrics"]["auc_pr"], abs=0.02)
+    assert truth["honest-1"]["final_score"] > 0.3
