@@ -9,10 +9,12 @@ from typing import Any
 from ops.demo import DemoPlan, run_demo, stack_env
 from ops.replay import replay_from_scores, replay_from_sot
 from streams.cli import parse_date
+from streams.control import operator_signer
 from streams.kafka import BatchProducer, ensure_topics
 from streams.objectstore import open_stack_store
 from streams.progress import say, step
 from streams.settings import STACK_ENV_FILE, StackSettings
+from streams.signing import OPERATOR, generate_key, key_path
 from streams.stack import LocalStack, free_port
 
 
@@ -43,16 +45,17 @@ def _replay(args: argparse.Namespace) -> int:
     stack = StackSettings()
     producer = BatchProducer(stack.bootstrap_servers)
     topics = stack.topics
+    signer = operator_signer(stack, args.operator)  # the validator serves operator-signed replays only
     if args.source == "sot":
         if args.reweigh:
             say("--reweigh applies to --from scores only (a re-announced batch is a new round)")
             return 2
         store = open_stack_store(stack)
-        manifest = replay_from_sot(store, producer, topics, args.network, args.date, args.window_days)
+        manifest = replay_from_sot(store, producer, topics, args.network, args.date, signer, args.window_days)
         say(f"re-announced {manifest.batch_id} on {topics.sot_batches}: miners re-score, then a new ensemble version")
     else:
         ensure_topics(stack.bootstrap_servers, [topics.validator_control], stack.topic_partitions)
-        replay_from_scores(producer, topics, args.network, args.date, reweigh=args.reweigh)
+        replay_from_scores(producer, topics, args.network, args.date, signer, reweigh=args.reweigh)
         weights = "today's weights (--reweigh)" if args.reweigh else "the weights of the version it replays"
         say(f"asked the validator on {topics.validator_control} to re-read {args.network} {args.date} with {weights}")
     return 0
@@ -80,4 +83,23 @@ def register_replay(subparsers: Any) -> None:
         help="apply today's weights (priors from the latest ground truth) instead of the replayed version's; "
         "the batch record says priors=reweighed",
     )
+    parser.add_argument("--operator", default=OPERATOR, help="operator name (its key: <home>/keys/operator.key)")
     parser.set_defaults(run=_replay)
+
+
+def _operator_keygen(args: argparse.Namespace) -> int:
+    path = key_path(StackSettings().home, OPERATOR)
+    public = generate_key(path, overwrite=args.force)
+    print(f"private key: {path} (0600, never share it)")
+    print(f"public key:  {public}")
+    print(f'allow it (RISKSTREAM_OPERATOR_KEYS): {{"{args.name}": "{public}"}}')
+    return 0
+
+
+def register_operator(subparsers: Any) -> None:
+    parser = subparsers.add_parser("operator", help="the operator's key (signs replays)")
+    actions = parser.add_subparsers(dest="action", required=True)
+    keygen = actions.add_parser("keygen", help="create the operator's Ed25519 key pair")
+    keygen.add_argument("--name", default=OPERATOR, help="the name the validator knows the key by")
+    keygen.add_argument("--force", action="store_true", help="replace an existing key")
+    keygen.set_defaults(run=_operator_keygen)

@@ -1,7 +1,10 @@
-"""Operator commands to the validator on ``validator.control`` (JSON, key ``network:date``).
+"""Operator commands to the validator on ``validator.control`` (JSON, key ``network:date``), operator-signed.
 
-producer.send(topics.validator_control, batch_key(n, d), ReplayCommand(n, d).to_json())
-parse_command(value)   # -> ReplayCommand, or ControlError with the reason
+A command counts only with the signature of an operator key (``streams.signing``, purpose
+``control``, the command's date); the validator also limits how many it serves per date.
+
+    request_replay(producer, topics, "ethereum", date, operator_signer(stack))
+    parse_command(value)   # -> ReplayCommand, or ControlError with the reason
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import orjson
 
 from streams.batch import batch_key
 from streams.errors import RiskstreamError
-from streams.kafka import BatchProducer
+from streams.kafka import Producer
+from streams.settings import StackSettings
+from streams.signing import CONTROL, OPERATOR, SignatureError, Signer, key_path, load_or_create_key, read_public_key
 from streams.topics import TopicNames
 
 REPLAY = "replay"
@@ -55,9 +60,24 @@ def parse_command(data: bytes | None) -> ReplayCommand:
 
 
 def request_replay(
-    producer: BatchProducer, topics: TopicNames, network: str, date: dt.date, *, reweigh: bool = False
+    producer: Producer, topics: TopicNames, network: str, date: dt.date, signer: Signer, *, reweigh: bool = False
 ) -> None:
     """Ask the validator to re-read ``date`` from the miner topics and emit a new ensemble version."""
-    command = ReplayCommand(network, date, reweigh)
-    producer.send(topics.validator_control, batch_key(network, date), command.to_json())
+    key, value = batch_key(network, date), ReplayCommand(network, date, reweigh).to_json()
+    producer.send(topics.validator_control, key, value, headers=signer.headers(CONTROL, key, value, date=date))
     producer.flush()
+
+
+def operator_signer(stack: StackSettings, name: str = OPERATOR) -> Signer:
+    """The local operator's signer: ``<home>/keys/operator.key`` (created on first use)."""
+    return Signer(load_or_create_key(key_path(stack.home, OPERATOR)), name)
+
+
+def operator_keys(stack: StackSettings) -> dict[str, str]:
+    """Operator name -> public key allowed to sign commands: configured, else the local operator's if it exists."""
+    if stack.operator_keys:
+        return dict(stack.operator_keys)
+    try:
+        return {OPERATOR: read_public_key(key_path(stack.home, OPERATOR))}
+    except SignatureError:
+        return {}

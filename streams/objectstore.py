@@ -220,7 +220,7 @@ def open_store(
 def open_stack_store(stack: StackSettings, *, private: bool = False) -> FileObjectStore | S3ObjectStore:
     """The deployment's object store (or, with ``private``, the one only the SOT and validator read)."""
     secret = stack.s3_secret_access_key
-    url = (stack.private_store_url or stack.object_store_url) if private else stack.object_store_url
+    url = stack.private_url if private else stack.object_store_url
     return open_store(
         url,
         endpoint_url=stack.s3_endpoint_url,

@@ -32,7 +32,9 @@ class StackSettings(BaseSettings):
     bootstrap_servers: str = "127.0.0.1:9092"
     object_store_url: str = Field("file://.riskstream/store", description="s3://bucket[/prefix] or file://dir")
     private_store_url: str = Field(
-        "", description="traps and generator parameters, out of the miners' reach; empty: the object store"
+        "",
+        description="traps and generator parameters, out of the miners' reach; empty: file://<home>/private, "
+        "a directory of its own that no miner setting points at",
     )
     clickhouse_url: str = Field("chdb://.riskstream/clickhouse", description="chdb://path or http(s)://host:8123")
     clickhouse_user: str = "default"
@@ -55,6 +57,11 @@ class StackSettings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
+
+    @property
+    def private_url(self) -> str:
+        """Where the SOT and the validator keep what miners must not read (never the miners' store)."""
+        return self.private_store_url or f"file://{self.home / 'private'}"
 
     @property
     def topics(self) -> TopicNames:

@@ -6,7 +6,7 @@ Kafka headers, so the Avro payloads (and every stock Avro subscriber) stay as th
 Canonical bytes (version 1), UTF-8, one field per line, each line ended by ``\\n``::
 
     riskstream-signature-v1
-    <purpose>          what the record is: score, registration, heartbeat, withdrawal, control,
+    <purpose>          what the record is: score, registration, heartbeat, withdrawal, control, reannounce,
                        or the validator's output topic (ensemble.alerts, ensemble.clusters,
                        ensemble.batches, validator.results)
     <signer>           the miner id, "validator", or the operator's name
@@ -54,6 +54,7 @@ REGISTRATION = "registration"
 HEARTBEAT = "heartbeat"
 WITHDRAWAL = "withdrawal"
 CONTROL = "control"
+REANNOUNCE = "reannounce"  # an operator's repeat of a batch event (riskstream replay --from sot)
 VALIDATOR = "validator"  # the validator's signer name
 OPERATOR = "operator"  # the default operator's signer name
 

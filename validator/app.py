@@ -12,8 +12,10 @@ the same bytes).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +23,15 @@ from typing import Any
 import faust
 
 from streams.codec import AvroCodec
-from streams.control import ControlError, parse_command
+from streams.control import ControlError, operator_keys, parse_command
 from streams.errors import CodecError
 from streams.kafka import BatchProducer, ensure_topics
 from streams.objectstore import open_stack_store
 from streams.schema_registry import registry_from_url
-from streams.signing import VALIDATOR, Signer, SigningProducer, load_or_create_key
+from streams.signing import CONTROL, REANNOUNCE, VALIDATOR, Signer, SigningProducer, load_or_create_key
 from validator.bridge import Gate, InboxRecord, forwarded_by_bridge, run_bridge
-from validator.control import read_date
-from validator.errors import ReplayError, ValidatorError
+from validator.control import ControlAuthority, read_date
+from validator.errors import ControlRefused, ReplayError, ValidatorError
 from validator.identity import IdentityError, KeyBook
 from validator.registry import apply_registry_record
 from validator.rounds import Rounds
@@ -51,6 +53,7 @@ class Validator:
     bridge_producer: BatchProducer
     keys: KeyBook
     gate: Gate
+    authority: ControlAuthority
 
 
 def _now_ms() -> int:
@@ -97,9 +100,25 @@ def create_validator(settings: ValidatorSettings) -> Validator:
     rounds = Rounds(tables, settings, codec, store, SigningProducer(producer, signer, stack.topics), private_store)
     keys = KeyBook(tables.identities, settings.miner_keys)
     gate = Gate(keys, stack.topics, signer, unbound_grace_s=settings.unbound_grace_s)
-    validator = Validator(settings, app, tables, rounds, producer, bridge_producer, keys, gate)
+    authority = ControlAuthority(
+        lambda: operator_keys(stack), per_date=settings.replays_per_date, window_s=settings.replay_window_s
+    )
+    validator = Validator(settings, app, tables, rounds, producer, bridge_producer, keys, gate, authority)
     _wire(validator)
     return validator
+
+
+def _reopener(v: Validator, event: Any) -> Callable[[dt.date], str | None]:
+    """Why a repeat announcement of an emitted date must not open a new version (None: an operator sent it)."""
+
+    def reopen(date: dt.date) -> str | None:
+        try:
+            v.authority.authorise(REANNOUNCE, event.key, event.value, event.message.headers, date, _now_ms())
+        except ControlRefused as exc:
+            return str(exc)
+        return None
+
+    return reopen
 
 
 def _ready(app: Any) -> bool:
@@ -139,7 +158,7 @@ def _wire(v: Validator) -> None:
     @app.agent(batches, name="open_rounds", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
     async def open_rounds(stream: Any) -> None:
         async for event in stream.events():
-            await rounds.open_batch_async(event.value, _position(event), event.key)
+            await rounds.open_batch_async(event.value, _position(event), event.key, reopen=_reopener(v, event))
 
     @app.agent(labels, name="judge_labels", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
     async def judge_labels(stream: Any) -> None:
@@ -168,6 +187,7 @@ def _wire(v: Validator) -> None:
         async for event in stream.events():
             try:
                 command = parse_command(event.value)
+                v.authority.authorise(CONTROL, event.key, event.value, event.message.headers, command.date, _now_ms())
                 start = v.tables.index.get(command.date.isoformat()) or {}
                 if not start:
                     msg = f"no offsets recorded for {command.date}: nothing to replay"

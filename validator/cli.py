@@ -28,6 +28,16 @@ def _worker(args: argparse.Namespace) -> int:
     return run_worker(create_validator(settings))
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    from streams.signing import generate_key
+
+    settings = ValidatorSettings()
+    public = generate_key(settings.key_path, overwrite=args.force)
+    print(f"private key: {settings.key_path} (0600, never share it)")
+    print(f"public key:  {public} (RISKSTREAM_VALIDATOR_PUBLIC_KEY of the sink and subscribers)")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("validator", help="validate miner submissions and emit the ensemble")
     actions = parser.add_subparsers(dest="action", required=True)
@@ -36,3 +46,6 @@ def register(subparsers: Any) -> None:
     worker.add_argument("--deadline", type=float, default=None, help="seconds from the batch event to the ensemble")
     worker.add_argument("--web-port", type=int, default=None, help="serve Faust's web pages on this port")
     worker.set_defaults(run=_worker)
+    keygen = actions.add_parser("keygen", help="create the validator's Ed25519 key pair (signs its outputs)")
+    keygen.add_argument("--force", action="store_true", help="replace an existing key")
+    keygen.set_defaults(run=_keygen)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from streams.batch import MANIFEST, Manifest
@@ -122,8 +122,13 @@ class Intake:
                 self._dead_letter_sot(key, data, position, str(exc))
         return found
 
-    def open_rounds(self, found: Found, position: str) -> list[str]:
-        """Open a round per snapshot manifest; a repeat for an emitted round opens the next one."""
+    def open_rounds(
+        self, found: Found, position: str, reopen: Callable[[dt.date], str | None] | None = None
+    ) -> list[str]:
+        """Open a round per snapshot manifest; a repeat for an emitted round opens the next one.
+
+        ``reopen(date)`` says why a repeat must not reopen an emitted date (None, or no ``reopen``: it may).
+        """
         opened = []
         for event, object_key, manifest in found:
             if manifest.kind != "snapshot":
@@ -137,6 +142,10 @@ class Intake:
             if stored is not None and state.open:
                 continue  # the round is already open: keep its deadline
             fresh = stored is not None and state.opened and state.emitted
+            refused = reopen(manifest.processing_date) if fresh and reopen is not None else None
+            if refused is not None:
+                log.warning("repeat announcement of %s at %s ignored: %s", rkey.text, position, refused)
+                continue
             new_state = state.replace(
                 opened=True,
                 emitted=False,

@@ -41,6 +41,7 @@ from validator.state import RoundState
 from validator.tables import RoundKey, StoredEnsemble, ValidatorTables, date_of_key
 
 log = logging.getLogger(__name__)
+Reopen = Callable[[dt.date], str | None]
 T = TypeVar("T")
 Done = tuple[str, int, str]
 
@@ -86,19 +87,26 @@ class Rounds:
         return self.outputs.dead_letters
 
     # ---- sot.batches / sot.labels ------------------------------------------------------------
-    def open_batch(self, data: bytes | None, position: str, key: bytes | None = None) -> list[str]:
-        """Open a round per manifest in the event; a repeat for an emitted round opens the next one."""
-        return self._opened(self.intake.manifests(data, position, key), position)
+    def open_batch(
+        self, data: bytes | None, position: str, key: bytes | None = None, reopen: Reopen | None = None
+    ) -> list[str]:
+        """Open a round per manifest in the event; a repeat for an emitted round opens the next one.
 
-    async def open_batch_async(self, data: bytes | None, position: str, key: bytes | None = None) -> list[str]:
+        ``reopen(date)`` says why a repeat must not reopen an emitted date (None: it may).
+        """
+        return self._opened(self.intake.manifests(data, position, key), position, reopen)
+
+    async def open_batch_async(
+        self, data: bytes | None, position: str, key: bytes | None = None, reopen: Reopen | None = None
+    ) -> list[str]:
         async with self._lock:
             found = await _in_thread(self.intake.manifests, data, position, key)
-            return self._opened(found, position)
+            return self._opened(found, position, reopen)
 
-    def _opened(self, found: Found, position: str) -> list[str]:
+    def _opened(self, found: Found, position: str, reopen: Reopen | None = None) -> list[str]:
         for _, object_key, _ in found:
             self.emitter.forget_contents(object_key)
-        opened = self.intake.open_rounds(found, position)
+        opened = self.intake.open_rounds(found, position, reopen)
         if opened:
             self.expire()
         return opened
@@ -157,8 +165,12 @@ class Rounds:
         state = RoundState.from_value(self.tables.batches.get(rkey.text))
         self.tables.batches[rkey.text] = state.replace(failed=str(exc)).to_value()
 
-    def _labels_due(self, rkey: RoundKey) -> bool:
-        return RoundState.from_value(self.tables.batches.get(rkey.text)).labels_due
+    def _labels_due(self, rkey: RoundKey, now_ms: int) -> bool:
+        """Labels are waiting and due by the validator's own clock (date + tau): an early publication waits."""
+        if not RoundState.from_value(self.tables.batches.get(rkey.text)).labels_due:
+            return False
+        today = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).date()
+        return today >= rkey.date + dt.timedelta(days=self.settings.labels_tau_days)
 
     def _round_keys(self) -> list[RoundKey]:
         return [RoundKey.parse(k) for k in sorted(self.tables.batches.keys())]
@@ -174,7 +186,7 @@ class Rounds:
                 except BatchLoadError as exc:
                     self._fail(rkey, exc)
                     continue
-            if self._labels_due(rkey):
+            if self._labels_due(rkey, now_ms):
                 job = self.emitter.prepare_labels(rkey, self.expected_miners())
                 self.emitter.commit_labels(self.emitter.run_labels(job))
         return done
@@ -190,7 +202,7 @@ class Rounds:
                     except BatchLoadError as exc:
                         self._fail(rkey, exc)
                         continue
-                if self._labels_due(rkey):
+                if self._labels_due(rkey, now_ms):
                     job = self.emitter.prepare_labels(rkey, self.expected_miners())
                     self.emitter.commit_labels(await _in_thread(self.emitter.run_labels, job))
             return done

@@ -62,6 +62,9 @@ class ValidatorSettings(ServiceSettings):
     )
     miner_missed_rounds: int = Field(2, ge=0, description="rounds in a row without a submission that end a wait")
     heartbeat_timeout_s: float = Field(120.0, gt=0, description="a registered miner silent this long is inactive")
+    replays_per_date: int = Field(3, ge=0, description="operator-signed replays served per date per window")
+    replay_window_s: float = Field(3600.0, gt=0, description="the window of replays_per_date")
+    labels_tau_days: int = Field(7, ge=0, description="labels of a date are applied from date + tau (own clock)")
     key_file: Path | None = Field(
         None, description="the validator's private key; default {stack.home}/keys/validator.key"
     )

@@ -41,6 +41,7 @@ PANEL = ["constant", "copycat", "honest-1", "honest-2", "honest-3", "random"]
 CODEC = AvroCodec(FileSchemaRegistry.default())
 SIGNERS = {m: Signer(Ed25519PrivateKey.generate(), m) for m in [*PANEL, "ghost"]}
 MINER_KEYS = json.dumps({m: s.public_key for m, s in SIGNERS.items()})  # the production allow-list
+OPERATOR = Signer(Ed25519PrivateKey.generate(), "ops-1")
 
 
 def _env(stack: StackSettings, **validator: str) -> dict[str, str]:
@@ -53,6 +54,7 @@ def _env(stack: StackSettings, **validator: str) -> dict[str, str]:
         VALIDATOR_APP_ID=f"{stack.topic_namespace}validator",
         VALIDATOR_LOG_LEVEL="INFO",
         VALIDATOR_MINER_KEYS=MINER_KEYS,
+        RISKSTREAM_OPERATOR_KEYS=json.dumps({OPERATOR.name: OPERATOR.public_key}),
         **validator,
     )
     return env
@@ -212,7 +214,7 @@ def test_ensemble_results_dlq_labels_and_replay(
     assert gt["ensemble"]["metrics"]["auc_pr"] >= best
 
     producer = BatchProducer(servers)
-    request_replay(producer, topics, batch.network, DATE)
+    request_replay(producer, topics, batch.network, DATE, OPERATOR)
     batches = read_all(servers, topics.ensemble_batches, lambda f: any(r["version"] == 2 for _, r, _ in f))
     replayed = [r for _, r, _ in batches if r["version"] == 2][0]
     assert replayed["trigger"] == "replay"

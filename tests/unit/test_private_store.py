@@ -36,6 +36,7 @@ def test_private_material_stays_out_of_the_miners_store(tmp_path: Path) -> None:
     assert len(load_batch(public, manifest).trap_ids) == 0  # the miners' view has none
 
 
-def test_without_a_private_url_everything_shares_the_object_store(tmp_path: Path) -> None:
-    stack = StackSettings(_env_file=None, object_store_url=f"file://{tmp_path / 'one'}")
-    assert open_stack_store(stack, private=True).url == open_stack_store(stack).url
+def test_the_default_private_store_is_a_directory_of_its_own(tmp_path: Path) -> None:
+    stack = StackSettings(_env_file=None, home=tmp_path / "home", object_store_url=f"file://{tmp_path / 'one'}")
+    assert open_stack_store(stack, private=True).url == f"file://{tmp_path / 'home' / 'private'}"
+    assert open_stack_store(stack, private=True).url != open_stack_store(stack).url

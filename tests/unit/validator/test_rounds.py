@@ -99,7 +99,10 @@ def test_labels_give_tier_three_and_ensemble_beats_best_honest(
     rounds.check(0)
     labels_key = write_labels(store, batch)
     rounds.note_labels(store.object_created_event(labels_key, 1, "e", T0), "sot.labels:0:0")
-    rounds.check(0)
+    due = dt.datetime.combine(DATE + dt.timedelta(days=rounds.settings.labels_tau_days), dt.time(), dt.UTC)
+    rounds.check(int(due.timestamp() * 1000) - 1)  # published early (sot labels --force): held until due
+    assert not any(r["stage"] == "ground_truth" for r in _decoded(codec, producer, rounds.topics.validator_results))
+    rounds.check(int(due.timestamp() * 1000))
     truth = {
         r["miner_id"]: r
         for r in _decoded(codec, producer, rounds.topics.validator_results)
