@@ -28,6 +28,7 @@ from validator.ground_truth import auc_pr
 from validator.rounds import Rounds
 from validator.tables import round_key
 
+LABELS_DUE_MS = int(dt.datetime(2026, 1, 9, tzinfo=dt.UTC).timestamp() * 1000)  # DATE + tau (7 days)
 T0 = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)
 
 
@@ -433,7 +434,8 @@ def test_a_replay_reuses_the_priors_of_the_version_it_replays_unless_reweighed(
     # the first day's labels arrive after the second day was emitted: the miners' history changes
     labels_key = write_labels(store, day1)
     rounds.note_labels(store.object_created_event(labels_key, 1, "e", T0), "sot.labels:0:0")
-    rounds.check(0)
+    due = dt.datetime.combine(DATE + dt.timedelta(days=rounds.settings.labels_tau_days), dt.time(), dt.UTC)
+    rounds.check(int(due.timestamp() * 1000))  # labels count once due by the validator's clock
     assert DATE.isoformat() in rounds.tables.weights["honest-1"]
     producer.sent.clear()
     assert rounds.replay("ethereum", day2.date, records2, "validator.control:0:0") is not None
@@ -458,7 +460,7 @@ def test_invalid_submissions_earn_no_ground_truth_credit(
     rounds.check(0)
     labels_key = write_labels(store, batch)
     rounds.note_labels(store.object_created_event(labels_key, 1, "e", T0), "sot.labels:0:0")
-    rounds.check(0)
+    rounds.check(LABELS_DUE_MS)
     truth = {
         r["miner_id"]: r
         for r in _decoded(codec, producer, rounds.topics.validator_results)
