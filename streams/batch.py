@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from streams.contract import NETWORK_PATTERN, SCHEMA_VERSION, SPECS
 from streams.errors import (
     BatchSchemaError,
     ChecksumError,
@@ -36,114 +37,25 @@ from streams.errors import (
 )
 from streams.objectstore import ObjectStore, sha256_hex
 
-SCHEMA_VERSION = "1.0"
-# a network is any name of this form (the data owner's, e.g. "torus"); no list to register in
-NETWORK_PATTERN = "[a-z0-9][a-z0-9_-]{0,31}"
 _NETWORK = re.compile(NETWORK_PATTERN)
 DEFAULT_WINDOW_DAYS = 7
+DEFAULT_TAU_DAYS = 7  # labels of date T are due at T + tau
 MANIFEST = "manifest.json"
 RISK_LEVELS = ("low", "medium", "high", "critical")
 SEVERITIES = ("low", "medium", "high", "critical")
 
-_TS = pa.timestamp("ms", tz="UTC")
-
-ALERTS = pa.schema(
-    [
-        ("alert_id", pa.string()),
-        ("processing_date", pa.date32()),
-        ("window_days", pa.int32()),
-        ("network", pa.string()),
-        ("address", pa.string()),
-        ("typology_type", pa.string()),
-        ("pattern_id", pa.string()),
-        ("severity", pa.string()),
-        ("suspected_address_type", pa.string()),
-        ("alert_confidence_score", pa.float64()),
-        ("volume_usd", pa.float64()),
-        ("description", pa.string()),
-        ("risk_indicators", pa.list_(pa.string())),
-        ("cluster_id", pa.string()),  # null when the alert is in no cluster
-    ]
-)
-
-FEATURES = pa.schema(
-    [
-        ("address", pa.string()),
-        ("degree_in", pa.int32()),
-        ("degree_out", pa.int32()),
-        ("total_in_usd", pa.float64()),
-        ("total_out_usd", pa.float64()),
-        ("tx_in_count", pa.int32()),
-        ("tx_out_count", pa.int32()),
-        ("avg_tx_in_usd", pa.float64()),
-        ("avg_tx_out_usd", pa.float64()),
-        ("max_tx_usd", pa.float64()),
-        ("activity_days", pa.int32()),
-        ("burst_factor", pa.float64()),
-        ("reciprocity_ratio", pa.float64()),
-        ("velocity_score", pa.float64()),
-        ("structuring_score", pa.float64()),
-        ("pagerank", pa.float64()),
-        ("betweenness", pa.float64()),
-        ("clustering_coefficient", pa.float64()),
-        ("khop1_count", pa.int32()),
-        ("khop2_count", pa.int32()),
-        ("khop3_count", pa.int32()),
-        ("behavioral_anomaly_score", pa.float64()),
-        ("graph_anomaly_score", pa.float64()),
-        ("global_anomaly_score", pa.float64()),
-        ("is_exchange_like", pa.bool_()),
-        ("is_mixer_like", pa.bool_()),
-        ("first_seen", _TS),
-        ("last_seen", _TS),
-    ]
-)
-
-CLUSTERS = pa.schema(
-    [
-        ("cluster_id", pa.string()),
-        ("cluster_type", pa.string()),
-        ("primary_address", pa.string()),
-        ("related_alert_ids", pa.list_(pa.string())),
-        ("addresses_involved", pa.list_(pa.string())),
-        ("total_alerts", pa.int32()),
-        ("total_volume_usd", pa.float64()),
-        ("severity_max", pa.string()),
-        ("confidence_avg", pa.float64()),
-    ]
-)
-
-MONEY_FLOWS = pa.schema(
-    [
-        ("from_address", pa.string()),
-        ("to_address", pa.string()),
-        ("tx_count", pa.int32()),
-        ("amount_usd_sum", pa.float64()),
-        ("first_seen", _TS),
-        ("last_seen", _TS),
-        ("active_days", pa.int32()),
-        ("reciprocity_ratio", pa.float64()),
-        ("is_bidirectional", pa.bool_()),
-    ]
-)
-
+# the schemas are built from the documented columns of streams.contract (docs/batch-contract.md)
+ALERTS = SPECS["alerts.parquet"].schema
+FEATURES = SPECS["features.parquet"].schema
+CLUSTERS = SPECS["clusters.parquet"].schema
+MONEY_FLOWS = SPECS["money_flows.parquet"].schema
 # public labels known before the processing date (partial): never the ground truth of the date
-ADDRESS_LABELS = pa.schema(
-    [
-        ("address", pa.string()),
-        ("label", pa.string()),
-        ("address_type", pa.string()),
-        ("risk_level", pa.string()),
-        ("confidence_score", pa.float64()),
-        ("source", pa.string()),
-    ]
-)
-
+ADDRESS_LABELS = SPECS["address_labels.parquet"].schema
 # ground truth of one date, published at T + tau under labels/
-ALERT_LABELS = pa.schema([("alert_id", pa.string()), ("label", pa.int8())])
-CLUSTER_LABELS = pa.schema([("cluster_id", pa.string()), ("label", pa.int8())])
+ALERT_LABELS = SPECS["alert_labels.parquet"].schema
+CLUSTER_LABELS = SPECS["cluster_labels.parquet"].schema
 # validator-only: alerts of the batch whose answer is known in advance
-TRAPS = pa.schema([("alert_id", pa.string()), ("expected_label", pa.int8())])
+TRAPS = SPECS["traps.parquet"].schema
 
 BATCH_FILES: dict[str, pa.Schema] = {
     "alerts.parquet": ALERTS,
@@ -162,6 +74,11 @@ def check_network(name: str) -> str:
         msg = f"not a network name: {name!r} (must match {NETWORK_PATTERN}: lower-case letters, digits, _ and -)"
         raise ConfigError(msg)
     return name
+
+
+def labels_due_at(processing_date: dt.date, tau_days: int = DEFAULT_TAU_DAYS) -> dt.datetime:
+    """When the labels of a date may be published and applied: 00:00 UTC of T + tau (one rule for all)."""
+    return dt.datetime.combine(processing_date + dt.timedelta(days=tau_days), dt.time(0), tzinfo=dt.UTC)
 
 
 def snapshot_key(network: str, date: dt.date, window_days: int, name: str = "") -> str:
