@@ -26,7 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from streams.contract import NETWORK_PATTERN, SCHEMA_VERSION, SPECS
+from streams.contract import NETWORK_PATTERN as NETWORK_PATTERN  # re-exported: part of the contract
+from streams.contract import SCHEMA_VERSION as SCHEMA_VERSION
+from streams.contract import SPECS
 from streams.errors import (
     BatchSchemaError,
     ChecksumError,
