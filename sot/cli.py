@@ -1,8 +1,9 @@
-"""``riskstream sot``: generate, publish and label synthetic daily batches.
+"""``riskstream sot``: the data owner's commands, for its own files or the synthetic generator.
 
-riskstream sot generate --network ethereum --date 2026-01-02 --out data/
-riskstream sot publish --date 2026-01-02 --days 3
+riskstream sot generate --network torus --date 2026-01-02 --out data/
+riskstream sot publish --date 2026-01-02 --days 3                     # generated batches
 riskstream sot labels --date 2026-01-02
+riskstream sot publish --from data/ --network torus --date 2026-01-02  # an owner's files (see owner_cli.py)
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from sot.errors import BatchNotFoundError, LabelsNotDueError, SotInputError
-from sot.generator import GeneratedBatch, check_params, generate_batch
+from sot.errors import BatchExistsError, BatchNotFoundError, LabelsNotDueError, SotInputError
+from sot.generator import GENERATOR_VERSION, GeneratedBatch, check_params, generate_batch
+from sot.owner_cli import owner_options, register_owner, run_labels_from, run_publish_from
 from sot.publisher import announce_batch, private_params_key, publish_batch, publish_labels, write_batch
 from sot.settings import SotSettings
 from streams import batch as contract
@@ -96,7 +98,40 @@ def _published_params(store: Any, network: str, date: dt.date, window_days: int)
         raise BatchNotFoundError(msg) from exc
 
 
+def _generated_manifest(store: Any, network: str, date: dt.date, window: int) -> contract.Manifest | None:
+    """The batch published for the date, if any; refused when the generator did not make it."""
+    key = contract.snapshot_key(network, date, window, contract.MANIFEST)
+    if not store.exists(key):
+        return None
+    try:
+        old = contract.Manifest.from_json(store.get(key))
+    except (EventError, ObjectStoreError) as exc:
+        msg = f"{key} exists but cannot be read ({exc}); the generator does not overwrite it"
+        raise BatchExistsError(msg) from exc
+    if old.extra.get("generator") != GENERATOR_VERSION:
+        msg = (
+            f"{key} holds {old.batch_id}, which the generator did not make (an owner's batch?); it is never "
+            "overwritten by generated data (an owner replaces it with `sot publish --from ... --replace`)"
+        )
+        raise BatchExistsError(msg)
+    return old
+
+
+def _guard(old: contract.Manifest | None, batch: GeneratedBatch, replace: bool) -> None:
+    """A different generated batch replaces a generated one only with ``--replace``."""
+    if old is None or replace:
+        return
+    files = batch.snapshot_files()
+    same = {n: contract.FileEntry(t.num_rows, sha256_hex(files[n]), len(files[n])) for n, t in batch.tables.items()}
+    if old.files != same:
+        msg = f"{old.network} {old.processing_date} holds generated batch {old.batch_id} made with other parameters; "
+        msg += "nothing changed (--replace to replace it)"
+        raise BatchExistsError(msg)
+
+
 def _run_publish(args: argparse.Namespace) -> int:
+    if args.source:
+        return run_publish_from(args)
     settings = SotSettings()
     network, end = _network(args, settings), _date(args.date)
     if args.days < 1:
@@ -106,9 +141,11 @@ def _run_publish(args: argparse.Namespace) -> int:
     check_params(network, window_days=settings.window_days, **{k: v for k, v in sizes.items() if k != "seed"})
     store, private = open_stack_store(settings.stack), open_stack_store(settings.stack, private=True)
     private.exists(private_params_key(network, end, settings.window_days))  # fails fast if unreachable
+    window = settings.window_days
+    dates = [end - dt.timedelta(days=offset) for offset in range(args.days - 1, -1, -1)]
+    published = {date: _generated_manifest(store, network, date, window) for date in dates}  # before any work
     producer = _producer(settings)
     topics = settings.stack.topics
-    window = settings.window_days
     for offset in range(args.days - 1, -1, -1):
         date = end - dt.timedelta(days=offset)
         written = store.exists(contract.snapshot_key(network, date, window, contract.MANIFEST))
@@ -117,6 +154,7 @@ def _run_publish(args: argparse.Namespace) -> int:
                 manifest = announce_batch(store, producer, topics, network, date, window)
             continue
         batch = _generate(network, date, sizes, window)
+        _guard(published[date], batch, args.replace)
         with step(f"publishing {network} {date} to {store.url} and {topics.sot_batches}"):
             manifest = publish_batch(store, producer, topics, batch, emit=settings.emit_events, private=private)
         say(f"published {manifest.batch_id} ({manifest.files['alerts.parquet'].rows} alerts)")
@@ -124,6 +162,8 @@ def _run_publish(args: argparse.Namespace) -> int:
 
 
 def _run_labels(args: argparse.Namespace) -> int:
+    if args.source:
+        return run_labels_from(args)
     settings = SotSettings()
     network, date = _network(args, settings), _date(args.date)
     due = date + dt.timedelta(days=settings.tau_days)
@@ -158,7 +198,9 @@ def _run_labels(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("sot", help="the data owner: synthetic daily batches, publishing, labels")
+    parser = subparsers.add_parser(
+        "sot", help="the data owner: check and publish batches and labels (own or synthetic)"
+    )
     commands = parser.add_subparsers(dest="sot_command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -181,9 +223,15 @@ def register(subparsers: Any) -> None:
     common(pub)
     sizes(pub)
     pub.add_argument("--days", type=int, default=1, help="backfill this many days ending at --date")
+    pub.add_argument("--from", dest="source", default=None, help="publish an owner's files: DIR or s3://bucket/prefix")
+    owner_options(pub)
     pub.set_defaults(run=_run_publish)
 
     lab = commands.add_parser("labels", help="publish the ground truth of a date to labels/ and sot.labels")
     common(lab)
-    lab.add_argument("--force", action="store_true", help="publish even if date + tau is after today")
+    lab.add_argument("--force", action="store_true", help="generated labels only: publish before date + tau")
+    lab.add_argument("--from", dest="source", default=None, help="publish an owner's labels: DIR or s3://bucket/prefix")
+    owner_options(lab)
     lab.set_defaults(run=_run_labels)
+
+    register_owner(commands)

@@ -5,6 +5,8 @@ RiskstreamError
     ├── SotInputError       bad command-line or API input (network, date, sizes)
     ├── LabelsNotDueError   labels of a date asked for before date + tau
     ├── BatchNotFoundError  labels asked for a batch that was never published
+    ├── BatchExistsError    a different batch (or labels) already published there; --replace to replace
+    ├── CheckFailedError    an owner's files do not meet the contract (the report lists every problem)
     └── PublishError        an upload or event emission failed
 """
 
@@ -27,6 +29,14 @@ class LabelsNotDueError(SotError):
 
 class BatchNotFoundError(SotError):
     """No published batch where one is required."""
+
+
+class BatchExistsError(SotError):
+    """Another batch (or other labels) is published for the same (network, date, window)."""
+
+
+class CheckFailedError(SotError):
+    """An owner's files fail the contract check; nothing was uploaded."""
 
 
 class PublishError(SotError):

@@ -12,6 +12,7 @@ the event with the time of the new announcement.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Callable
@@ -95,7 +96,7 @@ def _upload(
     return key, body
 
 
-def _emit(
+def emit_event(
     store: ObjectStore, producer: Producer, topic: str, kafka_key: str, key: str, body: bytes, when: dt.datetime
 ) -> None:
     """Send the object-created event of ``key`` and wait for the broker to acknowledge it."""
@@ -160,7 +161,7 @@ def publish_batch(
     kafka_key = contract.batch_key(batch.network, batch.processing_date)
     # the event says when it was announced: a re-publication is a new announcement (a replay downstream)
     announced = now or dt.datetime.now(dt.UTC)
-    _emit(store, producer, topics.sot_batches, kafka_key, key, manifest.to_json(), announced)
+    emit_event(store, producer, topics.sot_batches, kafka_key, key, manifest.to_json(), announced)
     return manifest
 
 
@@ -178,11 +179,14 @@ def publish_labels(
     files = batch.label_files()
     positives = int(sum(batch.alert_labels.column("label").to_pylist()))
     manifest = _manifest(store, contract.labels_key, "labels", batch, files, when, {"alert_positives": positives})
+    # labels name the batch they label: the published snapshot's id
+    snapshot_id = batch_id(batch.network, batch.processing_date, batch.window_days, batch.snapshot_files())
+    manifest = dataclasses.replace(manifest, batch_id=snapshot_id)
     key, body = _upload(store, contract.labels_key, batch, files, manifest)
     if not emit:
         return manifest
     kafka_key = contract.batch_key(batch.network, batch.processing_date)
-    _emit(store, producer, topics.sot_labels, kafka_key, key, body, manifest.published_at)
+    emit_event(store, producer, topics.sot_labels, kafka_key, key, body, manifest.published_at)
     return manifest
 
 
@@ -199,5 +203,5 @@ def announce_batch(
         raise PublishError(msg) from exc
     # announced now: the validator's deadline and latency of the new round count from here
     now = dt.datetime.now(dt.UTC)
-    _emit(store, producer, topics.sot_batches, contract.batch_key(network, date), key, body, now)
+    emit_event(store, producer, topics.sot_batches, contract.batch_key(network, date), key, body, now)
     return manifest

@@ -360,8 +360,13 @@ def read_labels(store: ObjectStore, manifest_key: str) -> Labels:
 
 
 def labels_for(store: ObjectStore, snapshot: Manifest) -> Labels | None:
-    """The ground truth published for a snapshot's (network, date, window), or None while there is none."""
+    """The ground truth of this snapshot, or None while there is none.
+
+    Labels name the ``batch_id`` they label: labels of a batch that was since replaced are not
+    this snapshot's and give None.
+    """
     key = labels_key(snapshot.network, snapshot.processing_date, snapshot.window_days, MANIFEST)
     if not store.exists(key):
         return None
-    return read_labels(store, key)
+    labels = read_labels(store, key)
+    return labels if labels.manifest.batch_id == snapshot.batch_id else None
