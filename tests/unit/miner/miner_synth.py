@@ -198,7 +198,7 @@ def _write(store: ObjectStore, folder: str, date: dt.date, files: dict[str, byte
         network=NETWORK,
         processing_date=date,
         window_days=WINDOW,
-        batch_id=f"{NETWORK}-{date.isoformat()}",  # labels name the batch they label
+        batch_id=f"{NETWORK}-{date.isoformat()}-snapshot",  # labels name the batch they label
         published_at=dt.datetime(date.year, date.month, date.day, 6, tzinfo=dt.UTC),
         files=entries,
         kind=kind,
