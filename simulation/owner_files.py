@@ -6,11 +6,13 @@ larger, more bursty flows) lets trained miners rank the alerts better than chanc
 
     owner = build_owner_batch("torus", date(2026, 1, 2), alerts=150, seed=1)
     write_files(owner.files, tmp / "batch"); write_files(owner.labels, tmp / "truth")
+    store.put("incoming/alerts.parquet", parquet_bytes(owner.files["alerts.parquet"]))
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,12 @@ _US = pa.timestamp("us", tz="UTC")
 class OwnerBatch:
     files: dict[str, pa.Table]  # alerts.parquet, features.parquet, ... (not necessarily the contract's types)
     labels: dict[str, pa.Table]  # alert_labels.parquet, cluster_labels.parquet
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return out.getvalue()
 
 
 def write_files(tables: dict[str, pa.Table], folder: Path) -> Path:

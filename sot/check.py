@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -22,8 +23,8 @@ import pyarrow.parquet as pq
 
 from streams.batch import BATCH_FILES, LABEL_FILES
 from streams.contract import SPECS, FileSpec
-from streams.errors import ObjectStoreError
 from streams.objectstore import ObjectStore
+from streams.progress import say
 
 REQUIRED = ("alerts.parquet", "features.parquet")  # the others may be absent: published empty
 
@@ -76,10 +77,11 @@ def read_files(store: ObjectStore, names: Iterable[str], prefix: str = "") -> di
     """The bytes of each named file under ``prefix`` (None when absent)."""
     found: dict[str, bytes | None] = {}
     for name in names:
-        try:
-            found[name] = store.get(prefix + name) if store.exists(prefix + name) else None
-        except ObjectStoreError:
-            found[name] = None
+        started = time.perf_counter()
+        # an unreachable store raises ObjectStoreError: never taken for an absent file
+        data = found[name] = store.get(prefix + name) if store.exists(prefix + name) else None
+        if data is not None and len(data) > 1 << 20:  # progress for large files
+            say(f"  {name}: {len(data) / 1e6:.1f} MB read in {time.perf_counter() - started:.1f}s")
     return found
 
 

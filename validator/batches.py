@@ -114,6 +114,10 @@ def load_labels(store: ObjectStore, manifest: Manifest) -> Labels:
     except BatchRejected as exc:
         raise BatchLoadError(str(exc)) from exc
     _verified(manifest, labels)
+    snapshot = read_manifest(store, snapshot_key(net, date, window, MANIFEST))
+    if labels.manifest.batch_id != snapshot.batch_id:  # labels name the batch they label
+        msg = f"{labels.key}: labels of batch {labels.manifest.batch_id}, the published batch is {snapshot.batch_id}"
+        raise BatchLoadError(msg)
     alert_ids, alert_labels = _pairs(labels.alerts, "alert_id", "label")
     cluster_ids, cluster_labels = _pairs(labels.clusters, "cluster_id", "label")
     return Labels(alert_ids, alert_labels, cluster_ids, cluster_labels)

@@ -97,3 +97,24 @@ async def test_cli_backfill_then_labels(
     [event] = parse_object_created(message.value)
     labels = contract.Manifest.from_json(store.get(store.key_of(event)))
     assert labels.kind == "labels" and labels.files["alert_labels.parquet"].rows == SIZES["alerts"]
+
+
+def test_an_owner_batch_is_published_from_an_s3_prefix(
+    s3_store: S3ObjectStore, s3_endpoint: str, s3_credentials: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simulation.owner_files import build_owner_batch, parquet_bytes
+
+    owner = build_owner_batch("torus", DAY, alerts=80, seed=2)
+    incoming = open_store(f"s3://{s3_store.bucket}/owner-in", endpoint_url=s3_endpoint, **s3_credentials)
+    for name, table in owner.files.items():
+        incoming.put(name, parquet_bytes(table))
+    monkeypatch.setenv("RISKSTREAM_OBJECT_STORE_URL", f"s3://{s3_store.bucket}/published")
+    monkeypatch.setenv("RISKSTREAM_S3_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("RISKSTREAM_S3_ACCESS_KEY_ID", s3_credentials["access_key_id"])
+    monkeypatch.setenv("RISKSTREAM_S3_SECRET_ACCESS_KEY", s3_credentials["secret_access_key"])
+    monkeypatch.setenv("SOT_EMIT_EVENTS", "false")
+    args = ["--from", f"s3://{s3_store.bucket}/owner-in", "--network", "torus", "--date", DAY.isoformat()]
+    assert main(["sot", "publish", *args]) == 0
+    published = open_store(f"s3://{s3_store.bucket}/published", endpoint_url=s3_endpoint, **s3_credentials)
+    batch = contract.read_batch(published, contract.snapshot_key("torus", DAY, 7, contract.MANIFEST))
+    assert batch.alerts.num_rows == 80 and batch.manifest.extra["source"] == "owner"

@@ -19,6 +19,8 @@ from simulation.owner_files import OwnerBatch, build_owner_batch, write_files
 from streams import batch as contract
 from streams.cli import main
 from streams.objectstore import FileObjectStore
+from validator.batches import load_labels
+from validator.errors import BatchLoadError
 
 DATE = dt.date(2026, 3, 2)  # long past: its labels are due
 ARGS = ["--network", "torus", "--date", DATE.isoformat()]
@@ -200,6 +202,9 @@ def test_a_different_batch_is_refused_without_replace_and_replacing_retires_the_
     assert new.manifest.batch_id != old.batch_id and new.manifest.extra["replaces"] == old.batch_id
     assert new.alerts.num_rows == 100
     assert contract.labels_for(store, new.manifest) is None  # the old batch's labels no longer apply
+    stale = contract.read_manifest(store, contract.labels_key("torus", DATE, 7, contract.MANIFEST))
+    with pytest.raises(BatchLoadError, match=f"labels of batch {old.batch_id}, the published batch is"):
+        load_labels(store, stale)  # nor at the validator
     retired = f"retired/snapshots/torus/{DATE.isoformat()}/7/{old.batch_id}/"
     assert store.get(retired + contract.MANIFEST) == before[KEY]  # nothing is lost
     assert store.exists(f"retired/labels/torus/{DATE.isoformat()}/7/{old.batch_id}/{contract.MANIFEST}")
