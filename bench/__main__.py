@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.table import markdown, print_rows
 
-MODULES = ("sot", "miner", "validator", "gateway", "end_to_end")
+MODULES = ("sot", "miner", "validator", "gateway", "end_to_end", "miner_scale", "end_to_end_scale")
 
 
 def main() -> int:

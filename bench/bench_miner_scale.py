@@ -30,8 +30,9 @@ NETWORK, WINDOW = "ethereum", 7
 FIRST = dt.date(2026, 2, 1)
 DAY = dt.date(2026, 2, 20)
 TARGET_MIB = 600.0  # peak RSS of a miner at 100k alerts / 2M flows
-# (alerts, flows): flows of the 1M-alert day are 4M, the largest the generator builds here in < 6 GiB
-SIZES = ((10_000, 1_000_000), (100_000, 2_000_000), (1_000_000, 4_000_000))
+# (alerts, addresses, flows); the 1M-alert day: 2.5M addresses, 5M flows (the generator needs flows >= addresses;
+# it took 17 min and 3.6 GiB to build on the loaded 2-core machine, so larger days were not tried)
+SIZES = ((10_000, 50_000, 1_000_000), (100_000, 500_000, 2_000_000), (1_000_000, 2_500_000, 5_000_000))
 
 _GENERATE = """
 import datetime as dt, sys
@@ -39,8 +40,8 @@ from pathlib import Path
 from sot.generator import generate_batch
 from sot.publisher import write_batch
 from streams.objectstore import FileObjectStore
-alerts, flows = int(sys.argv[2]), int(sys.argv[3])
-batch = generate_batch("ethereum", dt.date.fromisoformat(sys.argv[4]), alerts=alerts, addresses=alerts * 5,
+alerts, addresses, flows = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+batch = generate_batch("ethereum", dt.date.fromisoformat(sys.argv[5]), alerts=alerts, addresses=addresses,
                        flows=flows, clusters=max(alerts // 20, 1))
 write_batch(FileObjectStore(Path(sys.argv[1])), batch)
 """
@@ -49,7 +50,7 @@ _IMPORTS = """
 import datetime as dt, json, sys, time
 import numpy as np, pyarrow as pa, xgboost as xgb
 from miner.features import build_alert_features, build_cluster_features
-from miner.loader import load_batch
+from streams.batch import read_batch
 from miner.records import submission_records
 from miner.registry import ModelRegistry
 from miner.scoring import ScoringModels, score_with_models
@@ -80,7 +81,7 @@ registry = ModelRegistry(models_dir)
 models = ScoringModels(*(registry.latest(t, "ethereum") for t in ("alert_scorer", "alert_ranker", "cluster_scorer")))
 codec = AvroCodec(FileSchemaRegistry.default())
 t0 = time.perf_counter()
-batch = load_batch(store, key)
+batch = read_batch(store, key)
 t1 = time.perf_counter()
 alerts = build_alert_features(batch)
 clusters = build_cluster_features(batch, alerts)
@@ -147,6 +148,13 @@ def _train(root: Path) -> Path:
     return root / "models"
 
 
+def _manifest_key(store: Path) -> str:
+    found = sorted(store.glob("snapshots/*/*/*/manifest.json"))
+    if len(found) != 1:
+        raise RuntimeError(f"expected one snapshot manifest in {store}, found {len(found)}")
+    return found[0].relative_to(store).as_posix()
+
+
 def _slope(xs: list[float], ys: list[float]) -> float:
     lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
     mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
@@ -164,8 +172,9 @@ def _row(case: str, value: float, unit: str, baseline: float | None = None) -> d
     }
 
 
-def run(sizes: tuple[tuple[int, int], ...] = SIZES) -> list[dict[str, Any]]:
-    from streams.batch import MANIFEST, snapshot_key
+def run(sizes: tuple[tuple[int, int, int], ...] = SIZES, reuse: dict[int, Path] | None = None) -> list[dict[str, Any]]:
+    """``reuse``: alerts -> a store that already holds that size's day (its generation is not timed)."""
+    from streams.batch import MANIFEST
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-miner-scale-") as tmp:
@@ -174,18 +183,22 @@ def run(sizes: tuple[tuple[int, int], ...] = SIZES) -> list[dict[str, Any]]:
         floor = _python(_FLOOR, cwd=root)["peak_mib"]
         rows.append(_row("peak RSS of a process importing the miner's modules (floor)", floor, "MiB"))
         measured: list[tuple[int, dict[str, Any]]] = []
-        for alerts, flows in sizes:
+        for alerts, addresses, flows in sizes:
             store = root / f"store-{alerts}"
             started = time.perf_counter()
-            _python(_GENERATE, str(store), str(alerts), str(flows), DAY.isoformat(), cwd=root)
-            generated = time.perf_counter() - started
-            key = snapshot_key(NETWORK, DAY, WINDOW, MANIFEST)
+            if reuse and alerts in reuse:
+                shutil.copytree(reuse[alerts], store)
+            else:
+                _python(_GENERATE, str(store), str(alerts), str(addresses), str(flows), DAY.isoformat(), cwd=root)
+            generated = None if reuse and alerts in reuse else time.perf_counter() - started
+            key = _manifest_key(store)
             found = _python(_SCORE, str(store), key, str(models), cwd=root)
-            flows_file = store / snapshot_key(NETWORK, DAY, WINDOW, "money_flows.parquet")
+            flows_file = store / key.removesuffix(MANIFEST) / "money_flows.parquet"
             bare = _python(_FLOWS_PASS, str(flows_file), cwd=root)
             shutil.rmtree(store)
-            label = f"{alerts // 1000}k alerts / {flows / 1e6:g}M flows"
-            rows.append(_row(f"{label}: generate + write (SOT, own process)", generated, "s"))
+            label = f"{alerts // 1000}k alerts / {addresses / 1e6:g}M addresses / {flows / 1e6:g}M flows"
+            if generated is not None:
+                rows.append(_row(f"{label}: generate + write (SOT, own process)", generated, "s"))
             rows.append(_row(f"{label}: load + features + 3 models + records, one process", found["total"], "s",
                              bare["seconds"]))  # fmt: skip
             for stage in ("load", "features", "score", "records"):
@@ -207,6 +220,10 @@ def run(sizes: tuple[tuple[int, int], ...] = SIZES) -> list[dict[str, Any]]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", nargs="+", default=[f"{a}:{f}" for a, f in SIZES])
-    chosen = tuple((int(a), int(f)) for a, f in (s.split(":") for s in parser.parse_args().sizes))
-    print_rows(run(chosen))
+    parser.add_argument(
+        "--sizes", nargs="+", default=[f"{a}:{d}:{f}" for a, d, f in SIZES], help="ALERTS:ADDRESSES:FLOWS"
+    )
+    parser.add_argument("--reuse", nargs="*", default=[], help="ALERTS=DIR: a store holding that day already")
+    args = parser.parse_args()
+    chosen = tuple((int(a), int(d), int(f)) for a, d, f in (s.split(":") for s in args.sizes))
+    print_rows(run(chosen, {int(a): Path(d) for a, d in (r.split("=", 1) for r in args.reuse)}))
