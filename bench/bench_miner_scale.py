@@ -51,6 +51,7 @@ import datetime as dt, json, sys, time
 import numpy as np, pyarrow as pa, xgboost as xgb
 from miner.features import build_alert_features, build_cluster_features
 from streams.batch import read_batch
+from miner.flows import use_arrow_memory_pool
 from miner.records import submission_records
 from miner.registry import ModelRegistry
 from miner.scoring import ScoringModels, score_with_models

@@ -20,6 +20,7 @@ import numpy as np
 
 from miner.agent import AgentStats, MinerAgent
 from miner.errors import MinerError, PeerSubmissionError
+from miner.flows import use_arrow_memory_pool
 from miner.profiles import get_profile
 from miner.records import (
     ALERT_SCORE_BATCH,
@@ -128,6 +129,7 @@ def check_models(settings: MinerSettings) -> list[str]:
 
 async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) -> AgentStats:
     """Serve ``sot.batches`` until SIGINT/SIGTERM (or ``max_batches`` handled batches)."""
+    use_arrow_memory_pool(settings.arrow_memory_pool)
     stack = settings.stack
     topics = stack.topics
     missing = check_models(settings)
@@ -224,6 +226,7 @@ def train_miner(
     if not profile.uses_models:
         msg = f"profile {profile.name!r} scores without models: nothing to train"
         raise MinerError(msg)
+    use_arrow_memory_pool(settings.arrow_memory_pool)
     network = network or settings.network
     store = open_stack_store(settings.stack)
     dates = labelled_dates(store, network, start, end, window_days, today=today)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -34,6 +35,9 @@ class MinerSettings(ServiceSettings):
     constant_score: float = Field(0.5, ge=0, le=1)
     seed: int = 7
     threads: int = Field(2, ge=1, description="xgboost threads")
+    arrow_memory_pool: Literal["jemalloc", "mimalloc", "system"] = Field(
+        "jemalloc", description="Arrow allocator of the miner process (jemalloc returns a day's pages)"
+    )
     key_file: Path | None = Field(None, description="the miner's private key; default {stack.home}/keys/miner-{id}.key")
     heartbeat_s: float = Field(30.0, gt=0, description="seconds between signed heartbeats on miners.registry")
 
