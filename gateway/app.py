@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -26,8 +27,10 @@ from gateway.registry_api import registry_blueprint
 from gateway.routes import add_routes, json_answer
 from gateway.settings import GatewaySettings
 from streams.codec import AvroCodec
+from streams.health import Health, announce, watch_broker, withdraw
+from streams.retention import apply_retention
 from streams.schema_registry import FileSchemaRegistry, registry_from_url
-from streams.warehouse import WarehouseSink, connect, create_tables, run_sink
+from streams.warehouse import WarehouseError, WarehouseSink, connect, create_tables, run_sink
 
 log = logging.getLogger(__name__)
 SINK_RESTART_S = 5.0
@@ -51,6 +54,50 @@ async def _supervise_sink(
             app.ctx.sink_error = None
 
 
+def _sink_problem(app: Sanic[Any, Any], settings: GatewaySettings) -> str | None:
+    """Why the sink cannot be trusted to move the served data on, or None."""
+    sink = app.ctx.sink
+    if sink is None:
+        return None
+    task = getattr(app.ctx, "sink_task", None)
+    if task is not None and task.done() and not app.ctx.sink_stop.is_set():
+        return "warehouse sink stopped"
+    if app.ctx.sink_error is not None:
+        return f"warehouse sink failing: {app.ctx.sink_error}"
+    now = time.monotonic()
+    held: dict[Any, float] = app.ctx.markers_seen
+    pending = set(sink.pending_markers())
+    for key in list(held):
+        if key not in pending:
+            del held[key]
+    for key in pending:
+        held.setdefault(key, now)
+    limit = 2 * settings.sink_marker_timeout_s + 10
+    stuck = sorted(k for k, since in held.items() if now - since > limit)
+    if stuck:
+        return f"warehouse sink stuck: batch marker {stuck[0]} held for more than {limit:.0f}s"
+    return None
+
+
+async def _keep_window(settings: GatewaySettings, client: Any, stop: asyncio.Event) -> None:
+    """Apply the warehouse retention every ``retention_interval_s`` while the sink runs."""
+    while not stop.is_set():
+        try:
+            today = dt.datetime.now(dt.UTC).date()
+            await asyncio.to_thread(
+                apply_retention,
+                client,
+                settings.database,
+                keep_days=settings.retention_days,
+                tau_days=settings.tau_days,
+                today=today,
+            )
+        except WarehouseError as exc:
+            log.warning("warehouse retention failed, next try in %.0fs: %s", settings.retention_interval_s, exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.retention_interval_s)
+
+
 async def _error_answer(request: Request, exc: Exception) -> HTTPResponse:
     if isinstance(exc, GatewayError):
         status, message = exc.status, str(exc)
@@ -72,8 +119,11 @@ def create_app(settings: GatewaySettings, *, name: str = "riskstream_gateway") -
     app.ctx.metrics = GatewayMetrics()
     app.ctx.sink = None
     app.ctx.sink_error = None
+    app.ctx.markers_seen = {}  # held batch marker -> first seen held (monotonic)
     app.ctx.cache = AnswerCache(0)
     app.ctx.rankings = RankingCache(settings.ranking_cache_mb << 20)
+    app.ctx.health = Health("gateway", settings.health_max_unreachable_s)
+    app.ctx.health.checks.append(lambda: _sink_problem(app, settings))
     app.ctx.building = {}  # (request key, stamp) -> answer being built
     app.blueprint(registry_blueprint(FileSchemaRegistry.default()))
     add_routes(app, settings)
@@ -93,6 +143,9 @@ def create_app(settings: GatewaySettings, *, name: str = "riskstream_gateway") -
 
     @app.before_server_start
     async def _open(app: Sanic[Any, Any]) -> None:
+        if settings.run_sink:  # the read API needs no broker; the sink does
+            app.ctx.broker_watch = asyncio.ensure_future(watch_broker(app.ctx.health, settings.stack.bootstrap_servers))
+        app.ctx.announced = announce(settings.stack.home, "gateway", f"http://{settings.host}:{settings.port}")
         app.ctx.client = await asyncio.to_thread(connect, settings.stack)
         await asyncio.to_thread(create_tables, app.ctx.client, settings.database)
         app.ctx.reader = WarehouseReader(app.ctx.client, settings.database)
@@ -115,11 +168,23 @@ def create_app(settings: GatewaySettings, *, name: str = "riskstream_gateway") -
             except RuntimeError:  # served with create_server (serve_in_loop): Sanic has no loop of its own
                 app.ctx.sink_task = asyncio.get_running_loop().create_task(supervised, name="warehouse_sink")
             app.ctx.cache = AnswerCache(settings.cache_max_bytes, generation=lambda: sink.stats.generation)
+            if settings.retention_days > 0:
+                app.ctx.retention_task = asyncio.ensure_future(_keep_window(settings, sink_client, app.ctx.sink_stop))
         else:
             app.ctx.cache = AnswerCache(settings.cache_max_bytes, ttl_s=settings.cache_ttl_s)
 
     @app.before_server_stop
     async def _close(app: Sanic[Any, Any]) -> None:
+        watch = getattr(app.ctx, "broker_watch", None)
+        if watch is not None:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        withdraw(app.ctx.announced)
+        retention = getattr(app.ctx, "retention_task", None)
+        if retention is not None:
+            app.ctx.sink_stop.set()
+            await asyncio.wait({retention}, timeout=30)
         task = getattr(app.ctx, "sink_task", None)
         if task is not None:
             app.ctx.sink_stop.set()

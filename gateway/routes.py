@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -214,26 +215,38 @@ def add_routes(app: Sanic[Any, Any], settings: GatewaySettings) -> None:  # noqa
 
     @app.get("/health")
     async def health(request: Request) -> HTTPResponse:
+        """Broker reachability, sink progress and lag, warehouse: 503 when the served data cannot move on."""
         ctx = request.app.ctx
         sink = ctx.sink
-        answer: dict[str, Any] = {"status": "ok", "warehouse": "ok", "sink": None}
+        if sink is not None and sink.stats.last_insert_at:
+            ctx.health.progress_at, ctx.health.progress = sink.stats.last_insert_at, "warehouse insert"
+        status, answer = ctx.health.report()
+        answer |= {"warehouse": "ok", "sink": None}
         if sink is not None:
             answer["sink"] = {
                 "running": ctx.sink_error is None,
                 "error": ctx.sink_error,
                 "lag_seconds": round(sink.stats.lag_seconds, 3),
+                "last_insert_s_ago": round(time.time() - sink.stats.last_insert_at, 1)
+                if sink.stats.last_insert_at
+                else None,
                 "rows": dict(sink.stats.rows),
                 "undecodable": sink.stats.undecodable,
                 "pending_batches": [
                     {"network": n, "processing_date": d, "version": v} for n, d, v in sink.pending_markers()
                 ],
             }
+        else:
+            answer["broker"] = None  # no sink here: the broker is not this process's business
         try:
             await queries.ping(reader(request))
         except GatewayError as exc:
-            answer |= {"status": "unavailable", "warehouse": str(exc)}
-            return json_answer(answer, status=503)
-        return json_answer(answer)
+            answer["warehouse"] = str(exc)
+            answer["problems"].append(f"warehouse: {exc}")
+            status = 503
+        if status != 200:
+            answer["status"] = "unavailable"
+        return json_answer(answer, status=status)
 
     @app.get("/version")
     async def version(request: Request) -> HTTPResponse:

@@ -35,4 +35,8 @@ class GatewaySettings(ServiceSettings):
     ranking_cache_mb: int = Field(
         256, ge=0, description="memory for committed ensemble versions answered without SQL; 0 disables"
     )
+    retention_days: int = Field(
+        90, ge=0, description="score rows of dates older than the newest minus this are removed; 0 keeps all"
+    )
+    retention_interval_s: float = Field(3600.0, gt=0, description="how often the sink applies the retention")
     access_log: bool = False

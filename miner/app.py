@@ -36,6 +36,7 @@ from miner.training import labelled_dates, train_models
 from streams.batch import Manifest
 from streams.codec import AvroCodec
 from streams.errors import CodecError
+from streams.health import Health, HealthServer, announce, watch_broker, withdraw
 from streams.kafka import AsyncBatchConsumer, BatchProducer, RangeReader, ensure_topics, partitions_of
 from streams.objectstore import open_stack_store
 from streams.progress import say
@@ -151,21 +152,32 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not in the main thread
             loop.add_signal_handler(sig, agent.stop.set)
+    health = Health(f"miner-{settings.miner_id}", settings.health_max_unreachable_s)
     consumer = AsyncBatchConsumer(
         stack.bootstrap_servers,
         settings.group_id,
         [topics.sot_batches],
         session_timeout_ms=stack.session_timeout_ms,
         max_records=1,  # one event per commit: a batch takes seconds to score
+        on_progress=health.progressed,
     )
     beating = asyncio.create_task(_heartbeats(settings, agent, producer))
+    health.details.append(lambda: {"lag": {topics.sot_batches: consumer.lag()}})
+    watcher = asyncio.create_task(watch_broker(health, stack.bootstrap_servers), name="watch_broker")
     try:
-        async with consumer:
+        async with HealthServer({"/health": health.http_answer}, port=settings.health_port) as server, consumer:
+            announced = announce(stack.home, health.service, server.url)
             say(f"miner {settings.miner_id} ({agent.profile.name}) serving {topics.sot_batches} -> {agent.topic}")
-            return await agent.run(consumer, max_batches=max_batches)
+            try:
+                return await agent.run(consumer, max_batches=max_batches)
+            finally:
+                withdraw(announced)
     finally:
         beating.cancel()
         await asyncio.gather(beating, return_exceptions=True)
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)

@@ -22,8 +22,8 @@ def _demo(args: argparse.Namespace) -> int:
     settings = StackSettings()
     local = LocalStack(settings.home, STACK_ENV_FILE)
     started_broker = not local.status().running
-    with step("starting the local stack (Kafka-protocol broker)"):
-        status = local.up()
+    with step(f"starting the local stack (Kafka-protocol broker, {args.storage} log)"):
+        status = local.up(storage=args.storage)
     say(f"broker on {status.bootstrap_servers}")
     try:
         stack = StackSettings()  # re-read: `stack up` wrote the connection settings
@@ -68,6 +68,9 @@ def register_demo(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=9000, help="gateway port (0: a free one)")
     parser.add_argument("--deadline", type=float, default=60.0, help="validator deadline in seconds")
     parser.add_argument("--no-wait", action="store_true", help="stop everything once the demo is ready")
+    parser.add_argument(
+        "--storage", choices=["s3", "memory"], default="s3", help="broker log: durable (default) or in memory"
+    )
     parser.set_defaults(run=_demo)
 
 

@@ -79,16 +79,21 @@ class ProcessGroup:
 
     def peak_rss_mb(self) -> dict[str, float]:
         """Peak resident memory (VmHWM) of each running process, in MiB (Linux /proc)."""
-        peaks: dict[str, float] = {}
+        return self._memory("VmHWM:")
+
+    def rss_mb(self) -> dict[str, float]:
+        """Current resident memory (VmRSS) of each running process, in MiB (Linux /proc)."""
+        return self._memory("VmRSS:")
+
+    def _memory(self, field: str) -> dict[str, float]:
+        found: dict[str, float] = {}
         for name, running in self._running.items():
-            try:
-                status = Path(f"/proc/{running.process.pid}/status").read_text()
-            except OSError:
+            if running.process.poll() is not None:
                 continue
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    peaks[name] = int(line.split()[1]) / 1024
-        return peaks
+            value = proc_memory_mb(running.process.pid, field)
+            if value is not None:
+                found[name] = value
+        return found
 
     def tail(self, name: str, lines: int = 20) -> str:
         log = self.log_dir / f"{name}.log"
@@ -112,6 +117,18 @@ class ProcessGroup:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def proc_memory_mb(pid: int, field: str = "VmRSS:") -> float | None:
+    """One memory line of /proc/<pid>/status in MiB (None when the process is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+    return None
 
 
 def wait_until(what: str, check: Callable[[], object], timeout: float, interval: float = 0.5) -> None:

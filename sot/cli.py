@@ -17,6 +17,7 @@ from sot.errors import BatchExistsError, BatchNotFoundError, LabelsNotDueError, 
 from sot.generator import GENERATOR_VERSION, GeneratedBatch, check_params, generate_batch
 from sot.owner_cli import owner_options, register_owner, run_labels_from, run_publish_from
 from sot.publisher import announce_batch, private_params_key, publish_batch, publish_labels, write_batch
+from sot.retention import register_prune
 from sot.settings import SotSettings
 from streams import batch as contract
 from streams.errors import ConfigError, EventError, ObjectStoreError
@@ -235,3 +236,4 @@ def register(subparsers: Any) -> None:
     lab.set_defaults(run=_run_labels)
 
     register_owner(commands)
+    register_prune(commands)

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from streams.errors import RiskstreamError
+from streams.health import ServiceHealth, ask_services
 from streams.settings import STACK_ENV_FILE, StackSettings
 from streams.stack import DURABLE, MEMORY, LocalStack, StackStatus
 
@@ -59,7 +60,31 @@ def _stack(args: argparse.Namespace) -> int:
         return 0 if not status.running else 1
     status = stack.status()
     _print_status(status)
-    return 0 if status.running else 1
+    services = ask_services(settings.home)
+    for found in services:
+        print(_service_line(found))
+    healthy = all(found.status == 200 for found in services)
+    return 0 if status.running and healthy else 1
+
+
+def _service_line(found: ServiceHealth) -> str:
+    """One line per service: its status code and why, from its own /health."""
+    if found.status is None:
+        return f"{found.service}: no answer from {found.url}/health ({found.body.get('error', '')})"
+    body = found.body
+    broker = body.get("broker") or {}
+    progress = (body.get("last_progress") or {}).get("s_ago")
+    parts = [f"{found.service}: {found.status} {body.get('status', '')}"]
+    if broker:
+        parts.append(
+            "broker reachable" if broker.get("reachable") else f"broker unreachable {broker.get('unreachable_for_s')}s"
+        )
+    parts.append("no progress yet" if progress is None else f"last progress {progress}s ago")
+    lag = body.get("lag")
+    if lag:
+        parts.append(f"lag {lag}")
+    parts.extend(body.get("problems") or [])
+    return ", ".join(parts)
 
 
 def register_stack(subparsers: Any) -> None:

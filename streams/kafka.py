@@ -16,7 +16,7 @@ import datetime as dt
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,7 +28,9 @@ from streams.logs import rate_limit, rate_limit_client_logs
 
 # librdkafka logs connection failures to stderr itself; route them to logging instead
 _LIBRDKAFKA_LOG = logging.getLogger("streams.librdkafka")
+_CONSUMER_LOG = logging.getLogger("streams.consumer")
 rate_limit(_LIBRDKAFKA_LOG)  # a client that cannot reach the broker reports every attempt
+rate_limit(_CONSUMER_LOG)
 rate_limit_client_logs()
 
 
@@ -421,14 +423,20 @@ class AsyncBatchConsumer:
         session_timeout_ms: int = 10_000,
         max_records: int = 5_000,
         timeout_ms: int = 500,
+        on_progress: Callable[[str], None] | None = None,
+        start_timeout_s: float | None = None,
     ) -> None:
         from aiokafka import AIOKafkaConsumer
 
+        self._on_progress = on_progress
+        self._start_timeout_s = start_timeout_s
+        self._next: dict[Any, int] = {}  # TopicPartition -> next offset handed out
+        self._handed = 0  # records handed out since the last commit
         self._topics = list(topics)
         self._pattern = pattern
         self._max_records = max_records
         self._timeout_ms = timeout_ms
-        self._consumer = AIOKafkaConsumer(
+        self._make: Callable[[], Any] = lambda: AIOKafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
             enable_auto_commit=False,
@@ -437,15 +445,31 @@ class AsyncBatchConsumer:
             heartbeat_interval_ms=max(session_timeout_ms // 5, 500),
             metadata_max_age_ms=5_000,
         )
+        self._consumer = self._make()
 
     async def __aenter__(self) -> AsyncBatchConsumer:
+        """Start, retrying while the broker cannot be reached (a service outlives a broker outage).
+
+        Gives up with ``KafkaError`` only after ``start_timeout_s`` (None: keeps trying).
+        """
         from aiokafka.errors import KafkaError as AioKafkaError
 
-        try:
-            await self._consumer.start()
-        except AioKafkaError as exc:
-            msg = f"consumer cannot start: {exc}"
-            raise KafkaError(msg) from exc
+        deadline = None if self._start_timeout_s is None else time.monotonic() + self._start_timeout_s
+        delay = 0.5
+        while True:
+            try:
+                await self._consumer.start()
+                break
+            except AioKafkaError as exc:
+                if deadline is not None and time.monotonic() > deadline:
+                    msg = f"consumer cannot start: {exc}"
+                    raise KafkaError(msg) from exc
+                _CONSUMER_LOG.warning("consumer cannot reach the broker yet, retrying: %s", exc)
+                with contextlib.suppress(Exception):
+                    await self._consumer.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                self._consumer = self._make()
         if self._pattern:
             self._consumer.subscribe(pattern=self._pattern)
         else:
@@ -457,6 +481,10 @@ class AsyncBatchConsumer:
 
     async def getmany(self) -> list[Message]:
         found = await self._consumer.getmany(timeout_ms=self._timeout_ms, max_records=self._max_records)
+        for tp, records in found.items():
+            if records:
+                self._next[tp] = records[-1].offset + 1
+                self._handed += len(records)
         batch = [
             Message(
                 m.topic,
@@ -483,3 +511,20 @@ class AsyncBatchConsumer:
 
     async def commit(self) -> None:
         await self._consumer.commit()
+        if self._on_progress is not None:
+            self._on_progress(f"committed {self._handed} records")
+        self._handed = 0
+
+    def lag(self) -> int | None:
+        """Records behind the high watermarks of the last fetches (None before any fetch answered).
+
+        On brokers whose watermark lags the last batch this under-counts; it never over-counts.
+        """
+        total, known = 0, False
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            known = True
+            total += max(high - self._next.get(tp, high), 0)
+        return total if known else None

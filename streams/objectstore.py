@@ -51,6 +51,8 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str = "") -> list[str]: ...
 
+    def delete(self, key: str) -> None: ...
+
     def object_created_event(self, key: str, size: int, etag: str, when: dt.datetime) -> bytes: ...
 
     def key_of(self, event: ObjectCreated) -> str: ...
@@ -96,6 +98,20 @@ class FileObjectStore:
             return []
         keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
         return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith("."))
+
+    def delete(self, key: str) -> None:
+        """Remove an object (absent is fine) and the folders it leaves empty."""
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+            for parent in path.parents:
+                if parent == self.root.resolve() or not parent.is_relative_to(self.root.resolve()):
+                    break
+                parent.rmdir()  # raises once a folder still holds something
+        except OSError as exc:
+            if path.exists():
+                msg = f"cannot delete {self.url}/{key}: {exc}"
+                raise ObjectStoreError(msg) from exc
 
     def object_created_event(self, key: str, size: int, etag: str, when: dt.datetime) -> bytes:
         return build_object_created_event(self.root.name or "local", key, size, etag, when)
@@ -169,6 +185,12 @@ class S3ObjectStore:
         except self._errors as exc:
             raise self._fail(action="list", key=prefix, exc=exc) from exc
         return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        try:
+            self._s3.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+        except self._errors as exc:
+            raise self._fail(action="delete", key=key, exc=exc) from exc
 
     def create_bucket(self) -> None:
         """Create the bucket if it does not exist (local stacks and tests)."""

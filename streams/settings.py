@@ -78,3 +78,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     stack: StackSettings = Field(default_factory=StackSettings)
+    health_port: int = Field(0, ge=0, le=65535, description="port of /health (and /metrics); 0: any free port")
+    health_max_unreachable_s: float = Field(
+        20.0, gt=0, description="/health answers 503 once the broker has been unreachable this long"
+    )

@@ -98,6 +98,11 @@ class TopicNames:
         miner_id = topic[len(prefix) :]
         return miner_id if _MINER_ID.match(miner_id) else None
 
+    @property
+    def state_epochs(self) -> str:
+        """Marks the broker log a stateful service's local state was built on (``streams.epoch``)."""
+        return self._name("riskstream.state-epochs")
+
     def dlq(self, source: str) -> str:
         """Dead-letter topic for a source family, e.g. ``dlq("scores")``."""
         return self._name(f"dlq.{source}")
@@ -115,6 +120,7 @@ class TopicNames:
             self.miner_registry,
             self.validator_inbox,
             self.validator_control,
+            self.state_epochs,
             self.dlq("scores"),
             self.dlq("sot"),
             self.dlq("registry"),

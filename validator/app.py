@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,9 @@ import faust
 
 from streams.codec import AvroCodec
 from streams.control import ControlError, operator_keys, parse_command
+from streams.epoch import LostLogError, check_epoch, epoch_present
 from streams.errors import CodecError
+from streams.health import Health, HealthServer, announce, watch_broker, withdraw
 from streams.kafka import BatchProducer, ensure_topics
 from streams.objectstore import open_stack_store
 from streams.schema_registry import registry_from_url
@@ -54,6 +58,9 @@ class Validator:
     keys: KeyBook
     gate: Gate
     authority: ControlAuthority
+    health: Health = field(default_factory=lambda: Health("validator"))
+    epoch: str = ""  # the broker log's token (streams.epoch), set when the worker starts
+    lost_log: str = ""  # why the worker stopped itself: the broker lost the log under it
 
 
 def _now_ms() -> int:
@@ -68,9 +75,13 @@ def _broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",") if server.strip()]
 
 
+def _data_dir(settings: ValidatorSettings) -> Path:
+    return Path(settings.data_dir) if settings.data_dir else settings.stack.home / "validator"
+
+
 def create_validator(settings: ValidatorSettings) -> Validator:
     stack = settings.stack
-    data_dir = Path(settings.data_dir) if settings.data_dir else stack.home / "validator"
+    data_dir = _data_dir(settings)
     data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
@@ -103,7 +114,8 @@ def create_validator(settings: ValidatorSettings) -> Validator:
     authority = ControlAuthority(
         lambda: operator_keys(stack), per_date=settings.replays_per_date, window_s=settings.replay_window_s
     )
-    validator = Validator(settings, app, tables, rounds, producer, bridge_producer, keys, gate, authority)
+    health = Health("validator", settings.health_max_unreachable_s)
+    validator = Validator(settings, app, tables, rounds, producer, bridge_producer, keys, gate, authority, health)
     _wire(validator)
     return validator
 
@@ -153,6 +165,7 @@ def _wire(v: Validator) -> None:
             started = time.perf_counter()
             await rounds.ingest_async(records)
             await rounds.check_async(_now_ms())
+            v.health.progressed(f"validated {len(records)} inbox records")
             log.debug("inbox batch of %d records in %.3fs", len(records), time.perf_counter() - started)
 
     @app.agent(batches, name="open_rounds", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
@@ -212,6 +225,35 @@ def _wire(v: Validator) -> None:
         if _ready(app):
             await rounds.check_async(_now_ms())
 
+    @app.timer(settings.epoch_check_s)  # type: ignore[untyped-decorator]  # faust is untyped
+    async def check_broker_log() -> None:
+        servers, topic = settings.stack.bootstrap_servers, settings.stack.topics.state_epochs
+        if not v.epoch or v.health.unreachable_since is not None or v.lost_log:
+            return
+        if await asyncio.to_thread(epoch_present, servers, topic, settings.app_id, v.epoch):
+            return
+        v.lost_log = (
+            f"the broker at {servers} lost the log this validator's tables were built on (token {v.epoch[:8]} "
+            f"is gone from {topic}): stopping. Restore the broker log; or remove {_data_dir(settings)}, start the "
+            "validator again and replay the dates still needed (riskstream replay --from sot)."
+        )
+        log.critical("%s", v.lost_log)
+        os.kill(os.getpid(), signal.SIGTERM)  # the worker's own clean stop
+
+    @app.task  # type: ignore[untyped-decorator]  # faust is untyped
+    async def serve_health() -> None:
+        v.health.details.append(lambda: {"tables_recovered": _ready(app)})
+        watcher = asyncio.ensure_future(watch_broker(v.health, settings.stack.bootstrap_servers))
+        try:
+            async with HealthServer({"/health": v.health.http_answer}, port=settings.health_port) as server:
+                announced = announce(settings.stack.home, "validator", server.url)
+                try:
+                    await asyncio.Event().wait()  # until the worker stops (cancels this task)
+                finally:
+                    withdraw(announced)
+        finally:
+            watcher.cancel()
+
     @app.task  # type: ignore[untyped-decorator]  # faust is untyped
     async def bridge() -> None:
         await run_bridge(
@@ -231,15 +273,33 @@ def prepare_topics(settings: ValidatorSettings) -> None:
     ensure_topics(stack.bootstrap_servers, stack.topics.all_fixed(), stack.topic_partitions, stack.replication_factor)
 
 
+def _epoch_path(settings: ValidatorSettings) -> Path:
+    return _data_dir(settings) / "broker-epoch"
+
+
 def run_worker(validator: Validator) -> int:
-    """Run the Faust worker until SIGTERM / Ctrl-C; returns the exit code."""
-    prepare_topics(validator.settings)
-    worker = faust.Worker(validator.app, loglevel=validator.settings.log_level, quiet=True)
+    """Run the Faust worker until SIGTERM / Ctrl-C; returns the exit code.
+
+    Refuses to start (``LostLogError``, one line) on a broker that lost the log this validator's
+    state was built on, instead of recovering empty tables and emitting a wrong ensemble.
+    """
+    settings = validator.settings
+    prepare_topics(settings)
+    validator.epoch = check_epoch(
+        settings.stack.bootstrap_servers, settings.stack.topics.state_epochs, settings.app_id, _epoch_path(settings),
+        remedy=f"Restore the broker log; or stop the validator, remove {_data_dir(settings)}, start it again and "
+        "replay the dates still needed (riskstream replay --from sot).",
+    )  # fmt: skip
+    worker = faust.Worker(validator.app, loglevel=settings.log_level, quiet=True)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
-        return int(exc.code or 0)
+        code = int(exc.code or 0)
+    else:
+        code = 0
     finally:
         validator.producer.flush()
         validator.bridge_producer.flush()
-    return 0
+    if validator.lost_log:
+        raise LostLogError(validator.lost_log)
+    return code

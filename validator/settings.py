@@ -68,6 +68,9 @@ class ValidatorSettings(ServiceSettings):
     key_file: Path | None = Field(
         None, description="the validator's private key; default {stack.home}/keys/validator.key"
     )
+    epoch_check_s: float = Field(
+        10.0, gt=0, description="how often the broker's log is checked to be the one state was built on"
+    )
     log_level: str = "WARNING"
 
     @property
