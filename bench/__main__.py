@@ -19,11 +19,12 @@ from typing import Any
 from bench.table import markdown, print_rows
 
 MODULES = ("sot", "miner", "validator", "gateway", "end_to_end", "miner_scale", "end_to_end_scale")
+OPT_IN = ("soak",)  # minutes long: only with --only
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", choices=MODULES, default=list(MODULES))
+    parser.add_argument("--only", nargs="+", choices=MODULES + OPT_IN, default=list(MODULES))
     args = parser.parse_args()
     rows: list[dict[str, Any]] = []
     failed = []

@@ -24,7 +24,7 @@ import confluent_kafka
 from bench.table import print_rows
 from ops.demo import Demo, DemoPlan, MinerPlan, isolated_run
 from streams.kafka import partitions_of
-from streams.stack import free_port, start_broker, stop_process_group, wait_for_broker
+from streams.stack import LocalStack, free_port, start_broker, stop_process_group, wait_for_broker
 
 MINERS = (
     MinerPlan("miner-a", "honest-a"),
@@ -59,7 +59,7 @@ def _transport_floor(bootstrap: str, records: int) -> float:
     return time.perf_counter() - started
 
 
-def _case(bootstrap: str, tmp: Path, alerts: int, history: int) -> list[dict[str, Any]]:
+def _case(bootstrap: str, tmp: Path, alerts: int, history: int, storage: str = "memory") -> list[dict[str, Any]]:
     namespace = f"b{uuid.uuid4().hex[:6]}."
     home = tmp / namespace
     stack, env = isolated_run(home, bootstrap, namespace)
@@ -69,6 +69,8 @@ def _case(bootstrap: str, tmp: Path, alerts: int, history: int) -> list[dict[str
     )  # fmt: skip
     plan = dataclasses.replace(plan, miners=MINERS)
     label = f"{alerts // 1000}k alerts x {len(MINERS)} miners"
+    if storage != "memory":
+        label += f", {storage} broker log"
     with Demo(plan, stack, env, cwd=home.parent) as demo:
         demo.prepare_history()
         demo.train_miners()
@@ -103,7 +105,10 @@ def _case(bootstrap: str, tmp: Path, alerts: int, history: int) -> list[dict[str
     return rows
 
 
-def run(alert_counts: tuple[int, ...] = (10_000, 100_000)) -> list[dict[str, Any]]:
+def run(
+    alert_counts: tuple[int, ...] = (10_000, 100_000), durable: tuple[int, ...] = (10_000,)
+) -> list[dict[str, Any]]:
+    """Each size on the memory engine, and ``durable`` sizes again on the default durable (s3) stack."""
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
@@ -114,10 +119,20 @@ def run(alert_counts: tuple[int, ...] = (10_000, 100_000)) -> list[dict[str, Any
                 rows += _case(f"127.0.0.1:{port}", Path(tmp), alerts, history=3)
         finally:
             stop_process_group(broker.pid)
+    for alerts in durable:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = LocalStack(Path(tmp) / "stack", Path(tmp) / "stack" / "stack.env")
+            status = local.up()
+            try:
+                rows += _case(str(status.bootstrap_servers), Path(tmp), alerts, history=3, storage="s3")
+            finally:
+                local.down()
     return rows
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, nargs="+", default=[10_000, 100_000])
-    print_rows(run(tuple(parser.parse_args().alerts)))
+    parser.add_argument("--durable", type=int, nargs="*", default=[10_000], help="sizes to run on the s3 log too")
+    args = parser.parse_args()
+    print_rows(run(tuple(args.alerts), tuple(args.durable)))

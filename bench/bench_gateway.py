@@ -35,6 +35,7 @@ ALERTS = 10_000
 DAY, OTHER_DAY = dt.date(2026, 1, 15), dt.date(2026, 1, 14)
 DURATION_S = 5
 CONNECTIONS = 16
+DISTINCT_DAYS = 2_000
 BIN = Path(sys.executable).parent
 
 _LOAD = """
@@ -79,6 +80,7 @@ def _server(command: list[str], port: int, env: dict[str, str], cwd: Path) -> It
     log = open(cwd / f"server-{port}.log", "wb")  # noqa: SIM115 closed below
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
+    _PIDS[url] = process.pid
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -121,6 +123,26 @@ def _wrk(url: str) -> dict[str, float]:
     if errors or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors on {url}:\n{out}")
     return found
+
+
+_PIDS: dict[str, int] = {}
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _distinct_full_days(url: str, path: str, n: int) -> tuple[float, float]:
+    """Gateway RSS (MiB) before and after ``n`` distinct full-day requests (each a new cache key)."""
+    before = _rss_mb(_PIDS[url])
+    base = path[: path.index("limit=")]
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for i in range(n):
+            client.get(f"{base}limit={ALERTS + 1 + i}").raise_for_status()
+    return before, _rss_mb(_PIDS[url])
 
 
 def _cold(url: str, path: str, n: int = 15) -> tuple[float, float, int]:
@@ -195,6 +217,18 @@ def run() -> list[dict[str, Any]]:
                     rows.append(_row(f"{name}, {label}: req/s", found["rps"], "req/s", hello["rps"]))
                     rows.append(_row(f"{name}, {label}: p50", found["p50"], "ms", hello["p50"]))
                     rows.append(_row(f"{name}, {label}: p99", found["p99"], "ms", hello["p99"]))
+                if cache != "0":
+                    before, after = _distinct_full_days(url, full_day, DISTINCT_DAYS)
+                    budget = int(cache) / 2**20
+                    rows.append(_row(f"RSS before {DISTINCT_DAYS} distinct full-day requests", before, "MiB", None))
+                    rows.append(
+                        _row(
+                            f"RSS after them (baseline: before + {budget:.0f} MiB cache budget)",
+                            after,
+                            "MiB",
+                            before + budget,
+                        )
+                    )
                 if cache == "0":
                     p50, worst, size = _cold(url, full_day)
                     rows.append(_row(f"full {ALERTS}-alert day, one client, {label}: p50", p50, "ms", None))
