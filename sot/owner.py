@@ -25,6 +25,7 @@ from streams.errors import BatchRejected, ObjectStoreError
 from streams.kafka import Producer
 from streams.objectstore import ObjectStore, sha256_hex
 from streams.progress import say
+from streams.signing import Signer
 from streams.topics import TopicNames
 
 OWNER = "owner"  # extra["source"] of an owner's batch; the generator writes its own version string
@@ -88,8 +89,13 @@ def publish_owner_batch(
     window_days: int,
     replace: bool = False,
     now: dt.datetime | None = None,
+    operator: Signer | None = None,
 ) -> contract.Manifest:
-    """Upload checked tables as the (network, date, window) batch and announce it (``producer`` None: no event)."""
+    """Upload checked tables as the (network, date, window) batch and announce it (``producer`` None: no event).
+
+    A replacement's announcement is signed by ``operator`` when given: the validator opens a new
+    version of an emitted date only for an operator's announcement.
+    """
     files = snapshot_files(tables)
     new_id = batch_id(network, date, window_days, files)
     folder = contract.snapshot_key(network, date, window_days)
@@ -124,9 +130,9 @@ def publish_owner_batch(
         manifest = contract.Manifest(network, date, window_days, new_id, when, entries, "snapshot", extra=extra)
         _upload(store, folder, files, manifest)
     if producer is not None:
-        emit_event(
-            store, producer, topics.sot_batches, contract.batch_key(network, date), key, manifest.to_json(), when
-        )
+        kafka_key = contract.batch_key(network, date)
+        signed = (operator, date) if operator is not None and old is not None else None
+        emit_event(store, producer, topics.sot_batches, kafka_key, key, manifest.to_json(), when, reannounce=signed)
     return manifest
 
 

@@ -22,10 +22,12 @@ from sot.owner import check_due, publish_owner_batch, publish_owner_labels
 from sot.settings import SotSettings
 from streams import batch as contract
 from streams import contract as documented
+from streams.control import operator_signer
 from streams.errors import BatchRejected, ConfigError
 from streams.kafka import BatchProducer, ensure_topics, list_topics
 from streams.objectstore import FileObjectStore, ObjectStore, S3ObjectStore, open_store
 from streams.progress import say, step
+from streams.signing import OPERATOR, Signer, key_path
 
 
 def _date(text: str) -> dt.date:
@@ -113,6 +115,17 @@ def _target(settings: SotSettings) -> FileObjectStore | S3ObjectStore:
     return open_stack_store(settings.stack)
 
 
+def _operator(settings: SotSettings) -> Signer | None:
+    """The local operator's signer if its key exists (never created here): it signs a replacement's event."""
+    if not key_path(settings.stack.home, OPERATOR).exists():
+        say(
+            "no operator key: if the date's ensemble is already out, the validator opens a new version of the "
+            "replaced batch once an operator runs `riskstream replay --from sot`"
+        )
+        return None
+    return operator_signer(settings.stack)
+
+
 def run_publish_from(args: argparse.Namespace) -> int:
     settings = SotSettings()
     report, network, date, window = _checked(args, settings)
@@ -122,6 +135,7 @@ def run_publish_from(args: argparse.Namespace) -> int:
     store = _target(settings)
     store.exists(contract.snapshot_key(network, date, window, contract.MANIFEST))  # fails fast if unreachable
     producer = _producer(settings)
+    operator = _operator(settings) if args.replace else None
     with step(f"publishing {network} {date} from {args.source} to {store.url}"):
         manifest = publish_owner_batch(
             store,
@@ -132,6 +146,7 @@ def run_publish_from(args: argparse.Namespace) -> int:
             date=date,
             window_days=window,
             replace=args.replace,
+            operator=operator,
         )
     announced = f" and announced on {settings.stack.topics.sot_batches}" if producer is not None else ""
     say(f"published {manifest.batch_id} ({manifest.files['alerts.parquet'].rows} alerts){announced}")

@@ -25,6 +25,7 @@ from streams import batch as contract
 from streams.errors import EventError, KafkaError, ObjectStoreError
 from streams.kafka import Producer
 from streams.objectstore import ObjectStore, sha256_hex
+from streams.signing import REANNOUNCE, Signer
 from streams.topics import TopicNames
 
 KeyFn = Callable[[str, dt.date, int, str], str]
@@ -97,13 +98,26 @@ def _upload(
 
 
 def emit_event(
-    store: ObjectStore, producer: Producer, topic: str, kafka_key: str, key: str, body: bytes, when: dt.datetime
+    store: ObjectStore,
+    producer: Producer,
+    topic: str,
+    kafka_key: str,
+    key: str,
+    body: bytes,
+    when: dt.datetime,
+    *,
+    reannounce: tuple[Signer, dt.date] | None = None,
 ) -> None:
-    """Send the object-created event of ``key`` and wait for the broker to acknowledge it."""
+    """Send the object-created event of ``key`` and wait for the broker to acknowledge it.
+
+    ``reannounce`` (an operator's signer and the date) signs a repeat announcement, the only kind
+    the validator opens a new version of an emitted date for.
+    """
     etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
     event = store.object_created_event(key, len(body), etag, when)
+    headers = reannounce[0].headers(REANNOUNCE, kafka_key, event, date=reannounce[1]) if reannounce else None
     try:
-        producer.send(topic, kafka_key, event)
+        producer.send(topic, kafka_key, event, headers=headers)
         producer.flush()
     except KafkaError as exc:
         msg = f"event for {key} not delivered to {topic}: {exc}"

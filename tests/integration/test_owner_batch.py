@@ -3,7 +3,9 @@
 The owner's files are built with plain pyarrow (no generator code), checked with ``sot
 check``, published with ``sot publish --from``, scored by two miners, ensembled, and its
 ground truth published with ``sot labels --from`` once due (the date is old enough for T +
-tau to have passed); tier-3 results for it then appear in REST.
+tau to have passed); tier-3 results for it then appear in REST. A different batch for the
+date is then published with ``--replace`` (its announcement signed by the operator): the
+validator opens version 2 with the new batch's alerts.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def test_an_owner_batch_is_checked_published_scored_and_judged(broker: str, name
 
     with Demo(plan, stack, env, cwd=tmp_path) as demo:
         sot_env = {**env, **plan.sot_env}
+        keygen = [sys.executable, "-m", "streams.cli", "operator", "keygen"]
+        subprocess.run(keygen, env=sot_env, cwd=tmp_path, timeout=60, capture_output=True, check=True)
         demo.prepare_history()  # the miners learn torus from generated, labelled history
         demo.train_miners()
         demo.start_services()
@@ -90,3 +94,18 @@ def test_an_owner_batch_is_checked_published_scored_and_judged(broker: str, name
         results = _ground_truth(demo.gateway_url, day)
         for miner in ("miner-a", "miner-b"):
             assert 0.0 <= results[miner]["metrics"]["auc_roc"] <= 1.0, results[miner]
+
+        other = build_owner_batch("torus", day, alerts=ALERTS - 30, addresses=800, flows=4_000, seed=12)
+        again = write_files(other.files, tmp_path / "owner" / "replacement")
+        refused = _sot(sot_env, tmp_path, "publish", "--from", str(again), *args)
+        assert refused.returncode == 2 and "--replace" in refused.stderr
+        replaced = _sot(sot_env, tmp_path, "publish", "--from", str(again), *args, "--replace")
+        assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+        demo.wait_for_ensembles(plan.days, min_version=2, timeout=300)
+        body = httpx.get(
+            f"{demo.gateway_url}/ensemble/scores/alerts/{day}", params={"limit": 1000, "network": "torus"}, timeout=10
+        ).json()
+        assert body["version"] == 2
+        assert {s["alert_id"] for s in body["ensemble_scores"]} == set(
+            other.files["alerts.parquet"].column("alert_id").to_pylist()
+        )

@@ -9,13 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from simulation.owner_files import OwnerBatch, build_owner_batch, write_files
+from simulation.owner_files import OwnerBatch, build_owner_batch, parquet_bytes, write_files
 from streams import batch as contract
 from streams.cli import main
 from streams.objectstore import FileObjectStore
@@ -247,3 +249,38 @@ def test_generate_for_the_torus_network(store: FileObjectStore, tmp_path: Path) 
     assert main(["sot", "generate", "--network", "torus", "--date", "2026-01-02", *sizes]) == 0
     batch = contract.read_batch(store, contract.snapshot_key("torus", dt.date(2026, 1, 2), 7, contract.MANIFEST))
     assert set(batch.alerts.column("network").to_pylist()) == {"torus"}
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | str | None, bytes | None, Any]] = []
+
+    def send(self, topic: str, key: bytes | str | None, value: bytes | None, headers: Any = None) -> None:
+        self.sent.append((topic, key, value, headers))
+
+    def flush(self, timeout: float = 60.0) -> None:
+        pass
+
+
+def test_a_replacement_is_announced_signed_by_the_operator(store: FileObjectStore, owner: OwnerBatch) -> None:
+    from sot.check import check_batch
+    from sot.owner import publish_owner_batch
+    from streams.signing import REANNOUNCE, Signer, verify
+    from streams.topics import TopicNames
+
+    operator = Signer(Ed25519PrivateKey.generate(), "operator")
+    topics, producer = TopicNames(), _Producer()
+
+    def publish(tables: dict[str, pa.Table], **kw: Any) -> contract.Manifest:
+        return publish_owner_batch(store, producer, topics, tables, network="torus", date=DATE, window_days=7, **kw)
+
+    def checked(batch: OwnerBatch) -> dict[str, pa.Table]:
+        files: dict[str, bytes | None] = {n: parquet_bytes(t) for n, t in batch.files.items()}
+        return check_batch(files, network="torus", date=DATE, window_days=7).tables
+
+    publish(checked(owner), operator=operator)
+    publish(checked(build_owner_batch("torus", DATE, alerts=90, seed=8)), operator=operator, replace=True)
+    (t1, _, _, unsigned), (t2, key, event, headers) = producer.sent
+    assert t1 == t2 == topics.sot_batches and unsigned is None  # a first announcement needs no operator
+    claim = verify(operator.public_key, REANNOUNCE, "operator", key, event, headers)
+    assert str(claim.date) == DATE.isoformat()
