@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from streams.errors import RiskstreamError
 from streams.health import ServiceHealth, ask_services
+from streams.kafka import use_credentials
 from streams.settings import STACK_ENV_FILE, StackSettings
 from streams.stack import DURABLE, MEMORY, LocalStack, StackStatus
 
@@ -114,9 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _authenticate() -> None:
+    """Every command's Kafka clients authenticate as the stack settings say (SASL in production)."""
+    stack = StackSettings()
+    use_credentials(
+        stack.kafka_security_protocol,
+        stack.kafka_sasl_mechanism,
+        stack.kafka_username,
+        stack.kafka_password.get_secret_value(),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _authenticate()
         code: int = args.run(args)
     except RiskstreamError as exc:
         print(f"riskstream {args.command}: error: {exc}", file=sys.stderr)

@@ -26,6 +26,42 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from streams.errors import KafkaError
 from streams.logs import rate_limit, rate_limit_client_logs
 
+# how every client of this process authenticates (``use_credentials``); empty: PLAINTEXT, as on the local broker
+_SECURITY: dict[str, str] = {}
+
+
+def use_credentials(protocol: str, mechanism: str = "", username: str = "", password: str = "") -> None:
+    """Authenticate every Kafka client this process creates from now on (SASL/SCRAM in production).
+
+    use_credentials("SASL_PLAINTEXT", "SCRAM-SHA-512", "miner-a", password)
+    """
+    _SECURITY.clear()
+    if protocol.upper() == "PLAINTEXT":
+        return
+    _SECURITY.update({"security.protocol": protocol.upper()})
+    if username:
+        _SECURITY.update({"sasl.mechanism": mechanism, "sasl.username": username, "sasl.password": password})
+
+
+def client_security() -> dict[str, str]:
+    """The librdkafka settings of ``use_credentials`` (empty on a PLAINTEXT broker)."""
+    return dict(_SECURITY)
+
+
+def aiokafka_security() -> dict[str, Any]:
+    """The same settings as aiokafka keyword arguments."""
+    if not _SECURITY:
+        return {}
+    found: dict[str, Any] = {"security_protocol": _SECURITY["security.protocol"]}
+    if "sasl.username" in _SECURITY:
+        found |= {
+            "sasl_mechanism": _SECURITY["sasl.mechanism"],
+            "sasl_plain_username": _SECURITY["sasl.username"],
+            "sasl_plain_password": _SECURITY["sasl.password"],
+        }
+    return found
+
+
 # librdkafka logs connection failures to stderr itself; route them to logging instead
 _LIBRDKAFKA_LOG = logging.getLogger("streams.librdkafka")
 _CONSUMER_LOG = logging.getLogger("streams.consumer")
@@ -94,6 +130,7 @@ class BatchProducer:
 
     def __init__(self, bootstrap_servers: str, *, stall_s: float = 15.0, **config: Any) -> None:
         settings: dict[str, Any] = {
+            **client_security(),
             "bootstrap.servers": bootstrap_servers,
             "enable.idempotence": True,
             "acks": "all",
@@ -224,7 +261,7 @@ class BatchProducer:
 
 
 def admin(bootstrap_servers: str) -> AdminClient:
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "logger": _LIBRDKAFKA_LOG}
+    config: dict[str, Any] = {**client_security(), "bootstrap.servers": bootstrap_servers, "logger": _LIBRDKAFKA_LOG}
     return AdminClient(config)
 
 
@@ -277,7 +314,12 @@ def offsets_for_time(bootstrap_servers: str, topic: str, when: dt.datetime, time
     by processing date uses the validator's date -> offset index, not this.
     """
     consumer = confluent_kafka.Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": "riskstream-offsets", "logger": _LIBRDKAFKA_LOG}
+        {
+            **client_security(),
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "riskstream-offsets",
+            "logger": _LIBRDKAFKA_LOG,
+        }
     )
     try:
         ms = int(when.timestamp() * 1000)
@@ -299,7 +341,12 @@ def high_watermarks(bootstrap_servers: str, topic: str, timeout: float = 10.0) -
     stop on an in-band marker (e.g. SubmissionComplete) or an idle timeout instead.
     """
     consumer = confluent_kafka.Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": "riskstream-offsets", "logger": _LIBRDKAFKA_LOG}
+        {
+            **client_security(),
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "riskstream-offsets",
+            "logger": _LIBRDKAFKA_LOG,
+        }
     )
     try:
         return {
@@ -333,6 +380,7 @@ class RangeReader:
         self._starts = {topic: dict(parts) for topic, parts in starts.items()}
         self._consumer = confluent_kafka.Consumer(
             {
+                **client_security(),
                 "bootstrap.servers": bootstrap_servers,
                 "group.id": f"riskstream-range-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
@@ -444,6 +492,7 @@ class AsyncBatchConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(session_timeout_ms // 5, 500),
             metadata_max_age_ms=5_000,
+            **aiokafka_security(),
         )
         self._consumer = self._make()
 

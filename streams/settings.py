@@ -53,6 +53,10 @@ class StackSettings(BaseSettings):
         description="operator name -> Ed25519 public key (hex) allowed to sign control commands; empty: the local "
         "operator key under home",
     )
+    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT (local), SASL_PLAINTEXT or SASL_SSL")
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism of the broker")
+    kafka_username: str = Field("", description="this participant's broker principal (SASL)")
+    kafka_password: SecretStr = SecretStr("")
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
     s3_access_key_id: str | None = None

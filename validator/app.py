@@ -79,6 +79,17 @@ def _data_dir(settings: ValidatorSettings) -> Path:
     return Path(settings.data_dir) if settings.data_dir else settings.stack.home / "validator"
 
 
+def _credentials(stack: Any) -> Any:
+    """Faust's SASL credentials from the stack settings (None on a PLAINTEXT broker)."""
+    if stack.kafka_security_protocol.upper() == "PLAINTEXT" or not stack.kafka_username:
+        return None
+    return faust.SASLCredentials(
+        username=stack.kafka_username,
+        password=stack.kafka_password.get_secret_value(),
+        mechanism=stack.kafka_sasl_mechanism,
+    )
+
+
 def create_validator(settings: ValidatorSettings) -> Validator:
     stack = settings.stack
     data_dir = _data_dir(settings)
@@ -86,6 +97,7 @@ def create_validator(settings: ValidatorSettings) -> Validator:
     app = faust.App(
         settings.app_id,
         broker=_broker_urls(stack.bootstrap_servers),
+        broker_credentials=_credentials(stack),
         store=settings.table_store,
         datadir=str(data_dir),
         topic_partitions=stack.topic_partitions,

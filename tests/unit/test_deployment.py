@@ -33,8 +33,34 @@ def test_compose_has_the_infrastructure_and_one_service_per_component(compose: d
     services = compose["services"]
     assert {"kafka", "clickhouse", "minio", "minio-setup"} <= set(services)
     assert {"sot", "miner-a", "miner-b", "miner-c", "validator", "gateway"} <= set(services)
-    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
     assert "MINIO_NOTIFY_KAFKA_TOPIC_BATCHES" in services["minio"]["environment"]
+
+
+def test_the_broker_authenticates_authorises_and_creates_no_topic_by_itself(compose: dict[str, Any]) -> None:
+    server = dict(
+        line.split("=", 1)
+        for line in (ROOT / "deploy" / "kafka" / "server.properties").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert server["process.roles"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert server["listeners"].split(",") == ["SASL_PLAINTEXT://:9092", "CONTROLLER://:9093"]
+    assert server["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert (
+        server["allow.everyone.if.no.acl.found"] == "false" and "StandardAuthorizer" in server["authorizer.class.name"]
+    )
+    assert server["auto.create.topics.enable"] == "false"
+    setup = (ROOT / "deploy" / "kafka" / "setup.sh").read_text()
+    assert 'topic "scores.$m"' in setup and '--topic "${NS}scores.$m"' in setup  # a miner writes its own topic only
+    services = compose["services"]
+    assert services["kafka-setup"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    users = {name: s["environment"].get("RISKSTREAM_KAFKA_USERNAME") for name, s in services.items()
+             if name in ("sot", "miner-a", "miner-b", "miner-c", "validator", "gateway")}  # fmt: skip
+    assert len(set(users.values())) == len(users) and None not in users.values()  # one principal each
+    homes = [s["volumes"][0] for name, s in services.items() if name in users]
+    assert len(set(homes)) == len(homes)  # no participant can read another's keys
+    miner_policy = (ROOT / "deploy" / "minio" / "miner-policy.json").read_text()
+    assert "riskstream-private" not in miner_policy
+    assert services["miner-a"]["environment"]["RISKSTREAM_S3_ACCESS_KEY_ID"] == "miner"
 
 
 def test_every_riskstream_env_name_is_a_setting(compose: dict[str, Any]) -> None:

@@ -84,3 +84,18 @@ def test_key_files_are_private_and_never_silently_replaced(tmp_path: Path) -> No
         load_private_key(path)
     with pytest.raises(SignatureError, match="no key at"):
         load_private_key(tmp_path / "missing.key")
+
+
+def test_clients_authenticate_as_the_settings_say() -> None:
+    from streams.kafka import aiokafka_security, client_security, use_credentials
+
+    try:
+        use_credentials("SASL_PLAINTEXT", "SCRAM-SHA-512", "miner-a", "pw")
+        assert client_security() == {
+            "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": "miner-a", "sasl.password": "pw",
+        }  # fmt: skip
+        assert aiokafka_security()["sasl_plain_username"] == "miner-a"
+    finally:
+        use_credentials("PLAINTEXT")
+    assert client_security() == {} and aiokafka_security() == {}
