@@ -153,6 +153,7 @@ def build_spec(max_limit: int, version: str) -> Schema:
     ranking_row = _optional(
         rank=_INT, miner_id=_STR, days=_INT, mean_immediate_score=_NUMBER,
         mean_final_score=_nullable(_NUMBER), ground_truth_days=_INT, latest_weight=_NUMBER,
+        active=_BOOL,  # waited for by the newest round: inactive miners (withdrawn, silent, missing rounds) are not
     )  # fmt: skip
     date_row = _obj(
         processing_date=_DATE,

@@ -352,12 +352,20 @@ async def miner_rankings(reader: WarehouseReader, network: str, days: int) -> Ro
         {"network": network, "days": days},
     )
     newest = rows[0]["through"] if rows else None
+    # active: waited for by the newest round (validator.registry: not withdrawn, beating, not missing rounds)
+    latest = await reader.rows(
+        "SELECT expected_miners FROM {db}.ensemble_batches FINAL WHERE network = {network:String}"
+        " ORDER BY processing_date DESC, version DESC LIMIT 1",
+        {"network": network},
+    )
+    active = set(latest[0]["expected_miners"]) if latest else set()
     return {
         "network": network,
         "window_days": days,
         "through_date": newest,
         "miners": [
-            {"rank": i, **{k: v for k, v in _clean(r).items() if k != "through"}} for i, r in enumerate(rows, start=1)
+            {"rank": i, **{k: v for k, v in _clean(r).items() if k != "through"}, "active": r["miner_id"] in active}
+            for i, r in enumerate(rows, start=1)
         ],
     }
 

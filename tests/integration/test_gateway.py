@@ -171,6 +171,7 @@ async def _check_every_endpoint_and_replay(
     assert [m["rank"] for m in leaderboard["miners"]] == [1, 2, 3]
     assert {m["miner_id"] for m in leaderboard["miners"]} == set(miners)
     assert leaderboard["through_date"] == D2.isoformat()
+    assert all(m["active"] for m in leaderboard["miners"])  # every one was waited for by the newest round
     performance = (await client.get("/miners/miner-c/performance")).json()
     assert [h["processing_date"] for h in performance["history"]] == [D2.isoformat(), D1.isoformat()]
     assert performance["history"][0]["ground_truth_score"] is None
