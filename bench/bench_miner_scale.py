@@ -77,6 +77,8 @@ _SCORE = (
     _IMPORTS
     + """
 from pathlib import Path
+from miner.settings import MinerSettings
+use_arrow_memory_pool(MinerSettings(_env_file=None).arrow_memory_pool)  # as the miner process does
 store, key, models_dir = FileObjectStore(Path(sys.argv[1])), sys.argv[2], Path(sys.argv[3])
 registry = ModelRegistry(models_dir)
 models = ScoringModels(*(registry.latest(t, "ethereum") for t in ("alert_scorer", "alert_ranker", "cluster_scorer")))
@@ -207,6 +209,7 @@ def run(sizes: tuple[tuple[int, int, int], ...] = SIZES, reuse: dict[int, Path] 
             target = TARGET_MIB if (alerts, flows) == (100_000, 2_000_000) else None
             name = f"{label}: peak RSS" + (f" (target <= {TARGET_MIB:.0f} MiB)" if target else "")
             rows.append(_row(name, found["peak_mib"], "MiB", target or floor))
+            rows.append(_row(f"{label}: Avro bytes on the score topic per alert", found["bytes"] / alerts, "B"))
             measured.append((alerts, found))
         if len(measured) >= 2:
             xs = [float(a) for a, _ in measured]

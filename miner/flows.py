@@ -39,6 +39,8 @@ def use_arrow_memory_pool(name: str) -> None:
         raise ValueError(msg)
     try:
         pool = pools[name]()
+        if name == "jemalloc":
+            pa.jemalloc_set_decay_ms(0)  # give freed pages back at once, not after ~10 s
     except NotImplementedError:  # this Arrow build lacks it: keep the default
         return
     pa.set_memory_pool(pool)
