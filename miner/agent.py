@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -89,9 +89,14 @@ class MinerAgent:
         peers: PeerReader | None = None,
         profile: Profile | None = None,
         signer: Signer | None = None,
+        reannounced: Callable[[Message], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.signer = signer  # signs every chunk and marker (the validator drops unsigned ones)
+        # a batch it already submitted is scored again only when an operator re-announced it (replay --from sot):
+        # a stranger's repeat would make it resubmit after the ensemble, where its records count as late
+        self.reannounced = reannounced
+        self._submitted: set[str] = set()
         self.profile = profile or get_profile(settings.profile)
         self.store = store
         self.producer = producer
@@ -238,7 +243,15 @@ class MinerAgent:
             if not key.startswith("snapshots/") or not key.endswith("/" + MANIFEST):
                 outcomes.append(Outcome(SKIPPED, key))
                 continue
-            outcomes.append(await self.handle_key(key))
+            if key in self._submitted and not (self.reannounced is not None and self.reannounced(message)):
+                log.warning("miner %s: %s announced again without an operator's signature: not re-scored",
+                            self.settings.miner_id, key)  # fmt: skip
+                outcomes.append(Outcome(SKIPPED, key, error="repeat announcement without an operator signature"))
+                continue
+            outcome = await self.handle_key(key)
+            if outcome.status == SUBMITTED:
+                self._submitted.add(key)
+            outcomes.append(outcome)
         return outcomes
 
     async def run(self, consumer: BatchConsumer, *, max_batches: int | None = None) -> AgentStats:

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,14 @@ from miner.settings import MinerSettings
 from miner.training import labelled_dates, train_models
 from streams.batch import Manifest
 from streams.codec import AvroCodec
+from streams.control import OperatorCheck, operator_keys
 from streams.errors import CodecError
 from streams.health import Health, HealthServer, announce, watch_broker, withdraw
-from streams.kafka import AsyncBatchConsumer, BatchProducer, RangeReader, ensure_topics, partitions_of
+from streams.kafka import AsyncBatchConsumer, BatchProducer, Message, RangeReader, ensure_topics, partitions_of
 from streams.objectstore import open_stack_store
 from streams.progress import say
 from streams.schema_registry import registry_from_url
-from streams.signing import HEARTBEAT, REGISTRATION, WITHDRAWAL, Signer, load_or_create_key
+from streams.signing import HEARTBEAT, REANNOUNCE, REGISTRATION, WITHDRAWAL, Signer, load_or_create_key
 from streams.topics import TopicNames
 
 log = logging.getLogger("miner.app")
@@ -117,7 +119,18 @@ def build_agent(settings: MinerSettings, producer: BatchProducer) -> MinerAgent:
         registry=ModelRegistry(settings.models_path),
         peers=TopicPeerReader(stack.bootstrap_servers, stack.topics, codec),
         signer=miner_signer(settings),
+        reannounced=_operator_reannounced(settings),
     )
+
+
+def _operator_reannounced(settings: MinerSettings) -> Callable[[Message], bool]:
+    """Whether an operator signed a repeat batch announcement (``riskstream replay --from sot``)."""
+    check = OperatorCheck(lambda: operator_keys(settings.stack))
+
+    def reannounced(message: Message) -> bool:
+        return check.signed(REANNOUNCE, message.key, message.value, message.headers, int(time.time() * 1000))
+
+    return reannounced
 
 
 def check_models(settings: MinerSettings) -> list[str]:

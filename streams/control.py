@@ -10,7 +10,10 @@ A command counts only with the signature of an operator key (``streams.signing``
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -18,7 +21,17 @@ from streams.batch import batch_key
 from streams.errors import RiskstreamError
 from streams.kafka import Producer
 from streams.settings import StackSettings
-from streams.signing import CONTROL, OPERATOR, SignatureError, Signer, key_path, load_or_create_key, read_public_key
+from streams.signing import (
+    CONTROL,
+    OPERATOR,
+    SignatureError,
+    Signer,
+    claim_of,
+    key_path,
+    load_or_create_key,
+    read_public_key,
+    verify,
+)
 from streams.topics import TopicNames
 
 REPLAY = "replay"
@@ -66,6 +79,35 @@ def request_replay(
     key, value = batch_key(network, date), ReplayCommand(network, date, reweigh).to_json()
     producer.send(topics.validator_control, key, value, headers=signer.headers(CONTROL, key, value, date=date))
     producer.flush()
+
+
+class OperatorCheck:
+    """Did an operator sign this repeat announcement, recently, and is this the first time it is seen?
+
+    check = OperatorCheck(lambda: operator_keys(stack))
+    check.signed(REANNOUNCE, key, value, headers, now_ms)    # True / False
+    """
+
+    def __init__(self, keys: Callable[[], Mapping[str, str]], max_age_s: float = 300.0) -> None:
+        self.keys = keys
+        self.max_age_ms = int(max_age_s * 1000)
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+
+    def signed(self, purpose: str, key: bytes | None, value: bytes | None, headers: Any, now_ms: int) -> bool:
+        try:
+            claim = claim_of(headers)
+            public = self.keys().get(claim.signer)
+            if public is None:
+                return False
+            verify(public, purpose, claim.signer, key, value, headers)
+        except SignatureError:
+            return False
+        if abs(now_ms - claim.signed_at_ms) > self.max_age_ms or claim.signature in self._seen:
+            return False
+        self._seen[claim.signature] = None
+        while len(self._seen) > 10_000:
+            self._seen.popitem(last=False)
+        return True
 
 
 def operator_signer(stack: StackSettings, name: str = OPERATOR) -> Signer:

@@ -147,6 +147,7 @@ async def test_the_same_event_twice_gives_the_same_scores(
     await agent.handle(message)
     first = _submission(producer)
     producer.sent.clear()
+    agent.reannounced = lambda message: True  # an operator re-announced it (riskstream replay --from sot)
     await agent.handle(message)
     second = _submission(producer)
     strip = ("latency_ms", "produced_at")
@@ -367,3 +368,19 @@ def test_registration_record_encodes_with_the_shared_schema() -> None:
         "miner_id": "miner-a", "profile": "honest-a", "networks": ["ethereum"],
         "model_versions": {"alert_scorer": "v1"}, "registered_at": when, "public_key": SIGNER.public_key,
     }  # fmt: skip
+
+
+async def test_a_repeat_announcement_is_scored_again_only_when_an_operator_signed_it(
+    tmp_path: Path, published: Published, registry_a: ModelRegistry
+) -> None:
+    agent, producer = _agent(tmp_path, published.store, registry_a)
+    agent.reannounced = lambda message: dict(message.headers).get("operator") == b"yes"
+    key = published.keys[-1]
+    [first] = await agent.handle(_message(published.store, key))
+    sent = len(producer.sent)
+    [again] = await agent.handle(_message(published.store, key, offset=1))  # a stranger's repeat
+    assert (first.status, again.status) == (SUBMITTED, "skipped") and len(producer.sent) == sent
+    signed = _message(published.store, key, offset=2)
+    signed = Message(signed.topic, 0, 2, signed.key, signed.value, 0, (("operator", b"yes"),))
+    [replayed] = await agent.handle(signed)
+    assert replayed.status == SUBMITTED and len(producer.sent) == 2 * sent

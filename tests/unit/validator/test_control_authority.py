@@ -45,3 +45,18 @@ def test_only_fresh_operator_signed_commands_within_the_limit_are_served() -> No
     with pytest.raises(ControlRefused, match="limit reached"):
         authority.authorise(CONTROL, KEY, value, signed(at=now - 3), DATE, now)
     assert authority.authorise(CONTROL, KEY, value, signed(at=now + 61_000), DATE, now + 61_000) == "ops"
+
+
+def test_a_repeat_announcement_counts_once_when_an_operator_signed_it_recently() -> None:
+    from streams.control import OperatorCheck
+
+    operator = Signer(Ed25519PrivateKey.generate(), "ops")
+    check = OperatorCheck(lambda: {"ops": operator.public_key})
+    now = int(time.time() * 1000)
+    event = b'{"Records": []}'
+    fresh = operator.headers(REANNOUNCE, KEY, event, date=DATE, signed_at_ms=now)
+    assert not check.signed(REANNOUNCE, KEY, event, [], now)
+    assert not check.signed(REANNOUNCE, KEY, event, operator.headers(CONTROL, KEY, event, signed_at_ms=now), now)
+    assert not check.signed(REANNOUNCE, KEY, event, operator.headers(REANNOUNCE, KEY, event, signed_at_ms=1), now)
+    assert check.signed(REANNOUNCE, KEY, event, fresh, now)
+    assert not check.signed(REANNOUNCE, KEY, event, fresh, now)  # the same signed event sent again
