@@ -33,7 +33,7 @@ def _size_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
 
 
-def run() -> list[dict[str, Any]]:
+def run(days: int = DAYS) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="riskstream-soak-") as tmp:
         root = Path(tmp)
@@ -46,7 +46,7 @@ def run() -> list[dict[str, Any]]:
                 "VALIDATOR_RETENTION_DAYS": str(KEEP_DAYS),
             }  # fmt: skip
             plan = DemoPlan.for_today(
-                days=DAYS, history=3, alerts=ALERTS, addresses=ALERTS * 5, flows=ALERTS * 40, clusters=20,
+                days=days, history=3, alerts=ALERTS, addresses=ALERTS * 5, flows=ALERTS * 40, clusters=20,
                 deadline_s=60, gateway_port=free_port(),
             )  # fmt: skip
             plan = dataclasses.replace(
@@ -80,16 +80,20 @@ def run() -> list[dict[str, Any]]:
                     first = first or figures
                     last = figures
                 for name, value in last.items():
-                    rows.append(_row(f"{name}, day {DAYS} (day 1: {first.get(name, 0):.1f})", value, "MiB"))
+                    rows.append(_row(f"{name}, day {days} (day 1: {first.get(name, 0):.1f})", value, "MiB"))
         finally:
             local.down()
     return rows
 
 
 def main() -> None:
+    import argparse
+
     from bench.table import print_rows
 
-    print_rows(run())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=DAYS)
+    print_rows(run(parser.parse_args().days))
 
 
 if __name__ == "__main__":

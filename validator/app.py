@@ -27,7 +27,7 @@ import faust
 from streams.codec import AvroCodec
 from streams.control import ControlError, operator_keys, parse_command
 from streams.epoch import LostLogError, check_epoch, epoch_present
-from streams.errors import CodecError
+from streams.errors import CodecError, RiskstreamError
 from streams.health import Health, HealthServer, announce, watch_broker, withdraw
 from streams.kafka import BatchProducer, ensure_topics
 from streams.objectstore import open_stack_store
@@ -61,6 +61,7 @@ class Validator:
     health: Health = field(default_factory=lambda: Health("validator"))
     epoch: str = ""  # the broker log's token (streams.epoch), set when the worker starts
     lost_log: str = ""  # why the worker stopped itself: the broker lost the log under it
+    epoch_misses: int = 0  # checks in a row that did not find the token
 
 
 def _now_ms() -> int:
@@ -242,7 +243,15 @@ def _wire(v: Validator) -> None:
         servers, topic = settings.stack.bootstrap_servers, settings.stack.topics.state_epochs
         if not v.epoch or v.health.unreachable_since is not None or v.lost_log:
             return
-        if await asyncio.to_thread(epoch_present, servers, topic, settings.app_id, v.epoch):
+        try:
+            if await asyncio.to_thread(epoch_present, servers, topic, settings.app_id, v.epoch):
+                v.epoch_misses = 0
+                return
+        except RiskstreamError as exc:  # a check that cannot run is retried at the next tick, never a crash
+            log.warning("broker log check skipped: %s", exc)
+            return
+        v.epoch_misses += 1
+        if v.epoch_misses < 2:  # a broker still loading its log gets one more look before we stop
             return
         v.lost_log = (
             f"the broker at {servers} lost the log this validator's tables were built on (token {v.epoch[:8]} "
