@@ -11,6 +11,7 @@ implements no topic retention, so the broker log is expected to grow (see the RE
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import tempfile
 import time
 from pathlib import Path
@@ -63,7 +64,9 @@ def run(days: int = DAYS) -> list[dict[str, Any]]:
                     demo.publish_days((day,))
                     demo.wait_for_ensembles((day,), timeout=300)
                     demo.publish_labels(day)
-                    demo.processes.run(f"prune-{day}", ["sot", "prune", "--keep-days", str(KEEP_DAYS + 7)])
+                    # the simulated days lie in the past: a window of KEEP_DAYS behind the day just processed
+                    keep = (dt.datetime.now(dt.UTC).date() - day).days + KEEP_DAYS
+                    demo.processes.run(f"prune-{day}", ["sot", "prune", "--keep-days", str(keep)])
                     record = local.recorded()
                     figures = {f"rss {name} MiB": mb for name, mb in sorted(demo.processes.rss_mb().items())}
                     if record is not None and record.broker_pid and record.s3_pid:
