@@ -27,7 +27,7 @@ from ops.demo import Demo, DemoPlan, MinerPlan, isolated_run
 from ops.processes import wait_until
 from streams.stack import free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]  # two full runs on 2 cores
 
 ADVERSARY = Path(__file__).with_name("adversary.py")
 HONEST = ("miner-a", "miner-b")
