@@ -1,9 +1,9 @@
-"""The miner's loop: batch event -> verified batch -> scores -> Avro records on its own topic.
+"""The miner's loop: batch event -> verified batch -> scorer -> Avro records on its own topic.
 
-Everything it talks to is passed in (store, producer, codec, registry, peer reader), so it runs
-against the real stack from ``miner.app`` and against plain fakes in tests.
+Everything it talks to is passed in (store, producer, codec, scorer), so it runs against the
+real stack from ``miner.app`` and against plain fakes in tests.
 
-    agent = MinerAgent(settings, store=store, producer=producer, codec=codec, registry=registry)
+    agent = MinerAgent(settings, store=store, producer=producer, codec=codec, scorer=scorer)
     outcome = await agent.handle(message)        # then commit the consumed offset
 """
 
@@ -12,34 +12,26 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import numpy as np
-
-from miner.errors import MinerError, PeerSubmissionError
-from miner.features import build_alert_features, build_cluster_features
-from miner.profiles import CONSTANT, COPYCAT, RANDOM, Profile, get_profile, partial_mask, random_scores, with_noise
+from miner.checks import checked_scores
+from miner.errors import MinerError, ModelNotFoundError, ScorerError, ScoringStopped
 from miner.records import OutRecord, error_record, submission_records
-from miner.registry import MODEL_TYPES, ModelRegistry
-from miner.scoring import BatchScores, ScoringModels, score_with_models
+from miner.scorer import Scorer
+from miner.scoring import BatchScores
 from miner.settings import MinerSettings
 from streams.batch import MANIFEST, Batch, Manifest, batch_key, read_batch
 from streams.codec import AvroCodec
-from streams.errors import BatchRejected, CodecError, EventError, ObjectStoreError
+from streams.errors import BatchRejected, CodecError, EventError, ObjectStoreError, SubmissionError
 from streams.kafka import Message, Producer
 from streams.objectstore import ObjectStore, parse_object_created
 from streams.signing import SCORE, Signer
 
 log = logging.getLogger("miner.agent")
 SUBMITTED, FAILED, SKIPPED, STOPPED = "submitted", "failed", "skipped", "stopped"
-
-
-class PeerReader(Protocol):
-    """Reads another miner's complete submission for one batch (the copycat's source)."""
-
-    def read(self, miner_id: str, manifest: Manifest, timeout_s: float) -> BatchScores: ...
 
 
 class BatchConsumer(Protocol):
@@ -76,7 +68,11 @@ def _network_date(object_key: str) -> tuple[str, dt.date] | None:
 
 
 class MinerAgent:
-    """Scores every published batch and streams the submission to ``scores.<miner_id>``."""
+    """Scores every published batch with its scorer and streams the submission to ``scores.<miner_id>``.
+
+    The scorer can be swapped while the agent runs (``swap``): a submission is built from the
+    scorer taken when its batch starts, so no submission mixes model versions.
+    """
 
     def __init__(
         self,
@@ -85,9 +81,8 @@ class MinerAgent:
         store: ObjectStore,
         producer: Producer,
         codec: AvroCodec,
-        registry: ModelRegistry,
-        peers: PeerReader | None = None,
-        profile: Profile | None = None,
+        scorer: Scorer,
+        stopping: threading.Event | None = None,
         signer: Signer | None = None,
         reannounced: Callable[[Message], bool] | None = None,
     ) -> None:
@@ -97,70 +92,61 @@ class MinerAgent:
         # a stranger's repeat would make it resubmit after the ensemble, where its records count as late
         self.reannounced = reannounced
         self._submitted: set[str] = set()
-        self.profile = profile or get_profile(settings.profile)
         self.store = store
         self.producer = producer
         self.codec = codec
-        self.registry = registry
-        self.peers = peers
+        self.scorer = scorer
         self.topics = settings.stack.topics
         self.topic = self.topics.miner_scores(settings.miner_id)
         self.stop = asyncio.Event()
-        self._models: dict[tuple[str, ...], ScoringModels] = {}
-        if self.profile.kind == COPYCAT and not settings.copy_of:
-            msg = "a copycat miner needs copy_of (MINER_COPY_OF / --copy-of): the miner it copies"
-            raise MinerError(msg)
+        self.stopping = stopping or threading.Event()  # the same signal for scorers waiting in a thread
+        self._lock = threading.Lock()
+        self._loaded_stamp: int | None = None
 
     # -- scoring -------------------------------------------------------------------------------
 
-    def models_for(self, network: str) -> ScoringModels:
-        """The newest model of each type for ``network``; raises ModelNotFoundError if one is missing."""
-        stems = tuple((self.registry.versions(t, network) or [""])[-1] for t in MODEL_TYPES)
-        if stems not in self._models:
-            for model_type, stem in zip(MODEL_TYPES, stems, strict=True):
-                if not stem:
-                    self.registry.latest(model_type, network)  # raises the clear "run miner train" error
-            self._models[stems] = ScoringModels(*(self.registry.load(stem) for stem in stems))
-        return self._models[stems]
+    def _models_stamp(self) -> int | None:
+        try:
+            return self.settings.models_path.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def load_models(self) -> Scorer:
+        """Load the newest saved model of a trainable scorer when the model directory changed (blocking)."""
+        with self._lock:
+            current = self.scorer
+            if not current.trainable:
+                return current
+            stamp = self._models_stamp()
+            if current.version and (stamp is None or stamp == self._loaded_stamp):
+                return current
+            try:
+                loaded = current.load(self.settings.models_path)  # ModelNotFoundError says to run miner train
+            except ModelNotFoundError:
+                if not current.version:
+                    raise
+                loaded = current  # the directory changed but holds no complete model: keep scoring
+            self._loaded_stamp = stamp
+            if loaded.version != current.version:
+                log.info("miner %s scores with model %s", self.settings.miner_id, loaded.version or "-")
+            self.scorer = loaded
+            return loaded
+
+    def swap(self, scorer: Scorer) -> None:
+        """Score every batch that starts from now on with ``scorer`` (atomic for the batches)."""
+        with self._lock:
+            self.scorer = scorer
+            self._loaded_stamp = self._models_stamp()
+        log.info("miner %s swapped to model %s", self.settings.miner_id, scorer.version or "-")
 
     def score(self, batch: Batch) -> BatchScores:
-        """The submission's scores for a verified batch, per the profile (blocking, CPU-bound)."""
-        manifest, miner_id = batch.manifest, self.settings.miner_id
-        date = manifest.processing_date
-        kind = self.profile.kind
-        if kind == COPYCAT:
-            if self.peers is None or not self.settings.copy_of:
-                msg = "copycat has no peer reader"
-                raise PeerSubmissionError(msg)
-            copied = self.peers.read(self.settings.copy_of, manifest, self.settings.copy_timeout_s)
-            noise = self.settings.copy_noise
-            return BatchScores(
-                copied.alert_ids,
-                with_noise(miner_id, date, copied.alert_scores, noise),
-                copied.cluster_ids,
-                with_noise(miner_id, date, copied.cluster_scores, noise),
-                {t: f"copycat-of-{v}" for t, v in copied.model_versions.items()},
-            )
-        alert_ids = [str(i) for i in batch.alerts["alert_id"].to_pylist()]
-        cluster_ids = [str(i) for i in batch.clusters["cluster_id"].to_pylist()]
-        if kind in (RANDOM, CONSTANT):
-            versions = {t: f"{kind}-1.0.0" for t in ("alert_scorer", "cluster_scorer")}
-            if kind == RANDOM:
-                alert_scores = random_scores(miner_id, date, len(alert_ids), "alerts")
-                cluster_scores = random_scores(miner_id, date, len(cluster_ids), "clusters")
-            else:
-                alert_scores = np.full(len(alert_ids), self.settings.constant_score)
-                cluster_scores = np.full(len(cluster_ids), self.settings.constant_score)
-            return BatchScores(alert_ids, alert_scores, cluster_ids, cluster_scores, versions)
-        models = self.models_for(manifest.network)
-        alerts = build_alert_features(batch)
-        clusters = build_cluster_features(batch, alerts)
-        scores = score_with_models(
-            alerts, clusters, models, ranker_weight=self.profile.ranker_weight, threads=self.settings.threads
-        )
-        if self.profile.partial:
-            scores = scores.subset(partial_mask(miner_id, date, len(scores.alert_ids), self.settings.partial_fraction))
-        return scores
+        """The submission's scores for a verified batch, from one scorer (blocking, CPU-bound)."""
+        network = batch.manifest.network
+        if network != self.settings.network:
+            msg = f"this miner scores {self.settings.network} batches, not {network} (MINER_NETWORK)"
+            raise ScorerError(msg)
+        scorer = self.load_models()
+        return checked_scores(scorer.score(batch), batch, scorer)
 
     def build(self, object_key: str) -> tuple[Manifest, list[OutRecord]]:
         """Load, verify and score one batch into its records (blocking; nothing is sent)."""
@@ -208,22 +194,31 @@ class MinerAgent:
         self.producer.flush()
         return Outcome(FAILED, object_key, error=f"{type(exc).__name__}: {exc}")
 
+    async def _build_unless_stopped(self, object_key: str) -> tuple[Manifest, list[OutRecord]]:
+        """``build`` in a thread; a stop meanwhile is passed on to a scorer that waits (it then stops)."""
+        building = asyncio.ensure_future(asyncio.to_thread(self.build, object_key))
+        stopping = asyncio.ensure_future(self.stop.wait())
+        await asyncio.wait({building, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.done():
+            self.stopping.set()
+        stopping.cancel()
+        await asyncio.gather(stopping, return_exceptions=True)
+        return await building
+
     async def handle_key(self, object_key: str) -> Outcome:
         """Score the batch whose manifest is ``object_key`` and send the whole submission, or report why not."""
         try:
-            manifest, records = await asyncio.to_thread(self.build, object_key)
+            manifest, records = await self._build_unless_stopped(object_key)
             encoded = self._encode(records)  # every record encodes before the first is sent
-        except (MinerError, BatchRejected, ObjectStoreError, CodecError) as exc:
+        except ScoringStopped:
+            return Outcome(STOPPED, object_key)  # stopped while a scorer held the batch: nothing sent, not committed
+        except (MinerError, BatchRejected, ObjectStoreError, CodecError, SubmissionError) as exc:
             return self._report(object_key, exc)
         except Exception as exc:  # a batch that trips a library (odd values, ...) must not stop the miner
             log.exception("unexpected failure scoring %s", object_key)
             return self._report(object_key, exc)
-        if self.profile.late and self.settings.delay_s > 0:
-            try:
-                await asyncio.wait_for(self.stop.wait(), self.settings.delay_s)
-                return Outcome(STOPPED, object_key)  # stopped while holding: nothing sent, not committed
-            except TimeoutError:
-                pass
+        if self.stop.is_set():
+            return Outcome(STOPPED, object_key)
         for key, value in encoded:
             self.producer.send(self.topic, key, value, headers=self._signature(key, value, manifest))
         self.producer.flush()  # a failed delivery raises: the event stays uncommitted and is redone

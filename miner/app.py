@@ -11,18 +11,19 @@ import contextlib
 import datetime as dt
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import confluent_kafka
 import numpy as np
 
 from miner.agent import AgentStats, MinerAgent
-from miner.errors import MinerError, PeerSubmissionError
+from miner.diagnostics import CheckReport, check_submission, fetch_ensemble
+from miner.errors import MinerError, ModelNotFoundError, PeerSubmissionError
 from miner.flows import use_arrow_memory_pool
-from miner.profiles import get_profile
+from miner.plugins import make_scorer
 from miner.records import (
     ALERT_SCORE_BATCH,
     CLUSTER_SCORE_BATCH,
@@ -30,11 +31,12 @@ from miner.records import (
     heartbeat_record,
     registration_record,
 )
-from miner.registry import MODEL_TYPES, ModelRegistry
+from miner.scorer import PeerSource, ScorerContext
 from miner.scoring import BatchScores
 from miner.settings import MinerSettings
-from miner.training import labelled_dates, train_models
-from streams.batch import Manifest
+from miner.training import labelled_history
+from miner.training_run import TrainingOutcome, train_validated
+from streams.batch import MANIFEST, Manifest, labels_for, read_batch, snapshot_key
 from streams.codec import AvroCodec
 from streams.control import OperatorCheck, operator_keys
 from streams.errors import CodecError
@@ -108,16 +110,32 @@ def miner_signer(settings: MinerSettings) -> Signer:
     return Signer(load_or_create_key(settings.key_path), settings.miner_id)
 
 
+def scorer_context(
+    settings: MinerSettings, peers: PeerSource | None = None, stopping: threading.Event | None = None
+) -> ScorerContext:
+    return ScorerContext(
+        miner_id=settings.miner_id,
+        network=settings.network,
+        model_dir=settings.models_path,
+        seed=settings.seed,
+        threads=settings.threads,
+        settings=settings,
+        peers=peers,
+        stopping=stopping or threading.Event(),
+    )
+
+
 def build_agent(settings: MinerSettings, producer: BatchProducer) -> MinerAgent:
     stack = settings.stack
     codec = AvroCodec(registry_from_url(stack.schema_registry_url))
+    context = scorer_context(settings, TopicPeerReader(stack.bootstrap_servers, stack.topics, codec))
     return MinerAgent(
         settings,
         store=open_stack_store(stack),
         producer=producer,
         codec=codec,
-        registry=ModelRegistry(settings.models_path),
-        peers=TopicPeerReader(stack.bootstrap_servers, stack.topics, codec),
+        scorer=make_scorer(settings.scorer_spec, context),
+        stopping=context.stopping,  # scorers that wait see the miner stop
         signer=miner_signer(settings),
         reannounced=_operator_reannounced(settings),
     )
@@ -133,12 +151,16 @@ def _operator_reannounced(settings: MinerSettings) -> Callable[[Message], bool]:
     return reannounced
 
 
-def check_models(settings: MinerSettings) -> list[str]:
-    """Model types the miner's network lacks (empty for profiles that need none)."""
-    if not get_profile(settings.profile).uses_models:
-        return []
-    registry = ModelRegistry(settings.models_path)
-    return [t for t in MODEL_TYPES if not registry.versions(t, settings.network)]
+def check_models(settings: MinerSettings) -> str | None:
+    """Why the miner's scorer cannot score yet (no trained model), or None when it can."""
+    scorer = make_scorer(settings.scorer_spec, scorer_context(settings))
+    if not scorer.trainable:
+        return None
+    try:
+        scorer.load(settings.models_path)
+    except ModelNotFoundError as exc:
+        return str(exc)
+    return None
 
 
 async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) -> AgentStats:
@@ -149,8 +171,8 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
     missing = check_models(settings)
     if missing:
         say(
-            f"miner {settings.miner_id}: no trained {', '.join(missing)} model for {settings.network} in "
-            f"{settings.models_path}; its batches will be reported as errors until `riskstream miner train` runs"
+            f"miner {settings.miner_id}: {missing}; its batches will be reported as errors until "
+            "`riskstream miner train` runs"
         )
     ensure_topics(
         stack.bootstrap_servers,
@@ -160,6 +182,8 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
     )
     producer = BatchProducer(stack.bootstrap_servers)
     agent = build_agent(settings, producer)
+    with contextlib.suppress(ModelNotFoundError):
+        await asyncio.to_thread(agent.load_models)
     _announce(settings, agent, producer)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -180,7 +204,7 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
     try:
         async with HealthServer({"/health": health.http_answer}, port=settings.health_port) as server, consumer:
             announced = announce(stack.home, health.service, server.url)
-            say(f"miner {settings.miner_id} ({agent.profile.name}) serving {topics.sot_batches} -> {agent.topic}")
+            say(f"miner {settings.miner_id} ({agent.scorer.name}) serving {topics.sot_batches} -> {agent.topic}")
             try:
                 return await agent.run(consumer, max_batches=max_batches)
             finally:
@@ -220,13 +244,13 @@ async def _heartbeats(settings: MinerSettings, agent: MinerAgent, producer: Batc
 
 def _announce(settings: MinerSettings, agent: MinerAgent, producer: BatchProducer) -> None:
     """Register with the validator: it then waits for this miner's submissions (until its deadline)."""
-    versions = {t: v[-1] for t in MODEL_TYPES if (v := agent.registry.versions(t, settings.network))}
+    scorer = agent.scorer
     signer = agent.signer
     record = registration_record(
         miner_id=settings.miner_id,
-        profile=agent.profile.name,
+        profile=scorer.name,
         network=settings.network,
-        model_versions=versions if agent.profile.uses_models else {},
+        model_versions={"alert_scorer": scorer.version} if scorer.version else {},
         registered_at=dt.datetime.now(dt.UTC),
         public_key=signer.public_key if signer is not None else "",
     )
@@ -243,29 +267,56 @@ def train_miner(
     *,
     window_days: int,
     network: str | None = None,
-    version: str = "1.0.0",
     today: dt.date | None = None,
-) -> list[Path]:
-    """Train the profile's three models on the published ground truth of [start, end] and save them."""
-    profile = get_profile(settings.profile)
-    if not profile.uses_models:
-        msg = f"profile {profile.name!r} scores without models: nothing to train"
+) -> TrainingOutcome:
+    """Fit the miner's scorer on the published ground truth of [start, end], validated on the newest dates.
+
+    The candidate is compared with the model already saved (if any); when promoted it is refitted
+    on every date and saved.
+    """
+    if network is not None and network != settings.network:
+        settings = settings.model_copy(update={"network": network})
+    scorer = make_scorer(settings.scorer_spec, scorer_context(settings))
+    if not scorer.trainable:
+        msg = f"scorer {scorer.name!r} scores without models: nothing to train"
         raise MinerError(msg)
     use_arrow_memory_pool(settings.arrow_memory_pool)
-    network = network or settings.network
     store = open_stack_store(settings.stack)
-    dates = labelled_dates(store, network, start, end, window_days, today=today)
-    models = train_models(
-        dates,
-        network=network,
-        window_days=window_days,
-        profile=profile,
-        seed=settings.seed,
-        threads=settings.threads,
-        version=version,
+    days = labelled_history(store, settings.network, start, end, window_days, today=today)
+    current = None
+    with contextlib.suppress(ModelNotFoundError):
+        current = scorer.load(settings.models_path)
+    outcome = train_validated(scorer, days, current=current, max_auc_pr_drop=settings.retrain_max_auc_pr_drop)
+    if outcome.scorer is not None:
+        version = outcome.scorer.save(settings.models_path)
+        say(f"saved {version} into {settings.models_path}")
+    else:
+        say(f"not promoted: {outcome.reason}")
+    return outcome
+
+
+def check_miner(
+    settings: MinerSettings,
+    date: dt.date,
+    *,
+    window_days: int,
+    gateway_url: str | None,
+    precision_k: int = 100,
+) -> CheckReport:
+    """Score the published batch of ``date`` with the miner's scorer, without sending anything, and judge it."""
+    store = open_stack_store(settings.stack)
+    batch = read_batch(store, snapshot_key(settings.network, date, window_days, MANIFEST))
+    scorer = make_scorer(settings.scorer_spec, scorer_context(settings))
+    if scorer.trainable:
+        scorer = scorer.load(settings.models_path)
+    labels = labels_for(store, batch.manifest)
+    ensemble = fetch_ensemble(gateway_url, settings.network, date) if labels is not None and gateway_url else None
+    return check_submission(
+        scorer,
+        batch,
+        labels,
+        codec=AvroCodec(registry_from_url(settings.stack.schema_registry_url)),
+        ensemble=ensemble,
+        ensemble_source=f"the gateway REST API ({gateway_url}/ensemble/scores/alerts/{date})",
+        k=precision_k,
     )
-    registry = ModelRegistry(settings.models_path)
-    paths = [registry.save(m.stem, m.data, m.metadata) for m in models]
-    for path in paths:
-        say(f"saved {path}")
-    return paths

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from miner.app import run_miner, train_miner
+from miner.app import check_miner, run_miner, train_miner
+from miner.diagnostics import render_report
 from miner.profiles import PROFILES
 from miner.settings import MinerSettings
 from streams.batch import DEFAULT_WINDOW_DAYS
@@ -18,7 +20,7 @@ from streams.signing import generate_key
 
 def _settings(args: argparse.Namespace) -> MinerSettings:
     overrides: dict[str, Any] = {"miner_id": args.miner_id}
-    for name in ("profile", "model_dir", "network", "copy_of", "delay_s", "chunk_size", "seed"):
+    for name in ("profile", "scorer", "model_dir", "network", "copy_of", "delay_s", "chunk_size", "seed"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -27,16 +29,22 @@ def _settings(args: argparse.Namespace) -> MinerSettings:
 
 def _train(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    paths = train_miner(
-        settings,
-        args.start_date,
-        args.end_date,
-        window_days=args.window_days,
-        network=args.network,
-        version=args.version,
-    )
-    print(f"trained {len(paths)} models into {settings.models_path}")
-    return 0
+    outcome = train_miner(settings, args.start_date, args.end_date, window_days=args.window_days, network=args.network)
+    summary = {
+        "promoted": outcome.promoted,
+        "reason": outcome.reason,
+        "version": outcome.scorer.version if outcome.scorer else None,
+        "candidate": outcome.candidate.as_dict(),
+        "current": outcome.current.as_dict() if outcome.current else None,
+        "train_dates": outcome.train_dates,
+        "validation_dates": outcome.validation_dates,
+    }
+    if outcome.promoted:
+        print(f"trained {summary['version']} into {settings.models_path}")
+    else:
+        print(f"kept the current model: {outcome.reason}")
+    print(json.dumps(summary, sort_keys=True))
+    return 0 if outcome.promoted else 3
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -57,24 +65,50 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    report = check_miner(
+        settings, args.date, window_days=args.window_days, gateway_url=args.gateway, precision_k=args.k
+    )
+    print(json.dumps(report.as_dict(), sort_keys=True) if args.json else render_report(report))
+    return 0 if report.ok else 2
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("miner", help="train models or run a scoring miner")
     actions = parser.add_subparsers(dest="action", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--miner-id", required=True)
-        sub.add_argument("--profile", choices=sorted(PROFILES), default=None)
+        sub.add_argument("--profile", choices=sorted(PROFILES), default=None, help="a built-in scorer")
+        sub.add_argument(
+            "--scorer", default=None, help="package.module:factory or an entry point of riskstream.scorers"
+        )
         sub.add_argument("--model-dir", type=Path, default=None, help="default: {home}/models/{miner_id}")
         sub.add_argument("--network", default=None)
         sub.add_argument("--seed", type=int, default=None)
 
-    train = actions.add_parser("train", help="train alert_scorer, alert_ranker and cluster_scorer")
+    train = actions.add_parser(
+        "train", help="fit the scorer on labelled dates, validate on the newest, refit on all and save"
+    )
     common(train)
     train.add_argument("--start-date", type=parse_date, required=True)
     train.add_argument("--end-date", type=parse_date, required=True)
     train.add_argument("--window-days", type=int, default=DEFAULT_WINDOW_DAYS)
-    train.add_argument("--version", default="1.0.0", help="semver of the trained models")
     train.set_defaults(run=_train)
+
+    check = actions.add_parser(
+        "check", help="score a published batch without submitting: what tiers 1-2 (and 3, once labelled) would say"
+    )
+    common(check)
+    check.add_argument("--date", type=parse_date, required=True)
+    check.add_argument("--window-days", type=int, default=DEFAULT_WINDOW_DAYS)
+    check.add_argument(
+        "--gateway", default="http://127.0.0.1:9000", help="gateway REST URL the ensemble's metrics come from"
+    )
+    check.add_argument("--k", type=int, default=100, help="K of precision@K")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(run=_check)
 
     run = actions.add_parser("run", help="score every batch published on sot.batches")
     common(run)

@@ -26,13 +26,20 @@ def auc_roc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
 
 
 def auc_pr(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
-    """Average precision (area under the precision-recall curve); NaN without positives."""
+    """Average precision over distinct score thresholds (equal scores form one step); NaN without positives.
+
+    The same definition as scikit-learn's ``average_precision_score``.
+    """
     y = np.asarray(labels, dtype=np.int64)
     s = np.asarray(scores, dtype=np.float64)
     positives = int(y.sum())
     if positives == 0:
         return float("nan")
     order = np.argsort(-s, kind="stable")
-    hits = np.cumsum(y[order])
-    precision = hits / np.arange(1, y.size + 1)
-    return float((precision * y[order]).sum() / positives)
+    ordered = s[order]
+    last_of_tie = np.r_[ordered[1:] != ordered[:-1], True]  # where a run of equal scores ends
+    hits = np.cumsum(y[order])[last_of_tie]
+    seen = np.arange(1, y.size + 1)[last_of_tie]
+    recall = hits / positives
+    precision = hits / seen
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))

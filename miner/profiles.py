@@ -1,4 +1,7 @@
-"""Miner profiles: two honest model configurations and the adversarial behaviours validators must catch.
+"""Miner profiles: the ``--profile`` names; two honest XGBoost configurations and the adversarial behaviours.
+
+Each profile names a built-in scorer (``miner.plugins``): the honest ones and partial/late use
+the XGBoost scorer with these hyperparameters, the others the scorers in ``miner.adversaries``.
 
 profile = get_profile("honest-b")
 profile.feature_names          # the subset its models train and score on
@@ -6,13 +9,8 @@ profile.feature_names          # the subset its models train and score on
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
-import numpy.typing as npt
 
 from miner.errors import MinerError
 from miner.features import FEATURE_GROUPS, FEATURE_NAMES
@@ -87,27 +85,3 @@ def get_profile(name: str) -> Profile:
     except KeyError:
         msg = f"unknown miner profile {name!r}; known: {', '.join(PROFILES)}"
         raise MinerError(msg) from None
-
-
-def rng_for(miner_id: str, date: dt.date, purpose: str) -> np.random.Generator:
-    """A generator seeded by (miner id, date, purpose): the same batch gives the same numbers."""
-    digest = hashlib.sha256(f"{miner_id}|{date.isoformat()}|{purpose}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
-
-
-def random_scores(miner_id: str, date: dt.date, count: int, purpose: str = "alerts") -> npt.NDArray[np.float64]:
-    return rng_for(miner_id, date, purpose).random(count)
-
-
-def partial_mask(miner_id: str, date: dt.date, count: int, fraction: float) -> npt.NDArray[np.bool_]:
-    """Which entities a partial miner keeps: a seeded ``fraction`` of them."""
-    keep = int(round(count * fraction))
-    mask = np.zeros(count, dtype=bool)
-    mask[rng_for(miner_id, date, "partial").permutation(count)[:keep]] = True
-    return mask
-
-
-def with_noise(miner_id: str, date: dt.date, scores: npt.NDArray[np.float64], noise: float) -> npt.NDArray[np.float64]:
-    """A copycat's disguise: the copied scores plus seeded uniform noise, clipped to [0, 1]."""
-    jitter = rng_for(miner_id, date, "noise").uniform(-noise, noise, scores.size)
-    return np.clip(scores + jitter, 0.0, 1.0)

@@ -16,6 +16,7 @@ import xgboost as xgb
 from miner.errors import MinerError
 from miner.features import FeatureMatrix
 from miner.registry import LoadedModel
+from streams.submission import rank_by_score
 
 Scores = npt.NDArray[np.float64]
 
@@ -39,8 +40,11 @@ class BatchScores:
     cluster_ids: list[str]
     cluster_scores: Scores
     model_versions: dict[str, str] = field(default_factory=dict)
+    alert_ranks: npt.NDArray[np.int64] | None = None  # None: ranked by score, ties by id
 
     def ranks(self) -> npt.NDArray[np.int64]:
+        if self.alert_ranks is not None:
+            return np.asarray(self.alert_ranks, dtype=np.int64)
         return rank_scores(self.alert_ids, self.alert_scores)
 
     def subset(self, keep: npt.NDArray[np.bool_]) -> BatchScores:
@@ -50,10 +54,7 @@ class BatchScores:
 
 def rank_scores(ids: Sequence[str], scores: Scores) -> npt.NDArray[np.int64]:
     """1-based ranks over the whole batch: highest score first, ties broken by ascending id."""
-    order = np.lexsort((np.asarray(ids, dtype=object).astype(str), -np.asarray(scores, dtype=np.float64)))
-    ranks = np.empty(len(ids), dtype=np.int64)
-    ranks[order] = np.arange(1, len(ids) + 1)
-    return ranks
+    return rank_by_score(ids, scores)
 
 
 def percentile(values: Scores) -> Scores:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from streams.batch import DEFAULT_WINDOW_DAYS
 from streams.settings import ServiceSettings
 from streams.signing import key_path
 from streams.topics import validate_miner_id
@@ -23,7 +24,12 @@ class MinerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MINER_", frozen=True, extra="ignore")
 
     miner_id: str = "miner-a"
-    profile: str = Field("honest-a", description="honest-a, honest-b, random, constant, copycat, partial, late")
+    profile: str = Field(
+        "honest-a", description="built-in scorer: honest-a, honest-b, random, constant, copycat, partial, late"
+    )
+    scorer: str | None = Field(
+        None, description="scorer to use instead of the profile: an entry-point name or package.module:factory"
+    )
     model_dir: Path | None = Field(None, description="default: {stack.home}/models/{miner_id}")
     network: str = Field("ethereum", description="network trained by default")
     chunk_size: int = Field(1000, ge=1, le=100_000)
@@ -40,11 +46,24 @@ class MinerSettings(ServiceSettings):
     )
     key_file: Path | None = Field(None, description="the miner's private key; default {stack.home}/keys/miner-{id}.key")
     heartbeat_s: float = Field(30.0, gt=0, description="seconds between signed heartbeats on miners.registry")
+    window_days: int = Field(DEFAULT_WINDOW_DAYS, ge=1, description="snapshot window the miner trains on")
+    retrain: bool = Field(True, description="retrain on new labelled dates announced on sot.labels")
+    retrain_every_days: int = Field(7, ge=1, description="new labelled dates that trigger a retraining")
+    train_window_days: int = Field(30, ge=2, description="labelled dates a retraining uses (the newest ones)")
+    retrain_max_auc_pr_drop: float = Field(
+        0.02, ge=0, description="a candidate worse than the current model by more (validation AUC-PR) is not promoted"
+    )
+    retrain_nice: int = Field(10, ge=0, le=19, description="niceness of the retraining process")
 
     @field_validator("miner_id")
     @classmethod
     def _topic_safe(cls, value: str) -> str:
         return validate_miner_id(value)
+
+    @property
+    def scorer_spec(self) -> str:
+        """The scorer this miner runs: ``scorer`` if set, else the profile's built-in."""
+        return self.scorer or self.profile
 
     @property
     def models_path(self) -> Path:

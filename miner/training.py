@@ -11,6 +11,7 @@ of the dates (at least one) is held out; its AUC-ROC / AUC-PR go into the metada
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import math
 from collections.abc import Sequence
@@ -34,7 +35,8 @@ from miner.features import (
 from miner.metrics import auc_pr, auc_roc
 from miner.profiles import Profile
 from miner.registry import model_stem
-from streams.batch import MANIFEST, labels_for, read_batch, snapshot_key
+from miner.scorer import LabelledDay, TrainingDay
+from streams.batch import MANIFEST, labels_for, labels_key, read_batch, snapshot_key
 from streams.objectstore import ObjectStore
 from streams.progress import say, step
 
@@ -71,6 +73,65 @@ def _aligned(features: FeatureMatrix, ids: pa.ChunkedArray, labels: pa.ChunkedAr
     return kept, values
 
 
+def featurise(day: LabelledDay) -> LabelledDate:
+    """Features of one labelled day's alerts and clusters that have a label, with the labels aligned."""
+    alerts = build_alert_features(day.batch)
+    clusters = build_cluster_features(day.batch, alerts)
+    a, a_y = _aligned(alerts, day.labels.alerts["alert_id"], day.labels.alerts["label"])
+    c, c_y = _aligned(clusters, day.labels.clusters["cluster_id"], day.labels.clusters["label"])
+    return LabelledDate(day.date, a, a_y, c, c_y)
+
+
+def _load_day(store: ObjectStore, key: str, date: dt.date) -> LabelledDay:
+    batch = read_batch(store, key)
+    labels = labels_for(store, batch.manifest)
+    if labels is None:
+        msg = f"{date}: ground truth is no longer published"
+        raise TrainingError(msg)
+    return LabelledDay(date, batch, labels)
+
+
+def labelled_history(
+    store: ObjectStore,
+    network: str,
+    start: dt.date,
+    end: dt.date,
+    window_days: int,
+    *,
+    today: dt.date | None = None,
+) -> list[TrainingDay]:
+    """Every date in [start, end] before ``today`` whose snapshot and ground truth are published (loaded lazily)."""
+    if end < start:
+        msg = f"training window ends ({end}) before it starts ({start})"
+        raise TrainingError(msg)
+    today = today or dt.datetime.now(dt.UTC).date()
+    found: list[TrainingDay] = []
+    date = start
+    while date <= end:
+        key = snapshot_key(network, date, window_days, MANIFEST)
+        if date >= today:
+            say(f"{date}: skipped, not in the past (ground truth cannot be final)")
+        elif not store.exists(key):
+            say(f"{date}: skipped, no snapshot published")
+        elif not store.exists(labels_key(network, date, window_days, MANIFEST)):
+            say(f"{date}: skipped, ground truth not published yet")
+        else:
+            found.append(TrainingDay(date, functools.partial(_load_day, store, key, date)))
+        date += dt.timedelta(days=1)
+    return found
+
+
+def featurise_history(days: Sequence[TrainingDay]) -> list[LabelledDate]:
+    """Load and featurise each day in turn (only features are kept)."""
+    found = []
+    for day in days:
+        labelled = featurise(day.load())
+        a, a_y, c = labelled.alerts, labelled.alert_labels, labelled.clusters
+        say(f"{day.date}: {len(a.ids)} labelled alerts ({int(a_y.sum())} positive), {len(c.ids)} clusters")
+        found.append(labelled)
+    return found
+
+
 def labelled_dates(
     store: ObjectStore,
     network: str,
@@ -80,33 +141,8 @@ def labelled_dates(
     *,
     today: dt.date | None = None,
 ) -> list[LabelledDate]:
-    """Every date in [start, end] before ``today`` whose snapshot and ground truth are published."""
-    if end < start:
-        msg = f"training window ends ({end}) before it starts ({start})"
-        raise TrainingError(msg)
-    today = today or dt.datetime.now(dt.UTC).date()
-    found: list[LabelledDate] = []
-    date = start
-    while date <= end:
-        key = snapshot_key(network, date, window_days, MANIFEST)
-        if date >= today:
-            say(f"{date}: skipped, not in the past (ground truth cannot be final)")
-        elif not store.exists(key):
-            say(f"{date}: skipped, no snapshot published")
-        else:
-            batch = read_batch(store, key)
-            labels = labels_for(store, batch.manifest)
-            if labels is None:
-                say(f"{date}: skipped, ground truth not published yet")
-            else:
-                alerts = build_alert_features(batch)
-                clusters = build_cluster_features(batch, alerts)
-                a, a_y = _aligned(alerts, labels.alerts["alert_id"], labels.alerts["label"])
-                c, c_y = _aligned(clusters, labels.clusters["cluster_id"], labels.clusters["label"])
-                found.append(LabelledDate(date, a, a_y, c, c_y))
-                say(f"{date}: {len(a.ids)} labelled alerts ({int(a_y.sum())} positive), {len(c.ids)} clusters")
-        date += dt.timedelta(days=1)
-    return found
+    """Features and labels of every date in [start, end] before ``today`` with published ground truth."""
+    return featurise_history(labelled_history(store, network, start, end, window_days, today=today))
 
 
 def _checksum(dates: Sequence[LabelledDate]) -> str:
@@ -153,13 +189,24 @@ def train_models(
     threads: int = 2,
     version: str = DEFAULT_VERSION,
     trained_at: dt.datetime | None = None,
+    hold_out: bool = True,
 ) -> list[TrainedModel]:
-    """Train the three models of ``profile``; deterministic for the same dates, seed and threads."""
+    """Train the three models of ``profile``; deterministic for the same dates, seed and threads.
+
+    ``hold_out=False`` fits on every date (the caller validated elsewhere); metadata then has no
+    validation figures.
+    """
     if not profile.uses_models:
         msg = f"profile {profile.name!r} does not use trained models"
         raise TrainingError(msg)
     trained_at = trained_at or dt.datetime.now(dt.UTC).replace(microsecond=0)
-    train, valid = _split(dates)
+    if hold_out:
+        train, valid = _split(dates)
+    elif dates:
+        train, valid = sorted(dates, key=lambda d: d.date), []
+    else:
+        msg = "training needs at least 1 labelled past date, found none"
+        raise TrainingError(msg)
     checksum = _checksum(dates)
     params = profile.hyperparameters(seed, threads)
     alert_names = list(profile.feature_names)
@@ -182,9 +229,12 @@ def train_models(
             else:
                 matrix = xgb.DMatrix(x, label=y, feature_names=names, nthread=threads)
             booster = xgb.train(hyper, matrix, num_boost_round=profile.rounds)
-        predicted = booster.predict(xgb.DMatrix(vx, feature_names=names, nthread=threads))
-        roc, pr = auc_roc(vy, predicted), auc_pr(vy, predicted)
-        say(f"{model_type}: validation AUC-ROC {roc:.3f}, AUC-PR {pr:.3f} on {vy.size} rows")
+        if valid:
+            predicted = booster.predict(xgb.DMatrix(vx, feature_names=names, nthread=threads))
+            roc, pr = auc_roc(vy, predicted), auc_pr(vy, predicted)
+            say(f"{model_type}: validation AUC-ROC {roc:.3f}, AUC-PR {pr:.3f} on {vy.size} rows")
+        else:
+            roc = pr = float("nan")
         stem = model_stem(model_type, network, version, trained_at)
         metadata = {
             "name": stem,

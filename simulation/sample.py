@@ -15,7 +15,7 @@ import numpy as np
 from streams.codec import AvroCodec
 from streams.kafka import Message
 from streams.signing import INBOX, Signer, output_purposes
-from streams.submission import complete_key, score_key, split_into_chunks
+from streams.submission import complete_key, rank_by_score, score_key, split_into_chunks
 from streams.topics import TopicNames
 
 Record = tuple[str, str, bytes]  # topic, key, Confluent-framed Avro value
@@ -23,10 +23,7 @@ Record = tuple[str, str, bytes]  # topic, key, Confluent-framed Avro value
 
 def _ranks(ids: Sequence[str], scores: np.ndarray) -> np.ndarray:
     """1-based ranks by score descending, ties by id."""
-    order = np.lexsort((np.asarray(ids), -scores))
-    ranks = np.empty(len(ids), dtype=np.int64)
-    ranks[order] = np.arange(1, len(ids) + 1)
-    return ranks
+    return rank_by_score(ids, scores)
 
 
 def sample_date(

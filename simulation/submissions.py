@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from simulation.batches import SyntheticBatch
 from streams.codec import AvroCodec
-from streams.submission import complete_key, score_key, split_into_chunks, submission_checksum
+from streams.submission import complete_key, rank_by_score, score_key, split_into_chunks, submission_checksum
 
 Floats = npt.NDArray[np.float64]
 
@@ -34,9 +34,7 @@ def submission_records(
 ) -> list[tuple[str, bytes]]:
     """(key, value) of every chunk and the completion marker, as a miner sends them."""
     ids = batch.alert_ids
-    order = np.lexsort((np.asarray(ids), -alert_scores))
-    ranks = np.empty(len(ids), dtype=np.int64)
-    ranks[order] = np.arange(1, len(ids) + 1)
+    ranks = rank_by_score(ids, alert_scores)
     common = {
         "network": batch.network,
         "processing_date": batch.date,

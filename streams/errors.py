@@ -11,7 +11,8 @@
     │   ├── ChecksumError      a file's sha256 or row count differs from the manifest
     │   └── BatchSchemaError   not a manifest, not parquet, or columns not in the contract's types
     ├── KafkaError           the broker refused or lost a produce/consume/admin call
-    └── StackError           the local stack cannot start, stop or be found
+    ├── StackError           the local stack cannot start, stop or be found
+    └── SubmissionError      scores that break the submission contract (NaN, ids and scores misaligned)
 
 Each service package subclasses these in its own ``errors.py``.
 """
@@ -70,3 +71,7 @@ class KafkaError(RiskstreamError):
 
 class StackError(RiskstreamError):
     """The local stack (broker, data dirs) cannot be started, stopped or found."""
+
+
+class SubmissionError(RiskstreamError):
+    """Scores that cannot form a submission: misaligned ids and scores, NaN or infinite values."""

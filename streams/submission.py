@@ -1,4 +1,4 @@
-"""How a miner's submission is cut into Avro chunks, keyed, and checksummed.
+"""How a submission is cut into Avro chunks, keyed, ranked and checksummed: the one home of these rules.
 
 Every miner buckets entity ids the same way (``score_bucket``) and keys chunks
 ``date:bucket``, so the same alert of every miner lands in the same partition number
@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import struct
 import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
+
+from streams.errors import SubmissionError
 
 COMPLETE_KEY_SUFFIX = "complete"
 
@@ -47,15 +50,57 @@ def split_into_chunks(
             yield bucket, chunk, positions[start : start + chunk_size]
 
 
+def rank_order(ids: Sequence[str], scores: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Positions of ``ids`` from the highest score to the lowest, equal scores by ascending id.
+
+    Ids compare by Unicode code point, which is the order of their UTF-8 bytes; NaN sorts last.
+    """
+    if len(ids) == 0:
+        return np.zeros(0, dtype=np.int64)
+    values = np.asarray(scores, dtype=np.float64)
+    return np.lexsort((np.asarray(ids, dtype=str), -values)).astype(np.int64)
+
+
+def rank_by_score(ids: Sequence[str], scores: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """1-based rank of each id over the whole set: highest score first, ties by ascending id."""
+    order = rank_order(ids, scores)
+    ranks = np.empty(len(ids), dtype=np.int64)
+    ranks[order] = np.arange(1, len(ids) + 1)
+    return ranks
+
+
+def _entries(tag: bytes, ids: Sequence[str], scores: Sequence[float]) -> Iterator[bytes]:
+    kind = {b"a": "alert", b"c": "cluster"}[tag]
+    values = np.asarray(scores, dtype=np.float64)
+    if len(ids) != values.size:
+        msg = f"{len(ids)} {kind} ids but {values.size} scores"
+        raise SubmissionError(msg)
+    if not np.isfinite(values).all():
+        msg = f"{int((~np.isfinite(values)).sum())} {kind} scores are NaN or infinite: no checksum exists"
+        raise SubmissionError(msg)
+    values = values + 0.0  # -0.0 becomes +0.0: equal scores give equal bytes
+    encoded = [i.encode() for i in ids]
+    little = values.astype("<f8")
+    for position in sorted(range(len(encoded)), key=lambda p: (encoded[p], values[p])):
+        entity = encoded[position]
+        yield tag + struct.pack("<I", len(entity)) + entity + little[position].tobytes()
+
+
 def submission_checksum(
     alert_ids: Sequence[str],
     alert_scores: Sequence[float],
     cluster_ids: Sequence[str] = (),
     cluster_scores: Sequence[float] = (),
 ) -> str:
-    """sha256 over ``alert:<id>:<score>`` then ``cluster:<id>:<score>`` lines, sorted by id."""
+    """Lower-case hex SHA-256 of every entity's entry, alerts first, then clusters (docs/miner-protocol.md).
+
+    An entry is ``tag || uint32-LE(len(id)) || id || float64-LE(score)``: tag ``a`` (0x61) for an
+    alert, ``c`` (0x63) for a cluster, the id as UTF-8, the score as IEEE-754 binary64 little-endian
+    with -0.0 written as 0.0. Entries of one kind are ordered by id bytes ascending (equal ids by
+    score). A NaN or infinite score has no checksum: ``SubmissionError``.
+    """
     digest = hashlib.sha256()
-    for kind, ids, scores in (("alert", alert_ids, alert_scores), ("cluster", cluster_ids, cluster_scores)):
-        for entity_id, score in sorted(zip(ids, scores, strict=True)):
-            digest.update(f"{kind}:{entity_id}:{float(score)!r}\n".encode())
+    for tag, ids, scores in ((b"a", alert_ids, alert_scores), (b"c", cluster_ids, cluster_scores)):
+        for entry in _entries(tag, ids, scores):
+            digest.update(entry)
     return digest.hexdigest()

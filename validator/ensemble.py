@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from streams import submission
+
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -77,11 +79,8 @@ class EnsembleScores:
 
 
 def rank_by_score(scores: Floats, ids: Sequence[str]) -> Ints:
-    """1-based rank by score descending, ties broken by id ascending."""
-    order = np.lexsort((np.asarray(ids, dtype=str), -scores)) if len(ids) else np.zeros(0, dtype=np.int64)
-    rank = np.empty(len(ids), dtype=np.int64)
-    rank[order] = np.arange(1, len(ids) + 1)
-    return rank
+    """1-based rank by score descending, ties broken by id ascending (the submission contract's rule)."""
+    return submission.rank_by_score(ids, scores)
 
 
 def ensemble_scores(matrix: Floats, weights: Floats, entity_ids: Sequence[str], *, top_k: int) -> EnsembleScores:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from streams.errors import SubmissionError
 from streams.submission import submission_checksum
 from validator.batches import BatchContents, Labels
 from validator.behaviour import PreviousEnsemble, Thresholds, Traps, assess_behaviour
@@ -97,9 +98,12 @@ def _facts_of(
     checksum_ok = counts_ok = None
     finished_ms = sub.last_produced_ms if sub else 0
     if marker is not None and sub is not None:
-        checksum_ok = marker.get("checksum") == submission_checksum(
-            sub.alert_ids, sub.alert_scores, sub.cluster_ids, sub.cluster_scores
-        )
+        try:
+            checksum_ok = marker.get("checksum") == submission_checksum(
+                sub.alert_ids, sub.alert_scores, sub.cluster_ids, sub.cluster_scores
+            )
+        except SubmissionError:  # a NaN or infinite score: no checksum can match
+            checksum_ok = False
         counts_ok = (
             _marker_int(marker, "alert_count") == len(sub.alert_ids)
             and _marker_int(marker, "cluster_count") == len(sub.cluster_ids)

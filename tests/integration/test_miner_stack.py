@@ -106,8 +106,9 @@ async def test_a_published_date_becomes_a_complete_submission(stack_settings: St
         sot_publisher.publish_labels(store, producer, topics, batch)
 
     honest = MinerSettings(stack=stack_settings, miner_id="honest", profile="honest-b", model_dir=tmp_path / "m")
-    paths = train_miner(honest, FIRST, FIRST + dt.timedelta(days=2), window_days=7, today=FIRST + dt.timedelta(days=3))
-    assert len(paths) == 3
+    last = FIRST + dt.timedelta(days=2)
+    outcome = train_miner(honest, FIRST, last, window_days=7, today=FIRST + dt.timedelta(days=3))
+    assert outcome.promoted and outcome.validation_dates == [last.isoformat()]
 
     # a bad event first (its manifest does not exist), then the real date
     missing = snapshot_key(NETWORK, FIRST - dt.timedelta(days=30), 7, MANIFEST)

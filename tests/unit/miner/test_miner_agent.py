@@ -16,7 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from miner_synth import Published, event_for, make_batch, parquet_bytes, publish
 
 from miner.agent import FAILED, STOPPED, SUBMITTED, MinerAgent
+from miner.app import scorer_context
 from miner.errors import MinerError
+from miner.plugins import make_scorer
 from miner.registry import ModelRegistry
 from miner.scoring import BatchScores
 from miner.settings import MinerSettings
@@ -80,13 +82,16 @@ def _agent(
     tmp_path: Path, store: FileObjectStore, registry: ModelRegistry, **kw: Any
 ) -> tuple[MinerAgent, FakeProducer]:
     producer = FakeProducer()
+    peers = kw.pop("peers", None)
+    settings = _settings(tmp_path, model_dir=registry.directory, **kw)
+    context = scorer_context(settings, peers)
     agent = MinerAgent(
-        _settings(tmp_path, **kw),
+        settings,
         store=store,
         producer=producer,
         codec=CODEC,
-        registry=registry,
-        peers=kw.pop("peers", None),
+        scorer=make_scorer(settings.scorer_spec, context),
+        stopping=context.stopping,
         signer=SIGNER,
     )
     return agent, producer
@@ -292,8 +297,9 @@ class FakePeers:
 
 
 async def test_copycat_reemits_its_source_with_small_noise(tmp_path: Path, published: Published) -> None:
-    ids = [f"a{i}" for i in range(50)]
-    source = BatchScores(ids, np.linspace(0, 1, 50), ["c1"], np.array([0.7]), {"alert_scorer": "v9"})
+    ids = published.held_out[-1].tables["alerts.parquet"]["alert_id"].to_pylist()[:50]
+    cluster = published.held_out[-1].tables["clusters.parquet"]["cluster_id"].to_pylist()[0]
+    source = BatchScores(ids, np.linspace(0, 1, 50), [cluster], np.array([0.7]), {"alert_scorer": "v9"})
     peers = FakePeers(source)
     agent, producer = _agent(
         tmp_path, published.store, ModelRegistry(tmp_path / "none"), profile="copycat", copy_of="m0", peers=peers
@@ -332,14 +338,14 @@ def test_copycat_needs_a_source(tmp_path: Path, published: Published) -> None:
 async def test_an_unexpected_failure_is_reported_not_fatal(
     tmp_path: Path, published: Published, registry_a: ModelRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import miner.agent
+    import miner.xgboost_scorer
 
     def broken(batch: object) -> None:
         raise ValueError("a library choked on this batch")
 
     agent, producer = _agent(tmp_path, published.store, registry_a)
     with monkeypatch.context() as patch:
-        patch.setattr(miner.agent, "build_alert_features", broken)
+        patch.setattr(miner.xgboost_scorer, "build_alert_features", broken)
         [outcome] = await agent.handle(_message(published.store, published.keys[-1]))
     assert outcome.status == FAILED
     [(_, error)] = producer.on("t.miner.errors")

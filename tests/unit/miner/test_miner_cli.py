@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,16 @@ def test_train_command_writes_three_models(
     models = sorted(p.name for p in (tmp_path / "home" / "models" / "m7").iterdir())
     assert len(models) == 6 and all(m.split("_v1.0.0_")[0] in {
         "alert_scorer_ethereum", "alert_ranker_ethereum", "cluster_scorer_ethereum"} for m in models)  # fmt: skip
-    assert "trained 3 models" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "trained alert_scorer_ethereum_v1.0.0_" in out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["promoted"] and summary["candidate"]["auc_pr"] > 0.3
+    assert (
+        summary["validation_dates"] == [last.isoformat()]
+        and len(summary["train_dates"]) == len(published.train_dates) - 1
+    )
     settings = MinerSettings(miner_id="m7", stack=StackSettings(_env_file=None, home=tmp_path / "home"))  # type: ignore[call-arg]
-    assert check_models(settings) == []
+    assert check_models(settings) is None
 
 
 def test_run_arguments() -> None:
@@ -54,7 +62,7 @@ def test_settings_validate_and_name_things(tmp_path: Path) -> None:
     settings = MinerSettings(miner_id="m-1", stack=stack)
     assert settings.models_path == tmp_path / "models" / "m-1"
     assert settings.group_id == "ns.miner-m-1"
-    assert check_models(settings) == ["alert_scorer", "alert_ranker", "cluster_scorer"]
-    assert check_models(MinerSettings(miner_id="m-1", stack=stack, profile="random")) == []
+    assert "no trained alert_scorer model" in (check_models(settings) or "")
+    assert check_models(MinerSettings(miner_id="m-1", stack=stack, profile="random")) is None
     with pytest.raises(ValueError, match="miner id"):
         MinerSettings(miner_id="Bad Id", stack=stack)

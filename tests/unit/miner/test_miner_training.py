@@ -116,8 +116,6 @@ def test_training_refuses_too_few_dates(published: Published) -> None:
     dates = labelled_dates(published.store, NETWORK, day, day, WINDOW, today=FUTURE)
     with pytest.raises(TrainingError, match="at least 2"):
         train_models(dates, network=NETWORK, window_days=WINDOW, profile=get_profile("honest-a"))
-    with pytest.raises(TrainingError, match="does not use trained models"):
-        train_models(dates, network=NETWORK, window_days=WINDOW, profile=get_profile("random"))
     with pytest.raises(TrainingError, match="before it starts"):
         labelled_dates(published.store, NETWORK, day, day - dt.timedelta(days=1), WINDOW)
 

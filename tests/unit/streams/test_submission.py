@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
-from streams.submission import complete_key, score_key, split_into_chunks, submission_checksum
+import numpy as np
+import pytest
+
+from streams.errors import SubmissionError
+from streams.submission import complete_key, rank_by_score, score_key, split_into_chunks, submission_checksum
 
 
 def test_chunks_cover_every_id_once_in_stable_buckets() -> None:
@@ -28,3 +33,35 @@ def test_checksum_ignores_order_but_not_values() -> None:
 def test_keys_lead_with_the_date() -> None:
     assert score_key(dt.date(2026, 1, 2), 3) == "2026-01-02:0003"
     assert complete_key(dt.date(2026, 1, 2)) == "2026-01-02:complete"
+
+
+def test_checksum_worked_example_of_the_protocol_document() -> None:
+    # docs/miner-protocol.md: two alerts and one cluster, entries in id byte order, alerts first
+    # fmt: off
+    entries = [
+        "61" "08000000" "616c6572742d3130" "9a9999999999b93f",  # a, len 8, "alert-10", 0.1
+        "61" "07000000" "616c6572742d32" "000000000000e03f",  # a, len 7, "alert-2", 0.5
+        "63" "03000000" "632d31" "000000000000f03f",  # c, len 3, "c-1", 1.0
+    ]
+    # fmt: on
+    expected = hashlib.sha256(bytes.fromhex("".join(entries))).hexdigest()
+    assert expected == "9ccfc480989083223cc5fd1a39b107f98a440987c19693d9441583c8a2214d8e"
+    assert submission_checksum(["alert-2", "alert-10"], [0.5, 0.1], ["c-1"], [1.0]) == expected
+    assert submission_checksum([], []) == hashlib.sha256(b"").hexdigest()
+    assert submission_checksum(["x"], [-0.0]) == submission_checksum(["x"], [0.0])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_checksum_refuses_scores_that_are_not_finite(bad: float) -> None:
+    with pytest.raises(SubmissionError, match="NaN or infinite"):
+        submission_checksum(["x", "y"], [0.5, bad])
+    with pytest.raises(SubmissionError, match="2 alert ids but 1 scores"):
+        submission_checksum(["x", "y"], [0.5])
+
+
+def test_ranks_by_score_then_id_in_code_point_order() -> None:
+    ids = ["b", "a", "c", "B", "é"]
+    ranks = rank_by_score(ids, np.array([0.5, 0.5, 0.9, 0.5, 0.5]))
+    # 0.9 first; the 0.5 ties by code point: "B" < "a" < "b" < "é"
+    assert ranks.tolist() == [4, 3, 1, 2, 5]
+    assert rank_by_score([], np.array([])).tolist() == []
