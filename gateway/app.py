@@ -26,6 +26,7 @@ from gateway.ranking import RankingCache
 from gateway.registry_api import registry_blueprint
 from gateway.routes import add_routes, json_answer
 from gateway.settings import GatewaySettings
+from gateway.weights import add_weights_route
 from streams.codec import AvroCodec
 from streams.health import Health, announce, watch_broker, withdraw
 from streams.retention import apply_retention
@@ -127,6 +128,7 @@ def create_app(settings: GatewaySettings, *, name: str = "riskstream_gateway") -
     app.ctx.building = {}  # (request key, stamp) -> answer being built
     app.blueprint(registry_blueprint(FileSchemaRegistry.default()))
     add_routes(app, settings)
+    add_weights_route(app, settings)
     app.error_handler.add(Exception, _error_answer)
 
     async def _started(request: Request) -> None:

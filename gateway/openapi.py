@@ -225,6 +225,20 @@ def build_spec(max_limit: int, version: str) -> Schema:
             "Dates with a committed ensemble", [_NETWORK], _answers(_obj(network=_STR, dates=_array(date_row)), 400)
         ),
         "/dates/latest": _get("The newest date with a committed ensemble", [_NETWORK], _answers(date_row, 400, 404)),
+        "/weights": _get(
+            "Miner weights of the newest ensemble (or of ?date=), normalised like a Bittensor subnet emits them",
+            [
+                _param("date", "query", {"type": "string", "format": "date"}, "default: the newest ensembled date"),
+                _NETWORK,
+                _param(
+                    "max_weight_limit",
+                    "query",
+                    {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                    "the subnet's max_weight_limit (default 1)",
+                ),
+            ],
+            _answers({"type": "object"}, 400, 404),
+        ),
         "/health": _get("Liveness and warehouse reachability", [], _answers({"type": "object"})),
         "/version": _get("Service and API version", [], _answers(_obj(name=_STR, version=_STR, api=_STR))),
     }

@@ -49,3 +49,7 @@ def register(subparsers: Any) -> None:
     keygen = actions.add_parser("keygen", help="create the validator's Ed25519 key pair (signs its outputs)")
     keygen.add_argument("--force", action="store_true", help="replace an existing key")
     keygen.set_defaults(run=_keygen)
+    from streams.cli import parse_date
+    from validator.weights import add_weights_command
+
+    add_weights_command(actions, parse_date)
