@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from miner.checks import checked_scores
 from miner.errors import MinerError, ModelNotFoundError, ScorerError, ScoringStopped
@@ -54,6 +54,7 @@ class AgentStats:
     failed: int = 0
     skipped: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
+    retrainings: list[dict[str, Any]] = field(default_factory=list)  # outcome of each background retraining
 
 
 def _network_date(object_key: str) -> tuple[str, dt.date] | None:

@@ -31,6 +31,7 @@ from miner.records import (
     heartbeat_record,
     registration_record,
 )
+from miner.retraining import Retrainer, record_training
 from miner.scorer import PeerSource, ScorerContext
 from miner.scoring import BatchScores
 from miner.settings import MinerSettings
@@ -176,7 +177,13 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
         )
     ensure_topics(
         stack.bootstrap_servers,
-        [topics.sot_batches, topics.miner_errors, topics.miner_registry, topics.miner_scores(settings.miner_id)],
+        [
+            topics.sot_batches,
+            topics.sot_labels,
+            topics.miner_errors,
+            topics.miner_registry,
+            topics.miner_scores(settings.miner_id),
+        ],
         partitions=stack.topic_partitions,
         replication=stack.replication_factor,
     )
@@ -201,15 +208,25 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
     beating = asyncio.create_task(_heartbeats(settings, agent, producer))
     health.details.append(lambda: {"lag": {topics.sot_batches: consumer.lag()}})
     watcher = asyncio.create_task(watch_broker(health, stack.bootstrap_servers), name="watch_broker")
+    retrainer = Retrainer(settings, agent, agent.store)
+    retraining: asyncio.Task[None] | None = None
+    done_serving = asyncio.Event()
     try:
         async with HealthServer({"/health": health.http_answer}, port=settings.health_port) as server, consumer:
             announced = announce(stack.home, health.service, server.url)
+            if settings.retrain and agent.scorer.trainable:
+                retraining = asyncio.create_task(_listen_for_labels(settings, retrainer, done_serving))
             say(f"miner {settings.miner_id} ({agent.scorer.name}) serving {topics.sot_batches} -> {agent.topic}")
             try:
-                return await agent.run(consumer, max_batches=max_batches)
+                stats = await agent.run(consumer, max_batches=max_batches)
+                stats.retrainings = retrainer.results
+                return stats
             finally:
                 withdraw(announced)
     finally:
+        done_serving.set()
+        if retraining is not None:
+            await asyncio.gather(retraining, return_exceptions=True)
         beating.cancel()
         await asyncio.gather(beating, return_exceptions=True)
         watcher.cancel()
@@ -222,6 +239,20 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
             key = settings.miner_id
             producer.send(topics.miner_registry, key, None, headers=agent.signer.headers(WITHDRAWAL, key, None))
         producer.flush()
+
+
+async def _listen_for_labels(settings: MinerSettings, retrainer: Retrainer, stop: asyncio.Event) -> None:
+    """``sot.labels`` in the miner's own labels group: each labelled date counts towards a retraining."""
+    stack = settings.stack
+    labels = AsyncBatchConsumer(
+        stack.bootstrap_servers,
+        f"{settings.group_id}-labels",
+        [stack.topics.sot_labels],
+        session_timeout_ms=stack.session_timeout_ms,
+        max_records=100,
+    )
+    async with labels:
+        await retrainer.run(labels, stop)
 
 
 async def _heartbeats(settings: MinerSettings, agent: MinerAgent, producer: BatchProducer) -> None:
@@ -289,6 +320,7 @@ def train_miner(
     outcome = train_validated(scorer, days, current=current, max_auc_pr_drop=settings.retrain_max_auc_pr_drop)
     if outcome.scorer is not None:
         version = outcome.scorer.save(settings.models_path)
+        record_training(settings.models_path, outcome.train_dates + outcome.validation_dates)
         say(f"saved {version} into {settings.models_path}")
     else:
         say(f"not promoted: {outcome.reason}")
