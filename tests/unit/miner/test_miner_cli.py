@@ -27,23 +27,22 @@ def test_train_command_writes_three_models(
     monkeypatch.chdir(tmp_path)  # no .riskstream/stack.env of a developer's stack
     monkeypatch.setenv("RISKSTREAM_OBJECT_STORE_URL", f"file://{published.store.root}")
     monkeypatch.setenv("RISKSTREAM_HOME", str(tmp_path / "home"))
-    first, last = published.train_dates[0], published.train_dates[-1]
+    first, last = published.train_dates[0], published.train_dates[2]  # 2 to fit on, 1 held out
     args = _parser().parse_args(
         ["miner", "train", "--miner-id", "m7", "--profile", "honest-b",
          "--start-date", first.isoformat(), "--end-date", last.isoformat(), "--window-days", "7"]
     )  # fmt: skip
     assert args.run(args) == 0
-    models = sorted(p.name for p in (tmp_path / "home" / "models" / "m7").iterdir())
+    models = sorted(p.name for p in (tmp_path / "home" / "models" / "m7").iterdir() if p.name != "retraining.json")
     assert len(models) == 6 and all(m.split("_v1.0.0_")[0] in {
         "alert_scorer_ethereum", "alert_ranker_ethereum", "cluster_scorer_ethereum"} for m in models)  # fmt: skip
     out = capsys.readouterr().out
     assert "trained alert_scorer_ethereum_v1.0.0_" in out
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["promoted"] and summary["candidate"]["auc_pr"] > 0.3
-    assert (
-        summary["validation_dates"] == [last.isoformat()]
-        and len(summary["train_dates"]) == len(published.train_dates) - 1
-    )
+    assert summary["validation_dates"] == [last.isoformat()] and summary["train_dates"] == [
+        d.isoformat() for d in published.train_dates[:2]
+    ]
     settings = MinerSettings(miner_id="m7", stack=StackSettings(_env_file=None, home=tmp_path / "home"))  # type: ignore[call-arg]
     assert check_models(settings) is None
 
