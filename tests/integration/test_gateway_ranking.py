@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 import uuid
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.errors import NotFoundError
 from gateway.params import Order, Page
 from gateway.queries import WarehouseReader, ensemble_page
 from gateway.ranking import RankingCache
 from gateway.routes import dumps
-from simulation import sample_date
+from simulation import as_messages, as_published, sample_date
 from streams.codec import AvroCodec
-from streams.kafka import Message
 from streams.schema_registry import FileSchemaRegistry
+from streams.signing import VALIDATOR, Signer
 from streams.topics import TopicNames
 from streams.warehouse import WarehouseSink
 
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 D1, D2 = dt.date(2026, 4, 10), dt.date(2026, 4, 11)
 CODEC = AvroCodec(FileSchemaRegistry.default())
+SIGNER = Signer(Ed25519PrivateKey.generate(), VALIDATOR)  # the sink stores what the validator signed
 
 
 class _CountingReader(WarehouseReader):
@@ -41,15 +42,14 @@ class _CountingReader(WarehouseReader):
 @pytest.fixture
 def reader(clickhouse: Any, topics: TopicNames) -> _CountingReader:
     database = f"r_{uuid.uuid4().hex[:12]}"
-    sink = WarehouseSink(clickhouse, database, topics, CODEC)
+    sink = WarehouseSink(clickhouse, database, topics, CODEC, validator_key=SIGNER.public_key)
     sink.ensure_tables()
-    now = int(time.time() * 1000)
     records = [
         *sample_date(CODEC, topics, D1, alerts=700, clusters=30, miners=("m1", "m2", "m3"), ground_truth=True),
         *sample_date(CODEC, topics, D1, alerts=700, clusters=30, miners=("m1", "m2", "m3"), version=2, seed=4),
         *sample_date(CODEC, topics, D2, alerts=400, clusters=12, miners=("m1", "m2"), seed=2),
     ]
-    sink.write([Message(t, 0, i, k.encode(), v, now) for i, (t, k, v) in enumerate(records)])
+    sink.write(as_messages(as_published(records, SIGNER, topics)))
     return _CountingReader(clickhouse, database)
 
 
@@ -98,10 +98,9 @@ def test_a_kept_version_answers_from_one_query_and_a_newer_version_replaces_it(
     assert reader.queries - before == 1 and dumps(again) == dumps(first) and first["version"] == 2
     assert [r["rank"] for r in orjson_rows(again)] == list(range(1, 101))
 
-    sink = WarehouseSink(clickhouse, reader.db, topics, CODEC)
-    now = int(time.time() * 1000)
+    sink = WarehouseSink(clickhouse, reader.db, topics, CODEC, validator_key=SIGNER.public_key)
     replay = sample_date(CODEC, topics, D1, alerts=700, clusters=30, miners=("m1", "m2", "m3"), version=3, seed=9)
-    sink.write([Message(t, 0, i, k.encode(), v, now) for i, (t, k, v) in enumerate(replay)])
+    sink.write(as_messages(as_published(replay, SIGNER, topics)))
     newer = asyncio.run(page())
     assert newer["version"] == 3 and dumps(newer) != dumps(first)
     with pytest.raises(NotFoundError):
