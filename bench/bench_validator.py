@@ -7,6 +7,7 @@ raw confluent-kafka consume + Avro decode loop over the same miner topics, in th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -17,42 +18,46 @@ from pathlib import Path
 from typing import Any
 
 import confluent_kafka
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from simulation import adversarial_panel, make_batch, submission_records, write_batch
 from streams.codec import AvroCodec
 from streams.kafka import BatchProducer, ensure_topics, high_watermarks
 from streams.objectstore import FileObjectStore
 from streams.schema_registry import FileSchemaRegistry
+from streams.signing import SCORE, Signer
 from streams.stack import free_port, start_broker, stop_process_group, wait_for_broker
 from streams.topics import TopicNames
 
 MINERS = ["honest-1", "honest-2", "honest-3", "random", "constant", "copycat"]
+SIGNERS = {m: Signer(Ed25519PrivateKey.generate(), m) for m in MINERS}  # miners sign; the validator checks
 ALERTS = int(os.environ.get("BENCH_VALIDATOR_ALERTS", "50000"))
 CHUNK = 1000
 
 
 def _prepare(
     topics: TopicNames, codec: AvroCodec, store: FileObjectStore, date: dt.date, n: int
-) -> tuple[list[tuple[str, str, bytes]], int]:
+) -> tuple[list[tuple[str, str, bytes, list[tuple[str, bytes]]]], int]:
     """The batch in the store, its event and every miner record, ready to send."""
     now = dt.datetime.now(dt.UTC)
     batch = make_batch(n, date, seed=date.day, published_at=now)
     key = write_batch(store, batch)
-    out = [(topics.sot_batches, f"{batch.network}:{date}", store.object_created_event(key, 1, "e", now))]
+    out = [(topics.sot_batches, f"{batch.network}:{date}", store.object_created_event(key, 1, "e", now), [])]
     panel = adversarial_panel(batch, seed=1)
     scores = 0
     for miner in MINERS:
         alerts, clusters = panel[miner]
         for k, v in submission_records(codec, batch, miner, alerts, clusters, now, chunk_size=CHUNK):
-            out.append((topics.miner_scores(miner), k, v))
+            signature = SIGNERS[miner].headers(SCORE, k, v, date=date, batch_id=batch.batch_id)
+            out.append((topics.miner_scores(miner), k, v, signature))
         scores += len(alerts) + len(clusters)
     return out, scores
 
 
-def _send(servers: str, records: list[tuple[str, str, bytes]]) -> None:
+def _send(servers: str, records: list[tuple[str, str, bytes, list[tuple[str, bytes]]]]) -> None:
     producer = BatchProducer(servers)
-    for topic, key, value in records:
-        producer.send(topic, key, value)
+    for topic, key, value, headers in records:
+        producer.send(topic, key, value, headers=headers)
     producer.flush()
 
 
@@ -136,6 +141,7 @@ def run() -> list[dict[str, Any]]:
                 RISKSTREAM_TOPIC_NAMESPACE="bench.",
                 RISKSTREAM_HOME=str(root / "home"),
                 VALIDATOR_EXPECTED_MINERS='["' + '","'.join(MINERS) + '"]',
+                VALIDATOR_MINER_KEYS=json.dumps({m: s.public_key for m, s in SIGNERS.items()}),
                 VALIDATOR_DEADLINE_S="600",
                 VALIDATOR_LOG_LEVEL=os.environ.get("BENCH_VALIDATOR_LOG_LEVEL", "WARNING"),
             )
@@ -152,7 +158,7 @@ def run() -> list[dict[str, Any]]:
             records, scores = _prepare(topics, codec, store, day, ALERTS)
             changelog = "riskstream-validator-chunks-changelog"
             chunks = _stored(servers, changelog) + sum(
-                1 for t, k, _ in records if t != topics.sot_batches and "complete" not in k
+                1 for t, k, _, _ in records if t != topics.sot_batches and "complete" not in k
             )
             started = time.perf_counter()
             _send(servers, records)
