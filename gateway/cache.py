@@ -38,6 +38,11 @@ class AnswerCache:
     def entries(self) -> int:
         return len(self._bodies)
 
+    @property
+    def stamped(self) -> bool:
+        """Whether stamps change when the warehouse may have (a generation, or a time-to-live)."""
+        return self._generation is not None or self._ttl_s > 0
+
     def stamp(self) -> int:
         """Read before querying: an answer built from older data must not outlive a newer insert."""
         if self._generation is not None:

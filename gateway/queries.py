@@ -145,13 +145,17 @@ async def ensemble_page(
     tau_days: int,
     rankings: RankingCache | None = None,
     encode: Callable[[Any], bytes] = orjson.dumps,
+    stamp: int | None = None,
 ) -> Row:
     """One page of a date's ensemble scores in the documented response shape.
 
-    One query (batch and validation status) when the version's ranking is kept in ``rankings``;
-    otherwise a second one reads the page.
+    One query (batch and validation status) when the version's ranking is kept in ``rankings``,
+    none while the warehouse ``stamp`` is unchanged; otherwise a second one reads the page.
     """
-    batch = await batch_status(reader, network, date)
+    if rankings is not None:
+        batch = await rankings.status((network, date), stamp, lambda: batch_status(reader, network, date))
+    else:
+        batch = await batch_status(reader, network, date)
     day: dt.date = batch["processing_date"]
     immediate, ground_truth = set(batch["immediate"]), int(batch["ground_truth"])
     id_column = f"{kind}_id"

@@ -93,6 +93,7 @@ class RankingCache:
         self._kept: OrderedDict[Key, VersionRanking] = OrderedDict()
         self._skipped: OrderedDict[Key, None] = OrderedDict()  # incomplete or over budget when loaded
         self._loading: dict[Key, asyncio.Future[VersionRanking]] = {}
+        self._status: OrderedDict[Any, tuple[int, Any]] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
@@ -138,6 +139,25 @@ class RankingCache:
             return ranking
         finally:
             del self._loading[key]
+
+    async def status(self, key: Any, stamp: int | None, load: Callable[[], Awaitable[Any]]) -> Any:
+        """``load()``'s answer, reused while ``stamp`` (the answer cache's warehouse stamp) is unchanged.
+
+        Which version is committed changes only when the warehouse does: with the sink in the
+        process the stamp is its write generation (exact); with the sink elsewhere it is the
+        answer cache's time-to-live window, the staleness every cached answer already has.
+        """
+        if not self.enabled or stamp is None:
+            return await load()
+        found = self._status.get(key)
+        if found is not None and found[0] == stamp:
+            return found[1]
+        value = await load()
+        self._status[key] = (stamp, value)
+        self._status.move_to_end(key)
+        while len(self._status) > _SKIPPED_KEYS:
+            self._status.popitem(last=False)
+        return value
 
     def _keep(self, key: Key, ranking: VersionRanking) -> None:
         self._kept[key] = ranking

@@ -121,6 +121,7 @@ def add_routes(app: Sanic[Any, Any], settings: GatewaySettings) -> None:  # noqa
                 lambda: queries.ensemble_page(
                     reader(request), kind, network, day, page, order, min_score, tau_days=settings.tau_days,
                     rankings=request.app.ctx.rankings, encode=dumps,
+                    stamp=request.app.ctx.cache.stamp() if request.app.ctx.cache.stamped else None,
                 ),
                 ("network", "limit", "offset", "min_score", "order"),
                 day, network, page, order, min_score,

@@ -132,3 +132,25 @@ def test_a_failed_load_reaches_every_waiter_and_is_retried() -> None:
         return await cache.get(key, 5, load)
 
     assert asyncio.run(main()) is not None and calls == 2
+
+
+def test_the_committed_status_is_read_again_only_when_the_stamp_moves() -> None:
+    cache = RankingCache(1 << 20)
+    reads = 0
+
+    async def load() -> int:
+        nonlocal reads
+        reads += 1
+        return reads
+
+    async def main() -> list[int]:
+        key = ("ethereum", None)
+        return [
+            await cache.status(key, 7, load),
+            await cache.status(key, 7, load),  # same warehouse stamp: the same answer
+            await cache.status(key, 8, load),  # the warehouse changed
+            await cache.status(key, None, load),  # no stamp (no generation, no time-to-live): always read
+            await RankingCache(0).status(key, 8, load),  # cache off: always read
+        ]
+
+    assert asyncio.run(main()) == [1, 1, 2, 3, 4]
