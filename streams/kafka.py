@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -81,6 +82,7 @@ class Message:
     value: bytes | None
     timestamp_ms: int
     headers: tuple[tuple[str, bytes], ...] = ()
+    log_append_time: bool = False  # the broker, not the producer, set ``timestamp_ms``
 
 
 class Producer(Protocol):
@@ -543,6 +545,7 @@ class AsyncBatchConsumer:
                 m.value,
                 m.timestamp,
                 tuple((k, bytes(v)) for k, v in (m.headers or ())),
+                m.timestamp_type == 1,
             )
             for records in found.values()
             for m in records
@@ -577,3 +580,23 @@ class AsyncBatchConsumer:
             known = True
             total += max(high - self._next.get(tp, high), 0)
         return total if known else None
+
+    async def caught_up(self) -> bool:
+        """Every assigned partition has been read up to the end offset asked for now.
+
+        False while no partition is assigned (a group join under way), unless no topic matches
+        the subscription at all. Call it after ``getmany`` returned fewer than ``max_records``
+        (nothing buffered is left behind).
+        """
+        consumer = self._consumer
+        assigned = consumer.assignment()
+        if not assigned:
+            names = await consumer.topics()
+            if self._pattern:
+                return not any(re.match(self._pattern, name) for name in names)
+            return not any(name in names for name in self._topics)
+        ends = await consumer.end_offsets(list(assigned))
+        for tp in assigned:
+            if await consumer.position(tp) < ends[tp]:
+                return False
+        return True

@@ -12,6 +12,7 @@ the same bytes).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import confluent_kafka
 import faust
 
 from streams.codec import AvroCodec
@@ -32,8 +34,8 @@ from streams.health import Health, HealthServer, announce, watch_broker, withdra
 from streams.kafka import BatchProducer, ensure_topics
 from streams.objectstore import open_stack_store
 from streams.schema_registry import registry_from_url
-from streams.signing import CONTROL, REANNOUNCE, VALIDATOR, Signer, SigningProducer, load_or_create_key
-from validator.bridge import Gate, InboxRecord, forwarded_by_bridge, run_bridge
+from streams.signing import CONTROL, REANNOUNCE, VALIDATOR, Signer, SigningProducer, claim_of, load_or_create_key
+from validator.bridge import Gate, InboxRecord, MarkerSender, forwarded_by_bridge, run_bridge
 from validator.control import ControlAuthority, read_date
 from validator.errors import ControlRefused, ReplayError, ValidatorError
 from validator.identity import IdentityError, KeyBook
@@ -41,6 +43,7 @@ from validator.registry import apply_registry_record
 from validator.rounds import Rounds
 from validator.settings import ValidatorSettings
 from validator.tables import ValidatorTables, define_tables, source_position
+from validator.watermark import Watermarks, watermark_of
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class Validator:
     keys: KeyBook
     gate: Gate
     authority: ControlAuthority
+    markers: MarkerSender
     health: Health = field(default_factory=lambda: Health("validator"))
     epoch: str = ""  # the broker log's token (streams.epoch), set when the worker starts
     lost_log: str = ""  # why the worker stopped itself: the broker lost the log under it
@@ -121,14 +125,24 @@ def create_validator(settings: ValidatorSettings) -> Validator:
     producer = BatchProducer(stack.bootstrap_servers)
     bridge_producer = BatchProducer(stack.bootstrap_servers)
     # every ensemble, batch and result record carries the validator's signature (Kafka headers)
-    rounds = Rounds(tables, settings, codec, store, SigningProducer(producer, signer, stack.topics), private_store)
+    # with the bridge in front, a deadline closes a round only once the inbox is read up to it
+    marks = Watermarks(stack.topic_partitions) if settings.close_when_caught_up else None
+    rounds = Rounds(
+        tables, settings, codec, store, SigningProducer(producer, signer, stack.topics), private_store, marks
+    )
     keys = KeyBook(tables.identities, settings.miner_keys)
     gate = Gate(keys, stack.topics, signer, unbound_grace_s=settings.unbound_grace_s)
     authority = ControlAuthority(
         lambda: operator_keys(stack), per_date=settings.replays_per_date, window_s=settings.replay_window_s
     )
     health = Health("validator", settings.health_max_unreachable_s)
-    validator = Validator(settings, app, tables, rounds, producer, bridge_producer, keys, gate, authority, health)
+    marker_config = {"bootstrap.servers": stack.bootstrap_servers, "linger.ms": 5, "logger": log}
+    markers = MarkerSender(
+        lambda: confluent_kafka.Producer(marker_config), stack.topics.validator_inbox, stack.topic_partitions
+    )
+    validator = Validator(
+        settings, app, tables, rounds, producer, bridge_producer, keys, gate, authority, markers, health
+    )
     _wire(validator)
     return validator
 
@@ -166,17 +180,25 @@ def _wire(v: Validator) -> None:
     async def validate_scores(stream: Any) -> None:
         async for events in stream.take_events(settings.take_size, within=settings.take_within_s):
             records = []
+            marks: list[tuple[int, int]] = []
             for e in events:
+                mark = watermark_of(public_key, e.key, e.value, e.message.headers)
+                if mark is not None:  # the bridge has forwarded everything on the broker before ``mark``
+                    marks.append((e.message.partition, mark))
+                    continue
                 record = InboxRecord.from_message(
                     e.key, e.value, e.message.headers, e.message.topic, e.message.partition, e.message.offset
                 )
                 refused = forwarded_by_bridge(public_key, record, e.message.headers)
-                if refused is None:
-                    records.append(record)
+                if refused is None:  # the bridge's signed time is the record's trusted arrival time
+                    records.append(dataclasses.replace(record, seen_ms=claim_of(e.message.headers).signed_at_ms))
                 else:  # written to the inbox by someone else: it never reaches a round
                     log.warning("inbox record at %s dropped: %s", _position(e), refused)
             started = time.perf_counter()
             await rounds.ingest_async(records)
+            if rounds.watermarks is not None:
+                for partition, mark in marks:  # after the records that came before them
+                    rounds.watermarks.advance(partition, mark)
             await rounds.check_async(_now_ms())
             v.health.progressed(f"validated {len(records)} inbox records")
             log.debug("inbox batch of %d records in %.3fs", len(records), time.perf_counter() - started)
@@ -184,7 +206,8 @@ def _wire(v: Validator) -> None:
     @app.agent(batches, name="open_rounds", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
     async def open_rounds(stream: Any) -> None:
         async for event in stream.events():
-            await rounds.open_batch_async(event.value, _position(event), event.key, reopen=_reopener(v, event))
+            if await rounds.open_batch_async(event.value, _position(event), event.key, reopen=_reopener(v, event)):
+                await rounds.check_async(_now_ms())  # submissions may have arrived before the batch event
 
     @app.agent(labels, name="judge_labels", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
     async def judge_labels(stream: Any) -> None:
@@ -285,6 +308,9 @@ def _wire(v: Validator) -> None:
             v.gate,
             session_timeout_ms=settings.stack.session_timeout_ms,
             max_records=settings.bridge_max_records,
+            markers=v.markers,
+            watermark_interval_s=settings.watermark_interval_s,
+            log_append_time=settings.trust_log_append_time,
         )
 
 

@@ -17,15 +17,17 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.errors import KafkaError
 from streams.kafka import AsyncBatchConsumer, BatchProducer, Message
 from streams.signing import INBOX, SignatureError, Signer, verify_forwarded
 from streams.topics import TopicNames
 from validator.identity import IdentityError, KeyBook
 from validator.tables import source_position
+from validator.watermark import MARKER_VALUE, marker_headers
 
 SOURCE_TOPIC = "source_topic"
 SOURCE_PARTITION = "source_partition"
@@ -45,6 +47,7 @@ class InboxRecord:
     partition: int
     offset: int
     signature: tuple[tuple[str, bytes], ...] = ()  # the sender's signature headers, where they are kept
+    seen_ms: int | None = None  # when the bridge first saw it (its signed time): the trusted arrival time
 
     @property
     def position(self) -> str:
@@ -142,22 +145,56 @@ class Gate:
         return waiting
 
 
-def forward(producer: BatchProducer, inbox: str, messages: Sequence[Message], gate: Gate) -> int:
-    """Forward what the gate lets through, dead-letter the rest; returns how many were dead-lettered."""
+def seen_at(message: Message, now_ms: int, *, log_append_time: bool = True) -> int:
+    """The trusted arrival time of a record: the broker's append time where the topic records it
+    (and ``log_append_time`` trusts it), else when the bridge saw it; never the sender's clock."""
+    return message.timestamp_ms if log_append_time and message.log_append_time else now_ms
+
+
+def forward(
+    producer: BatchProducer, inbox: str, messages: Sequence[Message], gate: Gate, *, log_append_time: bool = True
+) -> int:
+    """Forward what the gate lets through, dead-letter the rest; returns how many were dead-lettered.
+
+    The bridge's signature on a forwarded record carries its trusted arrival time (``seen_at``).
+    """
     dead = 0
+    now = int(time.time() * 1000)
     for m in messages:
         record = InboxRecord(m.key, m.value, m.topic, m.partition, m.offset)
         reason = gate.check(m)
         if reason is None:
             headers = record.headers()
             if gate.signer is not None:
-                headers += gate.signer.headers(INBOX, m.key, m.value, batch_id=record.position)
+                seen = seen_at(m, now, log_append_time=log_append_time)
+                headers += gate.signer.headers(INBOX, m.key, m.value, batch_id=record.position, signed_at_ms=seen)
             producer.send(inbox, m.key, m.value, headers=headers)
             continue
         dead += 1
         producer.send(gate.topics.dlq("scores"), m.key, m.value, headers=record.headers(reason))
         log.warning("record at %s dead-lettered: %s", record.position, reason)
     return dead
+
+
+class MarkerSender:
+    """Writes a bridge watermark to every partition of the inbox (``partitions`` of them)."""
+
+    def __init__(self, make_producer: Callable[[], Any], inbox: str, partitions: int) -> None:
+        self._make_producer = make_producer  # a confluent_kafka.Producer: markers go to named partitions
+        self.producer: Any = None  # made on the first marker, by the running bridge
+        self.inbox = inbox
+        self.partitions = partitions
+
+    def send(self, signer: Signer, at_ms: int) -> None:
+        if self.producer is None:
+            self.producer = self._make_producer()
+        for partition in range(self.partitions):
+            headers = marker_headers(signer, at_ms, partition)
+            self.producer.produce(self.inbox, value=MARKER_VALUE, partition=partition, headers=headers)
+        remaining = self.producer.flush(30.0)
+        if remaining:
+            msg = f"{remaining} watermarks not delivered to {self.inbox}"
+            raise KafkaError(msg)
 
 
 def forwarded_by_bridge(public_key: str, record: InboxRecord, headers: Any) -> str | None:
@@ -186,8 +223,15 @@ async def run_bridge(
     *,
     session_timeout_ms: int = 10_000,
     max_records: int = 5_000,
+    markers: MarkerSender | None = None,
+    watermark_interval_s: float = 0.5,
+    log_append_time: bool = True,
 ) -> None:
-    """Forward until cancelled; a forward that cannot be flushed stops here before committing."""
+    """Forward until cancelled; a forward that cannot be flushed stops here before committing.
+
+    With ``markers``, whenever the bridge has forwarded everything that was on the broker (at most
+    every ``watermark_interval_s``) it writes a signed watermark to every inbox partition.
+    """
     async with AsyncBatchConsumer(
         bootstrap_servers,
         group_id,
@@ -195,9 +239,22 @@ async def run_bridge(
         session_timeout_ms=session_timeout_ms,
         max_records=max_records,
     ) as consumer:
-        async for batch in consumer.batches():
-            await wait_for_keys(gate, batch)
-            forward(producer, topics.validator_inbox, batch, gate)
-            await asyncio.to_thread(producer.flush)
-            await consumer.commit()
-            log.debug("bridge forwarded %d records", len(batch))
+        marked = 0.0
+        while True:
+            batch = await consumer.getmany()
+            if batch:
+                await wait_for_keys(gate, batch)
+                forward(producer, topics.validator_inbox, batch, gate, log_append_time=log_append_time)
+                await asyncio.to_thread(producer.flush)
+                await consumer.commit()
+                log.debug("bridge forwarded %d records", len(batch))
+            else:
+                await asyncio.sleep(0)
+            if markers is None or gate.signer is None or len(batch) >= max_records:
+                continue
+            if time.monotonic() - marked < watermark_interval_s:
+                continue
+            at_ms = int(time.time() * 1000)  # before the end offsets are asked for
+            if await consumer.caught_up():
+                await asyncio.to_thread(markers.send, gate.signer, at_ms)
+                marked = time.monotonic()

@@ -49,6 +49,7 @@ from validator.tables import (
 log = logging.getLogger(__name__)
 
 Found = list[tuple[ObjectCreated, str, Manifest]]
+KEEP_ARRIVALS = 50  # completion markers whose arrival is remembered per miner and round
 
 
 class Outputs:
@@ -196,7 +197,8 @@ class Intake:
         for key in keys_with_prefix(self.tables.chunks, rkey.prefix):
             del self.tables.chunks[key]
         for key, value in list(items_with_prefix(self.tables.stats, rkey.prefix)):
-            kept = {"late": value.get("late", [])} if keep_counts else {}
+            # arrival times survive: a replay or a re-scored batch reuses when the scores were first seen
+            kept = {k: value[k] for k in ("late", "arrivals", "firsts") if k in value} if keep_counts else {}
             self.tables.stats[key] = kept
 
     def expected_miners(self, now_ms: int | None = None) -> list[str]:
@@ -221,11 +223,22 @@ class Intake:
         return True
 
     # ---- validator.inbox ---------------------------------------------------------------------
-    def ingest(self, records: Sequence[InboxRecord], *, replaying: bool = False, flush: bool = True) -> set[str]:
+    def ingest(
+        self,
+        records: Sequence[InboxRecord],
+        *,
+        replaying: bool = False,
+        flush: bool = True,
+        now_ms: int | None = None,
+    ) -> set[str]:
         """Store a batch of miner records, count facts, dead-letter what cannot be used.
 
+        A completion marker's trusted time is when the bridge saw it (``seen_ms``; a replayed
+        marker reuses the time it was first seen; else ``now_ms``), never its ``produced_at``;
+        its submission time is when these same scores (checksum) were first seen for the date.
         With ``flush=False`` the caller flushes the dead letters (off the event loop).
         """
+        now = int(time.time() * 1000) if now_ms is None else now_ms
         stats: dict[str, dict[str, Any]] = {}
         index: dict[str, dict[str, dict[str, int]]] = {}
         touched: set[str] = set()
@@ -270,6 +283,14 @@ class Intake:
             if decoded.name == COMPLETE_RECORD:
                 if (st.get("complete") or {}).get("position") == rec.position:
                     continue
+                arrivals = dict(st.get("arrivals") or {})
+                seen = int(arrivals.get(rec.position, rec.seen_ms if rec.seen_ms is not None else now))
+                arrivals[rec.position] = seen
+                firsts = dict(st.get("firsts") or {})
+                checksum = str(body["checksum"])
+                firsts[checksum] = min(int(firsts.get(checksum, seen)), seen)
+                st["arrivals"] = dict(sorted(arrivals.items(), key=lambda kv: kv[1])[-KEEP_ARRIVALS:])
+                st["firsts"] = dict(sorted(firsts.items(), key=lambda kv: kv[1])[:KEEP_ARRIVALS])
                 st["complete"] = {
                     "position": rec.position,
                     "alert_count": int(body["alert_count"]),
@@ -278,7 +299,9 @@ class Intake:
                     "cluster_chunks": int(body["cluster_chunks"]),
                     "checksum": str(body["checksum"]),
                     "model_versions": dict(sorted(body["model_versions"].items())),
-                    "produced_at": _as_millis(body["produced_at"]),
+                    "produced_at": _as_millis(body["produced_at"]),  # the miner's claim: informational
+                    "seen_at": seen,
+                    "first_seen": int(firsts[checksum]),
                 }
                 if emitted:
                     _add(st, "late", rec.position)

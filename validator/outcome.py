@@ -79,6 +79,17 @@ class RoundOutcome:
         return bool(self.integrity[row].passed and self.behaviour[row].passed)
 
 
+def trusted_completion(marker: Mapping[str, Any]) -> int:
+    """When the validator saw this completion marker (what latency counts); ``produced_at`` only
+    for state written before arrival times were kept."""
+    return int(marker.get("seen_at", marker.get("produced_at", 0)))
+
+
+def submitted_at(marker: Mapping[str, Any]) -> int:
+    """When these scores were first seen for the date (trusted order: the later submitter is the copy)."""
+    return int(marker.get("first_seen", trusted_completion(marker)))
+
+
 def _marker_int(marker: Mapping[str, Any], name: str) -> int:
     return int(marker.get(name, -1))
 
@@ -96,7 +107,7 @@ def _facts_of(
     out_of_range = int((~np.isfinite(every) | (every < 0.0) | (every > 1.0)).sum())
     marker = facts.marker
     checksum_ok = counts_ok = None
-    finished_ms = sub.last_produced_ms if sub else 0
+    finished_ms = 0  # without a marker there is no trusted completion time
     if marker is not None and sub is not None:
         try:
             checksum_ok = marker.get("checksum") == submission_checksum(
@@ -111,7 +122,7 @@ def _facts_of(
             and _marker_int(marker, "cluster_chunks") == sub.cluster_chunks
         )
     if marker is not None:
-        finished_ms = int(marker.get("produced_at", finished_ms))
+        finished_ms = trusted_completion(marker)
     latency = (finished_ms - published_ms) / 1000.0 if finished_ms else None
     result = SubmissionFacts(
         completed=marker is not None,
@@ -162,8 +173,7 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
             )
         )
         completed.append(counted.completed)
-        marker_at = int(facts.marker.get("produced_at", 0)) if facts.marker else 0
-        completed_at.append(marker_at or (sub.last_produced_ms if sub else 0))
+        completed_at.append(submitted_at(facts.marker) if facts.marker else 0)
     traps = None
     if len(contents.trap_ids):
         pos = np.searchsorted(contents.alert_ids, contents.trap_ids)
@@ -174,7 +184,7 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
         )
         traps = Traps(pos[ok].astype(np.int64), contents.trap_labels[ok])
     thresholds = Thresholds(settings.plagiarism_corr, settings.plagiarism_mad, settings.random_corr)
-    # a copier is the later submitter; submission time is the completion marker's production time
+    # a copier is the later submitter, by when the validator first saw its scores (never a sender's clock)
     submitted = [float(t) if t else float("inf") for t in completed_at]
     previous = None
     if inputs.previous is not None and len(inputs.previous.scores) == n_alerts:

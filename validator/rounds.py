@@ -39,6 +39,7 @@ from validator.outcome import RoundOutcome
 from validator.settings import ValidatorSettings
 from validator.state import RoundState
 from validator.tables import RoundKey, StoredEnsemble, ValidatorTables, date_of_key
+from validator.watermark import Watermarks
 
 log = logging.getLogger(__name__)
 Reopen = Callable[[dt.date], str | None]
@@ -63,6 +64,7 @@ class Rounds:
         store: ObjectStore,
         producer: Producer,
         private_store: ObjectStore | None = None,
+        watermarks: Watermarks | None = None,
     ) -> None:
         self.tables = tables
         self.settings = settings
@@ -73,6 +75,8 @@ class Rounds:
         self.intake = Intake(tables, settings, codec, store, self.outputs)
         self.emitter = Emitter(tables, settings, codec, store, self.outputs, self.intake.decoded, private_store)
         self._lock = asyncio.Lock()
+        # with a bridge in front: deadlines close only once the inbox is read up to them
+        self.watermarks = watermarks
 
     @property
     def producer(self) -> Producer:
@@ -120,9 +124,9 @@ class Rounds:
             return self.intake.note_labels(await _in_thread(self.intake.manifests, data, position, key))
 
     # ---- validator.inbox ---------------------------------------------------------------------
-    def ingest(self, records: Sequence[InboxRecord], *, replaying: bool = False) -> set[str]:
+    def ingest(self, records: Sequence[InboxRecord], *, replaying: bool = False, now_ms: int | None = None) -> set[str]:
         """Store a batch of miner records, count facts, dead-letter what cannot be used."""
-        return self.intake.ingest(records, replaying=replaying)
+        return self.intake.ingest(records, replaying=replaying, now_ms=now_ms)
 
     async def ingest_async(self, records: Sequence[InboxRecord]) -> set[str]:
         async with self._lock:
@@ -147,11 +151,14 @@ class Rounds:
         if state.open:
             if self.intake.all_complete(rkey):
                 return "all_complete"
-            if now_ms >= state.deadline_at:
+            if now_ms >= state.deadline_at and self._read_up_to(state.deadline_at):
                 return "deadline"
         elif state.emitted and state.late_pending and self.settings.allow_late_versions:
             return "late_records"
         return None
+
+    def _read_up_to(self, at_ms: int) -> bool:
+        return self.watermarks is None or self.watermarks.caught_up(at_ms)
 
     def _job(self, rkey: RoundKey, trigger: str, *, reweigh: bool = False) -> EmitJob:
         return self.emitter.prepare_emit(rkey, trigger, self.expected_miners(), reweigh=reweigh)

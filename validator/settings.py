@@ -53,6 +53,17 @@ class ValidatorSettings(ServiceSettings):
     web_enabled: bool = Field(False, description="run Faust's web server")
     web_port: int = Field(6066, ge=1, le=65535)
     bridge_max_records: int = Field(5000, ge=1)
+    close_when_caught_up: bool = Field(
+        True,
+        description="a deadline closes a round only once the bridge's watermarks say every record that reached "
+        "the broker before it has been read (a restarted validator first reads what arrived while it was down)",
+    )
+    watermark_interval_s: float = Field(0.5, gt=0, description="how often the caught-up bridge marks the inbox")
+    trust_log_append_time: bool = Field(
+        True,
+        description="a miner record's arrival time is the broker's LogAppendTime when its topic records one "
+        "(message.timestamp.type=LogAppendTime; the local broker ignores it), else when the bridge saw it",
+    )
     miner_keys: dict[str, str] = Field(
         default_factory=dict,
         description="miner id -> Ed25519 public key (hex), the production allow-list; empty: trust on first use",

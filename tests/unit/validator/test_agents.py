@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 from types import SimpleNamespace
@@ -53,6 +54,11 @@ async def test_agents_open_a_round_and_emit_from_inbox_batches(
         await inbox.put(b"garbage", key=garbage.key, headers=dict(signed))
         forged = InboxRecord(b"2026-01-02:0002", b"forged", topics.miner_scores("honest-1"), 0, 99)
         await inbox.put(b"forged", key=forged.key, headers=dict(forged.headers()))  # not from the bridge: dropped
+        # the round closes in a worker thread: wait for it before the agents stop
+        for _ in range(600):
+            if (validator.tables.batches.get("2026-01-02|ethereum") or {}).get("emitted"):
+                break
+            await asyncio.sleep(0.05)
     alerts = producer.on(topics.ensemble_alerts)
     assert len(alerts) == 120
     assert len(producer.on(topics.dlq("scores"))) == 1

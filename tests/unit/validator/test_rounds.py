@@ -32,16 +32,33 @@ LABELS_DUE_MS = int(dt.datetime(2026, 1, 9, tzinfo=dt.UTC).timestamp() * 1000)  
 T0 = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)
 
 
-def _records(codec: AvroCodec, batch: SyntheticBatch, miners: list[str], seed: int = 7) -> list[InboxRecord]:
+def _ms(when: dt.datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def _records(
+    codec: AvroCodec,
+    batch: SyntheticBatch,
+    miners: list[str],
+    seed: int = 7,
+    *,
+    claims: dict[str, dt.datetime] | None = None,
+    first_offset: int = 0,
+    seen_from: dt.datetime = T0,
+) -> list[InboxRecord]:
+    """Each miner's records as the bridge forwards them: seen 10 s + i after ``seen_from`` (the copycat
+    100 s later); ``claims`` overrides the ``produced_at`` a miner writes."""
     panel = adversarial_panel(batch, seed=seed)
     out = []
     for i, miner in enumerate(miners):
         alerts, clusters = panel[miner]
-        at = T0 + dt.timedelta(seconds=10 + i + (100 if miner == "copycat" else 0))
+        seen = seen_from + dt.timedelta(seconds=10 + i + (100 if miner == "copycat" else 0))
+        claimed = (claims or {}).get(miner, seen)
         for offset, (key, value) in enumerate(
-            submission_records(codec, batch, miner, alerts, clusters, at, chunk_size=40)
+            submission_records(codec, batch, miner, alerts, clusters, claimed, chunk_size=40)
         ):
-            out.append(InboxRecord(key.encode(), value, f"scores.{miner}", 0, offset))
+            record = InboxRecord(key.encode(), value, f"scores.{miner}", 0, first_offset + offset, seen_ms=_ms(seen))
+            out.append(record)
     return out
 
 
@@ -473,3 +490,65 @@ def test_invalid_submissions_earn_no_ground_truth_credit(
     # the copy scores as well as its original on the labels, and still earns nothing
     assert truth["copycat"]["metrics"]["auc_pr"] == pytest.approx(truth["honest-1"]["metrics"]["auc_pr"], abs=0.02)
     assert truth["honest-1"]["final_score"] > 0.3
+
+
+def test_order_is_when_the_validator_saw_a_submission_not_what_the_miner_wrote(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    _open(rounds, store, batch)
+    # the copycat backdates its produced_at by an hour; the bridge saw it 100 s after honest-1
+    rounds.ingest(_records(codec, batch, PANEL, claims={"copycat": T0 - dt.timedelta(hours=1)}))
+    rounds.check(0)
+    results = {r["miner_id"]: r for r in _decoded(codec, producer, rounds.topics.validator_results)}
+    assert "plagiarism: near-identical to honest-1, which submitted earlier" in results["copycat"]["reasons"]
+    assert results["honest-1"]["reasons"] == [] and results["honest-1"]["weight"] > 0.2
+    assert results["copycat"]["weight"] == 0.0
+
+
+def test_a_rescored_batch_keeps_the_order_in_which_the_scores_were_first_seen(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    key = _open(rounds, store, batch)
+    rounds.ingest(_records(codec, batch, PANEL))
+    rounds.check(0)
+    rounds.open_batch(store.object_created_event(key, 1, "etag", T0), "sot.batches:0:1")
+    # re-announced: the copycat re-sends its cached copy at once, honest-1 re-scores an hour later
+    later = T0 + dt.timedelta(hours=1)
+    copy = _records(codec, batch, ["copycat"], first_offset=1000, seen_from=T0)
+    rest = _records(codec, batch, [m for m in PANEL if m != "copycat"], first_offset=1000, seen_from=later)
+    rounds.ingest([*copy, *rest])
+    assert rounds.check(0) == [(round_key(DATE, "ethereum"), 2, "all_complete")]
+    second = {r["miner_id"]: r for r in _decoded(codec, producer, rounds.topics.validator_results) if r["version"] == 2}
+    assert "plagiarism: near-identical to honest-1, which submitted earlier" in second["copycat"]["reasons"]
+    assert second["honest-1"]["reasons"] == [] and second["honest-1"]["weight"] > 0.2
+
+
+def test_a_deadline_closes_only_once_the_inbox_is_read_up_to_it(
+    tmp_path: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    from validator_fakes import make_settings
+
+    from validator.tables import ValidatorTables
+    from validator.watermark import Watermarks
+
+    producer = RecordingProducer()
+    marks = Watermarks(partitions=2)
+    settings = make_settings(tmp_path, expected_miners=["honest-1", "honest-2", "ghost"], deadline_s=5)
+    rounds = Rounds(ValidatorTables.in_memory(), settings, codec, store, producer, watermarks=marks)
+    _open(rounds, store, batch)
+    deadline = _ms(T0) + 5000
+    rounds.ingest(_records(codec, batch, ["honest-1"]))
+    assert rounds.check(deadline + 60_000) == []  # past the deadline, but nothing says the inbox is read
+    marks.advance(0, deadline + 1)
+    assert rounds.check(deadline + 60_000) == []  # one partition of two
+    marks.advance(1, deadline - 1)
+    assert rounds.check(deadline + 60_000) == []  # read only up to before the deadline
+    # what arrived on time while the validator was behind (or down) is read before it closes
+    rounds.ingest(_records(codec, batch, ["honest-2"], first_offset=500))
+    marks.advance(1, deadline + 1)
+    assert rounds.check(deadline + 60_000) == [(round_key(DATE, "ethereum"), 1, "deadline")]
+    (summary,) = _decoded(codec, producer, rounds.topics.ensemble_batches)
+    used = {m["miner_id"]: m for m in summary["miners"]}
+    assert used["honest-2"]["completed"] and used["honest-2"]["weight"] > 0.2
