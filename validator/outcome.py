@@ -90,6 +90,24 @@ def submitted_at(marker: Mapping[str, Any]) -> int:
     return int(marker.get("first_seen", trusted_completion(marker)))
 
 
+def submission_order(
+    miners: Sequence[str], first_seen: Sequence[int], markers: Sequence[Mapping[str, Any] | None]
+) -> list[float]:
+    """Each miner's place in the trusted order (0 = first; never submitted: infinity).
+
+    By when the validator first saw the scores; miners seen at the same instant (forwarded in one
+    bridge batch, e.g. after a restart) are ordered by their own ``produced_at`` claims, then id:
+    a claim only decides where the validator has no evidence of its own.
+    """
+    claimed = [int(m.get("produced_at", 0)) if m else 0 for m in markers]
+    done = [i for i, t in enumerate(first_seen) if t]
+    ranked = sorted(done, key=lambda i: (first_seen[i], claimed[i], miners[i]))
+    place = [float("inf")] * len(miners)
+    for position, i in enumerate(ranked):
+        place[i] = float(position)
+    return place
+
+
 def _marker_int(marker: Mapping[str, Any], name: str) -> int:
     return int(marker.get(name, -1))
 
@@ -185,7 +203,7 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
         traps = Traps(pos[ok].astype(np.int64), contents.trap_labels[ok])
     thresholds = Thresholds(settings.plagiarism_corr, settings.plagiarism_mad, settings.random_corr)
     # a copier is the later submitter, by when the validator first saw its scores (never a sender's clock)
-    submitted = [float(t) if t else float("inf") for t in completed_at]
+    submitted = submission_order(miners, completed_at, [inputs.facts.get(m, MinerFacts()).marker for m in miners])
     previous = None
     if inputs.previous is not None and len(inputs.previous.scores) == n_alerts:
         stored = inputs.previous

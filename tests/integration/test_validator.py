@@ -287,8 +287,39 @@ def test_killed_worker_ends_with_the_uninterrupted_ensemble(
             submit(stack, batch, miners[2:])
             found = read_all(broker, stack.topics.ensemble_alerts, lambda f: len(f) >= 300)
             summary = read_all(broker, stack.topics.ensemble_batches, lambda f: len(f) >= 1)
-            outputs.append((sorted(v for _, _, v in found), [v for _, _, v in summary]))
+            # aggregated_at is the trusted completion time: when this run's validator saw the markers
+            batches = [{k: v for k, v in r.items() if k != "aggregated_at"} for _, r, _ in summary]
+            outputs.append((sorted(v for _, _, v in found), batches))
         finally:
             worker.stop()
     assert len(outputs[1][0]) == 300
     assert outputs[0] == outputs[1]
+
+
+def test_a_validator_down_over_the_deadline_counts_what_arrived_on_time(
+    stack_settings: StackSettings, start_worker: Callable[..., Worker]
+) -> None:
+    """Killed before the deadline, restarted after it: the miner that submitted on time while it was
+    down is in the ensemble (the round closes only once the restarted bridge has caught up)."""
+    topics, servers = stack_settings.topics, stack_settings.bootstrap_servers
+    batch = make_batch(200, DATE, seed=6, published_at=T0)
+    settings = {"VALIDATOR_EXPECTED_MINERS": '["honest-1","honest-2","ghost"]', "VALIDATOR_DEADLINE_S": "45"}
+    worker = start_worker(**settings)
+    publish_batch(stack_settings, batch)
+    published = time.monotonic()
+    submit(stack_settings, batch, ["honest-1"])
+    changelog = f"{stack_settings.topic_namespace}validator-stats-changelog"
+    while _changelog_count(servers, changelog) < 1:  # the worker has counted honest-1's records
+        assert time.monotonic() - published < 40, "the worker did not ingest honest-1 before the deadline"
+        time.sleep(0.5)
+    assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
+    submit(stack_settings, batch, ["honest-2"])  # on time, while no validator runs
+    assert time.monotonic() - published < 45
+    time.sleep(max(0.0, 47 - (time.monotonic() - published)))  # the deadline passes while it is down
+    start_worker(**settings)
+    (summary,) = [r for _, r, _ in read_all(servers, topics.ensemble_batches, lambda f: len(f) >= 1, timeout=120)]
+    miners = {m["miner_id"]: m for m in summary["miners"]}
+    assert summary["trigger"] == "deadline"
+    assert miners["honest-2"]["completed"] and miners["honest-2"]["weight"] > 0.3, miners
+    assert miners["honest-1"]["completed"] and miners["honest-1"]["weight"] > 0.3, miners
+    assert not miners["ghost"]["completed"]

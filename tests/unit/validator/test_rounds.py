@@ -552,3 +552,19 @@ def test_a_deadline_closes_only_once_the_inbox_is_read_up_to_it(
     (summary,) = _decoded(codec, producer, rounds.topics.ensemble_batches)
     used = {m["miner_id"]: m for m in summary["miners"]}
     assert used["honest-2"]["completed"] and used["honest-2"]["weight"] > 0.2
+
+
+def test_miners_seen_at_the_same_instant_are_ordered_by_their_claims(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    import dataclasses
+
+    rounds, producer = make_rounds()
+    _open(rounds, store, batch)
+    # one bridge batch (e.g. after a restart): the validator has no evidence of who came first
+    same = _ms(T0 + dt.timedelta(minutes=5))
+    rounds.ingest([dataclasses.replace(r, seen_ms=same) for r in _records(codec, batch, PANEL)])
+    rounds.check(0)
+    results = {r["miner_id"]: r for r in _decoded(codec, producer, rounds.topics.validator_results)}
+    assert "plagiarism: near-identical to honest-1, which submitted earlier" in results["copycat"]["reasons"]
+    assert results["honest-1"]["weight"] > 0.2
