@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from validator.ground_truth import auc_roc
 from validator.integrity import Verdict
+from validator.originality import OriginalityThresholds, judge_originality
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -31,6 +32,7 @@ class Thresholds:
     plagiarism_corr: float = 0.995
     plagiarism_mad: float = 0.02
     random_corr: float = 0.1
+    originality: OriginalityThresholds = OriginalityThresholds()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +169,12 @@ def assess_behaviour(
     copies = find_copies(matrix, miner_ids, submitted_at, thresholds)
     copied_ensemble = copies_of_ensemble(matrix, previous, thresholds) if previous is not None else set()
     gamed = [gaming_reason(matrix[i]) for i in range(n)]
+    comparable = np.array([gamed[i] is None and bool((~np.isnan(matrix[i])).any()) for i in range(n)], dtype=bool)
+    original = judge_originality(matrix, miner_ids, submitted_at, comparable, thresholds.originality)
+    unoriginal = {i for i in range(n) if original[i].copy_of is not None and i not in copies}
     # consensus: median of the miners that are neither constant/degenerate nor copies
     usable = [
-        i
-        for i in range(n)
-        if gamed[i] is None and i not in copies and i not in copied_ensemble and (~np.isnan(matrix[i])).any()
+        i for i in range(n) if comparable[i] and i not in copies and i not in copied_ensemble and i not in unoriginal
     ]
     verdicts = []
     for i in range(n):
@@ -183,6 +186,12 @@ def assess_behaviour(
         if i in copies:
             reasons.append(f"plagiarism: near-identical to {miner_ids[copies[i]]}, which submitted earlier")
             disqualified = True
+        if i in unoriginal:
+            reasons.append(str(original[i].reason))
+            disqualified = True
+        metrics["max_rank_corr_earlier"] = original[i].max_rank_corr
+        metrics["explained_by_earlier"] = original[i].explained
+        metrics["contribution"] = original[i].contribution
         if i in copied_ensemble and previous is not None:
             reasons.append(f"plagiarism: near-identical to ensemble version {previous.version}, already emitted")
             disqualified = True
@@ -214,7 +223,7 @@ def assess_behaviour(
         if both_rank.sum() >= 2 and consistency < 0.8:
             reasons.append(f"consistency: ranks agree with scores at {consistency:.2f}")
         parts = {
-            "plagiarism": 0.0 if i in copies or i in copied_ensemble else 1.0,
+            "plagiarism": 0.0 if i in copies or i in copied_ensemble or i in unoriginal else 1.0,
             "gaming": 0.0
             if (gamed[i] is not None or (consensus_corr is not None and consensus_corr < thresholds.random_corr))
             else 1.0,

@@ -24,6 +24,7 @@ from validator.behaviour import PreviousEnsemble, Thresholds, Traps, assess_beha
 from validator.ensemble import EnsembleScores, combine_weights, ensemble_scores, moving_average
 from validator.ground_truth import auc_pr, ground_truth_metrics, ground_truth_score
 from validator.integrity import SubmissionFacts, Verdict, assess_integrity
+from validator.originality import OriginalityThresholds
 from validator.settings import ValidatorSettings
 from validator.submissions import Submission, align, placement
 from validator.tables import StoredEnsemble
@@ -201,7 +202,12 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
             else pos < 0
         )
         traps = Traps(pos[ok].astype(np.int64), contents.trap_labels[ok])
-    thresholds = Thresholds(settings.plagiarism_corr, settings.plagiarism_mad, settings.random_corr)
+    thresholds = Thresholds(
+        settings.plagiarism_corr,
+        settings.plagiarism_mad,
+        settings.random_corr,
+        OriginalityThresholds(settings.originality_rank_corr, settings.originality_explained, settings.free_explained),
+    )
     # a copier is the later submitter, by when the validator first saw its scores (never a sender's clock)
     submitted = submission_order(miners, completed_at, [inputs.facts.get(m, MinerFacts()).marker for m in miners])
     previous = None
@@ -226,7 +232,9 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
     if inputs.fixed_weights is not None:
         weights = np.array([float(inputs.fixed_weights.get(m, 0.0)) for m in miners], dtype=np.float64)
     else:
-        weights = combine_weights(priors, immediate, eligible, min_weight=settings.min_weight)
+        # what a miner adds beyond the earlier submissions scales its weight: a copy adds nothing
+        contribution = np.array([b.metrics.get("contribution", 1.0) for b in behaviour], dtype=np.float64)
+        weights = combine_weights(priors, immediate * contribution, eligible, min_weight=settings.min_weight)
     reasons: list[list[str]] = []
     for row in range(len(miners)):
         why = [*integrity[row].reasons, *behaviour[row].reasons]

@@ -41,6 +41,23 @@ class ValidatorSettings(ServiceSettings):
     precision_k: int = Field(100, ge=1, description="K of precision@K in ground truth")
     plagiarism_corr: float = Field(0.995, gt=0, le=1, description="Pearson correlation that marks a copy")
     plagiarism_mad: float = Field(0.02, gt=0, description="mean absolute difference under which a pair is a copy")
+    originality_rank_corr: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="Spearman correlation with an earlier submission (trusted order) at or above which a miner is "
+        "a copy (the README gives the measurements it was chosen from)",
+    )
+    originality_explained: float = Field(
+        0.9, gt=0, le=1, description="share of a miner's rank variance a blend of earlier submissions may explain"
+    )
+    free_explained: float = Field(
+        0.5,
+        ge=0,
+        lt=1,
+        description="explained share that costs no weight (two honest models share this much); above it the weight "
+        "shrinks linearly to 0 at 1",
+    )
     random_corr: float = Field(
         0.1, ge=0, lt=1, description="rank correlation with the consensus below which scores look random"
     )

@@ -124,7 +124,8 @@ def test_integrity_fails_incomplete_or_out_of_range() -> None:
 def test_behaviour_flags_copies_constants_and_random() -> None:
     rng = np.random.default_rng(1)
     truth = rng.random(200)
-    honest = [np.clip(truth + rng.normal(0, 0.1, 200), 0, 1) for _ in range(3)]
+    # independent models share the signal, not their errors (rank correlation ~0.6 with each other)
+    honest = [np.clip(truth + rng.normal(0, 0.25, 200), 0, 1) for _ in range(3)]
     copy = np.clip(honest[0] + rng.normal(0, 0.001, 200), 0, 1)
     matrix = np.vstack([*honest, copy, np.full(200, 0.3), rng.random(200)])
     ids = ["h1", "h2", "h3", "copy", "const", "rand"]
@@ -139,7 +140,7 @@ def test_behaviour_flags_copies_constants_and_random() -> None:
 def _panel(seed: int, n: int = 300) -> tuple[np.ndarray, list[np.ndarray]]:
     rng = np.random.default_rng(seed)
     truth = rng.random(n)
-    return truth, [np.clip(truth + rng.normal(0, 0.1, n), 0, 1) for _ in range(3)]
+    return truth, [np.clip(truth + rng.normal(0, 0.25, n), 0, 1) for _ in range(3)]
 
 
 def test_a_miner_that_sends_back_an_earlier_ensemble_copied_it() -> None:
@@ -158,10 +159,12 @@ def test_a_miner_that_sends_back_an_earlier_ensemble_copied_it() -> None:
     ranks = np.vstack([rank_by_score(row, [str(i) for i in range(300)]).astype(float) for row in matrix])
     verdicts = assess_behaviour(matrix, ranks, ["h1", "h3", "echo"], [1, 2, 3], None, Thresholds(), previous)
     assert [v.passed for v in verdicts] == [True, True, False]
-    assert verdicts[2].reasons == ["plagiarism: near-identical to ensemble version 1, already emitted"]
+    assert "plagiarism: near-identical to ensemble version 1, already emitted" in verdicts[2].reasons
     assert verdicts[2].score < verdicts[0].score
-    # without an earlier ensemble nothing is flagged: the echo is no miner's copy
-    assert all(v.passed for v in assess_behaviour(matrix, ranks, ["h1", "h3", "echo"], [1, 2, 3], None, Thresholds()))
+    # without an earlier ensemble the echo is still caught: it is a blend of the earlier submissions
+    alone = assess_behaviour(matrix, ranks, ["h1", "h3", "echo"], [1, 2, 3], None, Thresholds())
+    assert [v.passed for v in alone] == [True, True, False]
+    assert any(r.startswith("plagiarism: ") for r in alone[2].reasons)
 
 
 def test_miners_that_resend_the_scores_an_earlier_ensemble_was_built_from_are_not_copiers() -> None:

@@ -367,13 +367,15 @@ def test_a_miner_that_resubmits_an_emitted_ensemble_in_a_replay_is_a_copier(
         assert results[miner]["reasons"] == [] and results[miner]["weight"] > 0.2
     (summary,) = _decoded(codec, producer, rounds.topics.ensemble_batches)
     assert {m["miner_id"]: m["weight"] for m in summary["miners"]}["echo"] == 0.0
-    # without an earlier version (a fresh validator) the echo is just another miner
+    # without an earlier version (a fresh validator) the echo is still a blend of the earlier submissions
     fresh, fresh_producer = make_rounds(expected_miners=[*honest, "echo"])
     _open(fresh, store, batch)
     fresh.ingest([*records, *echo])
     fresh.check(0)
     first = {r["miner_id"]: r for r in _decoded(codec, fresh_producer, fresh.topics.validator_results)}
-    assert not any("plagiarism" in reason for reason in first["echo"]["reasons"])
+    assert any("a blend of earlier submissions" in reason for reason in first["echo"]["reasons"])
+    assert first["echo"]["weight"] == 0.0
+    assert all(first[m]["weight"] > 0.2 and first[m]["reasons"] == [] for m in honest)
 
 
 def test_emitted_ensembles_are_kept_for_the_next_version_only_and_expire(
