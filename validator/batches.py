@@ -84,6 +84,18 @@ def _verified(manifest: Manifest, read: contract.Batch | contract.Labels) -> Non
         raise BatchLoadError(msg)
 
 
+def _unique_and_present(table: pa.Table, column: str, manifest: Manifest) -> None:
+    """A batch with no alerts, or with an id twice, is the data owner's error: rejected, nobody judged."""
+    values = [v for v in table.column(column).to_pylist() if v is not None]
+    if not values:
+        msg = f"batch {manifest.batch_id}: no {column} values (an empty batch)"
+        raise BatchLoadError(msg)
+    distinct = len(set(values))
+    if distinct != len(values):
+        msg = f"batch {manifest.batch_id}: {len(values) - distinct} duplicate {column} values"
+        raise BatchLoadError(msg)
+
+
 def load_batch(store: ObjectStore, manifest: Manifest, traps_store: ObjectStore | None = None) -> BatchContents:
     net, date, window = manifest.network, manifest.processing_date, manifest.window_days
     try:
@@ -92,6 +104,7 @@ def load_batch(store: ObjectStore, manifest: Manifest, traps_store: ObjectStore 
         raise BatchLoadError(str(exc)) from exc
     _verified(manifest, batch)
     alerts, cluster_ids = batch.alerts, _ids(batch.clusters, "cluster_id")
+    _unique_and_present(alerts, "alert_id", manifest)
     trap_key = traps_key(net, date, window, "traps.parquet")
     traps_store = traps_store or store
     if traps_store.exists(trap_key):

@@ -40,6 +40,7 @@ from validator.results import (
     ground_truth_records,
     ground_truth_results,
     immediate_results,
+    rejected_batch_record,
     stored_verdicts,
 )
 from validator.settings import ValidatorSettings
@@ -276,6 +277,27 @@ class Emitter:
         )
         producer.flush()
         return Emitted(job, outcome, contents)
+
+    def run_reject(self, job: EmitJob, reason: str) -> None:
+        """The batch failed verification: an ``ensemble.batches`` record says so; no scores, no verdicts."""
+        snap = job.snapshot
+        record = rejected_batch_record(
+            network=snap.key.network,
+            date=snap.key.date,
+            window_days=snap.state.window_days,
+            batch_id=snap.state.batch_id,
+            version=snap.version,
+            trigger=job.trigger,
+            expected=snap.expected,
+            deadline_ms=snap.state.deadline_at,
+            reason=reason,
+        )
+        self.outputs.producer.send(
+            self.topics.ensemble_batches,
+            batch_key(snap.key.network, snap.key.date),
+            self.codec.encode("riskstream.EnsembleBatch", record),
+        )
+        self.outputs.producer.flush()
 
     def run_labels(self, job: LabelJob) -> Judged:
         """Tier 3 of the emitted version against its labels, sent and flushed."""

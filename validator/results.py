@@ -180,3 +180,35 @@ def stored_verdicts(outcome: RoundOutcome, version: int) -> dict[str, dict[str, 
         }
         for row, miner in enumerate(outcome.miners)
     }
+
+
+def rejected_batch_record(
+    *,
+    network: str,
+    date: dt.date,
+    window_days: int,
+    batch_id: str,
+    version: int,
+    trigger: str,
+    expected: Sequence[str],
+    deadline_ms: int,
+    reason: str,
+) -> dict[str, Any]:
+    """The EnsembleBatch record of a batch that failed verification: no alerts, no miners judged."""
+    return {
+        "network": network,
+        "processing_date": date,
+        "window_days": window_days,
+        "batch_id": batch_id,
+        "version": version,
+        "aggregation_method": AGGREGATION_METHOD,
+        "trigger": trigger,
+        "alert_count": 0,
+        "cluster_count": 0,
+        "expected_miners": sorted(expected),
+        "miners": [],
+        "aggregated_at": dt.datetime.fromtimestamp(deadline_ms / 1000, tz=dt.UTC),
+        "status": "rejected",
+        "reason": reason[:2000],
+        "priors": "history",
+    }

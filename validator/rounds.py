@@ -167,10 +167,12 @@ class Rounds:
         self.intake.forget_decoded(emitted.job.snapshot.key.prefix)  # later reads (labels) decode from the table
         return self.emitter.commit_emit(emitted)
 
-    def _fail(self, rkey: RoundKey, exc: BatchLoadError) -> None:
-        log.error("round %s cannot close: %s", rkey.text, exc)
+    def _fail(self, job: EmitJob, exc: BatchLoadError) -> None:
+        """The batch failed verification: recorded (its rejection is out), nobody judged; a new event retries."""
+        rkey = job.snapshot.key
+        log.error("round %s rejected: %s", rkey.text, exc)
         state = RoundState.from_value(self.tables.batches.get(rkey.text))
-        self.tables.batches[rkey.text] = state.replace(failed=str(exc)).to_value()
+        self.tables.batches[rkey.text] = state.replace(failed=str(exc), version=job.snapshot.version).to_value()
 
     def _labels_due(self, rkey: RoundKey, now_ms: int) -> bool:
         """Labels are waiting and due by the validator's own clock (date + tau): an early publication waits."""
@@ -188,14 +190,16 @@ class Rounds:
         for rkey in self._round_keys():
             trigger = self._due(rkey, now_ms)
             if trigger is not None:
+                job = self._job(rkey, trigger)
                 try:
-                    done.append(self._commit(self.emitter.run_emit(self._job(rkey, trigger))))
+                    done.append(self._commit(self.emitter.run_emit(job)))
                 except BatchLoadError as exc:
-                    self._fail(rkey, exc)
+                    self.emitter.run_reject(job, str(exc))
+                    self._fail(job, exc)
                     continue
             if self._labels_due(rkey, now_ms):
-                job = self.emitter.prepare_labels(rkey, self.expected_miners())
-                self.emitter.commit_labels(self.emitter.run_labels(job))
+                labels = self.emitter.prepare_labels(rkey, self.expected_miners())
+                self.emitter.commit_labels(self.emitter.run_labels(labels))
         return done
 
     async def check_async(self, now_ms: int) -> list[Done]:
@@ -204,14 +208,16 @@ class Rounds:
             for rkey in self._round_keys():
                 trigger = self._due(rkey, now_ms)
                 if trigger is not None:
+                    job = self._job(rkey, trigger)
                     try:
-                        done.append(self._commit(await _in_thread(self.emitter.run_emit, self._job(rkey, trigger))))
+                        done.append(self._commit(await _in_thread(self.emitter.run_emit, job)))
                     except BatchLoadError as exc:
-                        self._fail(rkey, exc)
+                        await _in_thread(self.emitter.run_reject, job, str(exc))
+                        self._fail(job, exc)
                         continue
                 if self._labels_due(rkey, now_ms):
-                    job = self.emitter.prepare_labels(rkey, self.expected_miners())
-                    self.emitter.commit_labels(await _in_thread(self.emitter.run_labels, job))
+                    labels = self.emitter.prepare_labels(rkey, self.expected_miners())
+                    self.emitter.commit_labels(await _in_thread(self.emitter.run_labels, labels))
             return done
 
     # ---- what tests and tools look at --------------------------------------------------------

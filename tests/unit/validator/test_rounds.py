@@ -306,11 +306,72 @@ def test_unreadable_batch_files_fail_the_round_not_the_worker(
     store.put(key.replace("manifest.json", "alerts.parquet"), b"not parquet")
     rounds.ingest(_records(codec, batch, PANEL))
     assert rounds.check(0) == [] and rounds.check(0) == []
-    assert "does not match the manifest" in rounds.tables.batches[round_key(DATE, "ethereum")]["failed"]
+    assert rounds.tables.batches[round_key(DATE, "ethereum")]["failed"]
     assert producer.on(rounds.topics.ensemble_alerts) == []
+    (rejected,) = _decoded(codec, producer, rounds.topics.ensemble_batches)  # once, with the reason
+    assert rejected["status"] == "rejected" and rejected["version"] == 1 and rejected["reason"]
+    assert rejected["miners"] == [] and rejected["alert_count"] == 0
+    assert producer.on(rounds.topics.validator_results) == []  # nobody judged
     write_batch(store, batch)  # the SOT republishes
     rounds.open_batch(store.object_created_event(key, 1, "etag", T0), "sot.batches:0:9")
-    assert rounds.check(0) == [(round_key(DATE, "ethereum"), 1, "all_complete")]  # submissions kept
+    assert rounds.check(0) == [(round_key(DATE, "ethereum"), 2, "all_complete")]  # submissions kept
+
+
+@pytest.mark.parametrize("fault", ["sha256", "missing", "type", "duplicates", "empty"])
+def test_a_batch_that_fails_verification_is_rejected_and_penalises_nobody(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, fault: str
+) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    batch = make_batch(120, DATE, seed=3, published_at=T0)
+    rounds, producer = make_rounds(expected_miners=["honest-1", "honest-2"])
+    key = write_batch(store, batch)
+    alerts_key = key.replace("manifest.json", "alerts.parquet")
+    table = pq.read_table(io.BytesIO(store.get(alerts_key)))
+    if fault == "sha256":
+        store.put(alerts_key, store.get(alerts_key) + b"\0")
+    elif fault == "missing":
+        (store.root / alerts_key).unlink()
+    else:
+        if fault == "type":  # a number column holding text: no reader can use it
+            column = next(f.name for f in table.schema if pa.types.is_floating(f.type))
+            text = pa.array(["not a number"] * table.num_rows)
+            table = table.set_column(table.schema.get_field_index(column), column, text)
+        elif fault == "duplicates":
+            ids = table.column("alert_id").to_pylist()
+            table = table.set_column(table.schema.get_field_index("alert_id"), "alert_id", pa.array(ids[:60] * 2))
+        else:
+            table = table.slice(0, 0)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        _rewrite(store, key, alerts_key, buffer.getvalue(), table.num_rows)
+    assert rounds.open_batch(store.object_created_event(key, 1, "etag", T0), "sot.batches:0:0")
+    rounds.ingest(_records(codec, batch, ["honest-1", "honest-2"]))
+    assert rounds.check(_ms(T0) + 60_000) == []
+    (rejected,) = _decoded(codec, producer, rounds.topics.ensemble_batches)
+    assert rejected["status"] == "rejected", rejected
+    print(fault, "->", rejected["reason"])
+    assert producer.on(rounds.topics.ensemble_alerts) == [] and producer.on(rounds.topics.validator_results) == []
+
+
+def _rewrite(store: FileObjectStore, manifest_key: str, key: str, data: bytes, rows: int) -> None:
+    """Replace one file and make the manifest agree with it (sha256, rows): a consistent but bad batch."""
+    import hashlib
+    import json
+
+    store.put(key, data)
+    manifest = json.loads(store.get(manifest_key))
+    name = key.rsplit("/", 1)[1]
+    entry = manifest["files"][name]
+    entry["sha256"] = hashlib.sha256(data).hexdigest()
+    if "rows" in entry:
+        entry["rows"] = rows
+    if "bytes" in entry:
+        entry["bytes"] = len(data)
+    store.put(manifest_key, json.dumps(manifest).encode())
 
 
 def test_chunks_decoded_on_arrival_are_used_only_while_they_are_the_stored_ones(
