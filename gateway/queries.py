@@ -58,7 +58,8 @@ async def committed_batch(reader: WarehouseReader, network: str, date: dt.date |
     sql = (
         "SELECT processing_date, version, window_days, batch_id, aggregation_method, trigger, alert_count,"  # noqa: S608
         " cluster_count, expected_miners, miners, aggregated_at FROM {db}.ensemble_batches FINAL"
-        f" WHERE network = {{network:String}}{_where_date(date)} ORDER BY processing_date DESC, version DESC LIMIT 1"
+        f" WHERE network = {{network:String}} AND status = 'accepted'{_where_date(date)}"
+        " ORDER BY processing_date DESC, version DESC LIMIT 1"
     )
     found = await reader.rows(sql, {"network": network, "date": date})
     if not found:
@@ -89,11 +90,11 @@ async def batch_status(reader: WarehouseReader, network: str, date: dt.date | No
         " AND processing_date = {date:Date}"
         if date is not None
         else " AND processing_date = (SELECT max(processing_date) FROM {db}.ensemble_batches"
-        " WHERE network = {network:String})"
+        " WHERE network = {network:String} AND status = 'accepted')"
     )
     sql = (
         f"SELECT b.*, v.immediate AS immediate, v.ground_truth AS ground_truth FROM (SELECT {_BATCH_COLUMNS}"  # noqa: S608 fixed clauses
-        f" FROM {{db}}.ensemble_batches FINAL WHERE network = {{network:String}}{scope}"
+        f" FROM {{db}}.ensemble_batches FINAL WHERE network = {{network:String}} AND status = 'accepted'{scope}"
         " ORDER BY processing_date DESC, version DESC LIMIT 1) AS b"
         " LEFT JOIN (SELECT processing_date, groupUniqArrayIf(miner_id, stage = 'immediate') AS immediate,"
         " countIf(stage = 'ground_truth') AS ground_truth FROM {db}.validation_results FINAL"
@@ -396,8 +397,10 @@ async def miner_performance(reader: WarehouseReader, network: str, miner_id: str
 
 async def available_dates(reader: WarehouseReader, network: str) -> list[Row]:
     return await reader.rows(
-        "SELECT processing_date, latest AS version, alert_count, cluster_count, aggregated_at, total_miners FROM ("
+        "SELECT processing_date, latest AS version, alert_count, cluster_count, aggregated_at, total_miners,"
+        " status, reason FROM ("
         " SELECT processing_date, max(version) AS latest, argMax(alert_count, version) AS alert_count,"
+        " argMax(status, version) AS status, argMax(reason, version) AS reason,"
         " argMax(cluster_count, version) AS cluster_count, argMax(aggregated_at, version) AS aggregated_at,"
         " argMax(length(miners), version) AS total_miners FROM {db}.ensemble_batches FINAL"
         " WHERE network = {network:String} GROUP BY processing_date) ORDER BY processing_date DESC",

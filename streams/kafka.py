@@ -588,15 +588,20 @@ class AsyncBatchConsumer:
         the subscription at all. Call it after ``getmany`` returned fewer than ``max_records``
         (nothing buffered is left behind).
         """
+        from aiokafka.errors import KafkaError as AioKafkaError
+
         consumer = self._consumer
-        assigned = consumer.assignment()
-        if not assigned:
-            names = await consumer.topics()
-            if self._pattern:
-                return not any(re.match(self._pattern, name) for name in names)
-            return not any(name in names for name in self._topics)
-        ends = await consumer.end_offsets(list(assigned))
-        for tp in assigned:
-            if await consumer.position(tp) < ends[tp]:
-                return False
+        try:
+            assigned = consumer.assignment()
+            if not assigned:
+                names = await consumer.topics()
+                if self._pattern:
+                    return not any(re.match(self._pattern, name) for name in names)
+                return not any(name in names for name in self._topics)
+            ends = await consumer.end_offsets(list(assigned))
+            for tp in assigned:
+                if await consumer.position(tp) < ends[tp]:
+                    return False
+        except AioKafkaError:  # a rebalance took a partition away meanwhile: not known to be caught up
+            return False
         return True

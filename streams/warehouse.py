@@ -84,7 +84,9 @@ CREATE TABLE IF NOT EXISTS {db}.ensemble_batches (
     expected_miners Array(String),
     miners Array(Tuple(miner_id String, weight Float64, immediate_score Float64, completed Bool)),
     aggregated_at DateTime64(3, 'UTC'),
-    ingested_at DateTime64(3, 'UTC')
+    ingested_at DateTime64(3, 'UTC'),
+    status LowCardinality(String) DEFAULT 'accepted',
+    reason String DEFAULT ''
 ) ENGINE = ReplacingMergeTree(ingested_at)
 PARTITION BY toYYYYMM(processing_date)
 ORDER BY (network, processing_date, version)""",
@@ -216,6 +218,9 @@ def create_tables(client: Any, database: str) -> None:
 
 
 # Columns the sink inserts, per table (the order of the DDL).
+# ensemble.batches records written before these fields existed
+_BATCH_DEFAULTS: dict[str, str] = {"status": "accepted", "reason": ""}
+
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "ensemble_alert_scores": (
         "network", "processing_date", "version", "alert_id", "ensemble_score", "confidence", "miner_count",
@@ -227,7 +232,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "ensemble_batches": (
         "network", "processing_date", "version", "window_days", "batch_id", "aggregation_method", "trigger",
-        "alert_count", "cluster_count", "expected_miners", "miners", "aggregated_at", "ingested_at",
+        "alert_count", "cluster_count", "expected_miners", "miners", "aggregated_at", "ingested_at", "status", "reason",
     ),
     "miner_weights": (
         "network", "processing_date", "miner_id", "version", "weight", "immediate_score", "completed",
@@ -526,7 +531,11 @@ class WarehouseSink:
                     key[1], key[2], alerts, r["alert_count"], clusters, r["cluster_count"], self.marker_timeout_s,
                 )  # fmt: skip
             ready.add(
-                **{k: r[k] for k in _COLUMNS["ensemble_batches"] if k not in ("miners", "ingested_at")},
+                **{
+                    k: r.get(k, _BATCH_DEFAULTS.get(k))
+                    for k in _COLUMNS["ensemble_batches"]
+                    if k not in ("miners", "ingested_at")
+                },
                 miners=[(m["miner_id"], m["weight"], m["immediate_score"], m["completed"]) for m in r["miners"]],
                 ingested_at=now,
             )

@@ -256,5 +256,9 @@ async def run_bridge(
                 continue
             at_ms = int(time.time() * 1000)  # before the end offsets are asked for
             if await consumer.caught_up():
-                await asyncio.to_thread(markers.send, gate.signer, at_ms)
+                try:
+                    await asyncio.to_thread(markers.send, gate.signer, at_ms)
+                except KafkaError as exc:  # the next round of the loop tries again; forwarding goes on
+                    log.warning("watermark not written: %s", exc)
+                    continue
                 marked = time.monotonic()
