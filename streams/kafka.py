@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
@@ -594,10 +593,9 @@ class AsyncBatchConsumer:
         try:
             assigned = consumer.assignment()
             if not assigned:
-                names = await consumer.topics()
-                if self._pattern:
-                    return not any(re.match(self._pattern, name) for name in names)
-                return not any(name in names for name in self._topics)
+                # the topics the subscription matched so far (no metadata request: one during a group join
+                # would make the consumer join again)
+                return not consumer.subscription()
             ends = await consumer.end_offsets(list(assigned))
             for tp in assigned:
                 if await consumer.position(tp) < ends[tp]:

@@ -255,7 +255,12 @@ async def run_bridge(
             if time.monotonic() - marked < watermark_interval_s:
                 continue
             at_ms = int(time.time() * 1000)  # before the end offsets are asked for
-            if await consumer.caught_up():
+            try:  # forwarding never waits on it: a join or rebalance under way just means "not yet"
+                caught_up = await asyncio.wait_for(consumer.caught_up(), timeout=watermark_interval_s * 4)
+            except TimeoutError:
+                caught_up = False
+            marked = time.monotonic() if not caught_up else marked
+            if caught_up:
                 try:
                     await asyncio.to_thread(markers.send, gate.signer, at_ms)
                 except KafkaError as exc:  # the next round of the loop tries again; forwarding goes on
