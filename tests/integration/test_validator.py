@@ -303,7 +303,11 @@ def test_a_validator_down_over_the_deadline_counts_what_arrived_on_time(
     down is in the ensemble (the round closes only once the restarted bridge has caught up)."""
     topics, servers = stack_settings.topics, stack_settings.bootstrap_servers
     batch = make_batch(200, DATE, seed=6, published_at=T0)
-    settings = {"VALIDATOR_EXPECTED_MINERS": '["honest-1","honest-2","ghost"]', "VALIDATOR_DEADLINE_S": "45"}
+    settings = {
+        "VALIDATOR_EXPECTED_MINERS": '["honest-1","honest-2","ghost"]',
+        "VALIDATOR_DEADLINE_S": "45",
+        "VALIDATOR_CLOSE_WHEN_CAUGHT_UP": "true",
+    }
     worker = start_worker(**settings)
     publish_batch(stack_settings, batch)
     published = time.monotonic()
