@@ -18,7 +18,17 @@ from typing import Any
 
 from bench.table import markdown, print_rows
 
-MODULES = ("sot", "miner", "signing", "validator", "gateway", "end_to_end", "miner_scale", "end_to_end_scale")
+MODULES = (
+    "sot",
+    "miner",
+    "outside_miners",
+    "signing",
+    "validator",
+    "gateway",
+    "end_to_end",
+    "miner_scale",
+    "end_to_end_scale",
+)
 OPT_IN = ("soak",)  # minutes long: only with --only
 
 
