@@ -1,17 +1,19 @@
 """Benchmark: the gateway's requests/s and latency next to a bare Sanic hello-world served the same way.
 
 A 10k-alert day (plus a second day) is loaded into chDB through the warehouse sink, then
-``riskstream gateway serve --no-sink`` (single process, no access log) answers top-100 rankings
-and the full day with the answer cache on, with it off (version rankings kept), and with both off
-(SQL pages); the baseline is a bare Sanic app returning
-``{"status": "ok"}`` with orjson, same serving mode, same run. Load comes from ``wrk`` in
-its own process (``apt-get install -y wrk``).
+``riskstream warehouse sink`` (its own process, owning the chDB path and serving its reads) and
+``riskstream gateway serve`` (single process, no access log, reading through the sink) answer
+top-100 rankings and the full day with the answer cache on, with it off (version rankings kept),
+and with both off (SQL pages); the baseline is a bare Sanic app returning ``{"status": "ok"}``
+with orjson, same serving mode, same run. Load comes from ``wrk`` in its own process
+(``apt-get install -y wrk``).
 
     .venv/bin/python -m bench.bench_gateway
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -29,7 +31,7 @@ from typing import Any
 import httpx
 
 from bench.table import print_rows
-from streams.stack import free_port
+from streams.stack import free_port, start_broker, stop_process_group, wait_for_broker
 
 ALERTS = 10_000
 DAY, OTHER_DAY = dt.date(2026, 1, 15), dt.date(2026, 1, 14)
@@ -47,7 +49,8 @@ from streams.schema_registry import FileSchemaRegistry
 from streams.signing import VALIDATOR, Signer
 from streams.settings import StackSettings
 from streams.topics import TopicNames
-from streams.warehouse import WarehouseSink, connect
+from streams.warehouse_schema import connect
+from warehouse.sink import WarehouseSink
 codec = AvroCodec(FileSchemaRegistry.default())
 client = connect(StackSettings(_env_file=None, clickhouse_url=sys.argv[1]))
 signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
@@ -59,7 +62,9 @@ for day, alerts in ((dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3])), (dt.
     messages = as_messages(as_published(records, signer, TopicNames()))
     for start in range(0, len(messages), 5000):
         sink.write(messages[start : start + 5000])
-print(f"{sum(sink.stats.rows.values())} {time.perf_counter() - started:.3f}")
+total = "riskstream_sink_rows_total"
+rows = sum(s.value for m in sink.metrics.registry.collect() for s in m.samples if s.name == total)
+print(f"{int(rows)} {time.perf_counter() - started:.3f}")
 """
 
 _HELLO = """
@@ -76,7 +81,7 @@ app.run(host="127.0.0.1", port=int(sys.argv[1]), single_process=True, access_log
 
 
 @contextmanager
-def _server(command: list[str], port: int, env: dict[str, str], cwd: Path) -> Iterator[str]:
+def _server(command: list[str], port: int, env: dict[str, str], cwd: Path, ready: str = "/health") -> Iterator[str]:
     log = open(cwd / f"server-{port}.log", "wb")  # noqa: SIM115 closed below
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -85,7 +90,7 @@ def _server(command: list[str], port: int, env: dict[str, str], cwd: Path) -> It
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{url}{ready}", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -197,47 +202,66 @@ def run() -> list[dict[str, Any]]:
 
         top100 = f"/ensemble/rankings/alerts/{DAY}?limit=100"
         full_day = f"/ensemble/scores/alerts/{DAY}?limit={ALERTS}"
-        configs = (
-            ("cache on", str(256 << 20), "256"),
-            ("answer cache off, version ranking kept", "0", "256"),
-            ("no cache (SQL pages)", "0", "0"),
-        )
-        rates: dict[tuple[str, str], float] = {}
-        for label, cache, ranking_mb in configs:
-            env = dict(os.environ) | {
-                "RISKSTREAM_CLICKHOUSE_URL": chdb, "GATEWAY_DATABASE": "bench", "GATEWAY_CACHE_MAX_BYTES": cache,
-                "GATEWAY_RANKING_CACHE_MB": ranking_mb,
-            }  # fmt: skip
-            port = free_port()
-            serve = [str(BIN / "riskstream"), "gateway", "serve", "--port", str(port), "--no-sink"]
-            with _server(serve, port, env, work) as url:
-                for name, path in (("top-100 rankings", top100), (f"full {ALERTS}-alert day", full_day)):
-                    found = _wrk(url + path)
-                    rates[(label, name)] = found["rps"]
-                    rows.append(_row(f"{name}, {label}: req/s", found["rps"], "req/s", hello["rps"]))
-                    rows.append(_row(f"{name}, {label}: p50", found["p50"], "ms", hello["p50"]))
-                    rows.append(_row(f"{name}, {label}: p99", found["p99"], "ms", hello["p99"]))
-                if cache != "0":
-                    before, after = _distinct_full_days(url, full_day, DISTINCT_DAYS)
-                    budget = int(cache) / 2**20
-                    rows.append(_row(f"RSS before {DISTINCT_DAYS} distinct full-day requests", before, "MiB", None))
-                    rows.append(
-                        _row(
-                            f"RSS after them (baseline: before + {budget:.0f} MiB cache budget)",
-                            after,
-                            "MiB",
-                            before + budget,
-                        )
+        broker_port, reads_port = free_port(), free_port()
+        broker = start_broker(broker_port, work / "broker.log")
+        wait_for_broker(f"127.0.0.1:{broker_port}")
+        stack_env = dict(os.environ) | {
+            "RISKSTREAM_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}", "RISKSTREAM_CLICKHOUSE_URL": chdb,
+            "RISKSTREAM_WAREHOUSE_READS_URL": f"http://127.0.0.1:{reads_port}", "WAREHOUSE_DATABASE": "bench",
+        }  # fmt: skip
+        sink = [str(BIN / "riskstream"), "warehouse", "sink"]
+        with contextlib.ExitStack() as running:
+            running.callback(stop_process_group, broker.pid)
+            running.enter_context(_server(sink, reads_port, stack_env, work, ready="/ping"))
+            rows += _gateway_rows(work, stack_env, hello, top100, full_day)
+    return rows
+
+
+def _gateway_rows(
+    work: Path, stack_env: dict[str, str], hello: dict[str, float], top100: str, full_day: str
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    configs = (
+        ("cache on", str(256 << 20), "256"),
+        ("answer cache off, version ranking kept", "0", "256"),
+        ("no cache (SQL pages)", "0", "0"),
+    )
+    rates: dict[tuple[str, str], float] = {}
+    size = 0
+    for label, cache, ranking_mb in configs:
+        env = stack_env | {
+            "GATEWAY_DATABASE": "bench", "GATEWAY_CACHE_MAX_BYTES": cache, "GATEWAY_RANKING_CACHE_MB": ranking_mb,
+        }  # fmt: skip
+        port = free_port()
+        serve = [str(BIN / "riskstream"), "gateway", "serve", "--port", str(port)]
+        with _server(serve, port, env, work) as url:
+            for name, path in (("top-100 rankings", top100), (f"full {ALERTS}-alert day", full_day)):
+                found = _wrk(url + path)
+                rates[(label, name)] = found["rps"]
+                rows.append(_row(f"{name}, {label}: req/s", found["rps"], "req/s", hello["rps"]))
+                rows.append(_row(f"{name}, {label}: p50", found["p50"], "ms", hello["p50"]))
+                rows.append(_row(f"{name}, {label}: p99", found["p99"], "ms", hello["p99"]))
+            if cache != "0":
+                before, after = _distinct_full_days(url, full_day, DISTINCT_DAYS)
+                budget = int(cache) / 2**20
+                rows.append(_row(f"RSS before {DISTINCT_DAYS} distinct full-day requests", before, "MiB", None))
+                rows.append(
+                    _row(
+                        f"RSS after them (baseline: before + {budget:.0f} MiB cache budget)",
+                        after,
+                        "MiB",
+                        before + budget,
                     )
-                if cache == "0":
-                    p50, worst, size = _cold(url, full_day)
-                    rows.append(_row(f"full {ALERTS}-alert day, one client, {label}: p50", p50, "ms", None))
-                    rows.append(_row(f"full {ALERTS}-alert day, one client, {label}: max", worst, "ms", None))
-        rows.append(_row(f"full {ALERTS}-alert day body", size / 1e6, "MB", None))
-        for label, _, _ in configs[1:]:
-            for name in ("top-100 rankings", f"full {ALERTS}-alert day"):
-                cached = rates[("cache on", name)]
-                rows.append(_row(f"{name}, {label} / cache on (req/s ratio)", rates[(label, name)], "req/s", cached))
+                )
+            if cache == "0":
+                p50, worst, size = _cold(url, full_day)
+                rows.append(_row(f"full {ALERTS}-alert day, one client, {label}: p50", p50, "ms", None))
+                rows.append(_row(f"full {ALERTS}-alert day, one client, {label}: max", worst, "ms", None))
+    rows.append(_row(f"full {ALERTS}-alert day body", size / 1e6, "MB", None))
+    for label, _, _ in configs[1:]:
+        for name in ("top-100 rankings", f"full {ALERTS}-alert day"):
+            cached = rates[("cache on", name)]
+            rows.append(_row(f"{name}, {label} / cache on (req/s ratio)", rates[(label, name)], "req/s", cached))
     return rows
 
 

@@ -241,6 +241,13 @@ def build_spec(max_limit: int, version: str) -> Schema:
         ),
         "/health": _get("Liveness and warehouse reachability", [], _answers({"type": "object"})),
         "/version": _get("Service and API version", [], _answers(_obj(name=_STR, version=_STR, api=_STR))),
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics of this gateway process (requests, latency, cache, process)",
+                "parameters": [],
+                "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            }
+        },
     }
     return {
         "openapi": "3.0.3",
@@ -253,30 +260,21 @@ def build_spec(max_limit: int, version: str) -> Schema:
     }
 
 
-def docs_page(spec: Schema) -> str:
-    """An offline page listing every endpoint and parameter of ``spec`` (no external assets)."""
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>riskstream gateway API</title>",
-        "<style>body{font:14px sans-serif;margin:2em;max-width:60em}code{background:#eee;padding:0 .3em}"
-        "td,th{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:left}h2{font-size:1.1em;margin-top:1.6em}"
-        "</style></head><body>",
-        f"<h1>{html.escape(spec['info']['title'])} <small>{html.escape(spec['info']['version'])}</small></h1>",
-        f"<p>{html.escape(spec['info']['description'])} Machine-readable: <a href='/openapi.json'>/openapi.json</a>."
-        ' Errors are <code>{"error": {"status": 400, "message": "..."}}</code>.</p>',
-    ]
-    for path, item in spec["paths"].items():
-        op = item["get"]
-        parts.append(f"<h2><code>GET {html.escape(path)}</code></h2><p>{html.escape(op['summary'])}</p>")
-        if op["parameters"]:
-            parts.append("<table><tr><th>parameter</th><th>in</th><th>schema</th><th>description</th></tr>")
-            for p in op["parameters"]:
-                schema = ", ".join(f"{k}={v}" for k, v in p["schema"].items())
-                parts.append(
-                    f"<tr><td><code>{html.escape(p['name'])}</code></td><td>{p['in']}</td>"
-                    f"<td>{html.escape(schema)}</td><td>{html.escape(p['description'])}</td></tr>"
-                )
-            parts.append("</table>")
-        statuses = ", ".join(op["responses"])
-        parts.append(f"<p>responses: {statuses}</p>")
-    parts.append("</body></html>")
-    return "".join(parts)
+DOCS_ASSETS = "/docs/static"
+
+
+def docs_page(title: str) -> str:
+    """Swagger UI over ``/openapi.json``; its files come from the swagger-ui-bundle package, served locally."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<link rel="stylesheet" href="{DOCS_ASSETS}/swagger-ui.css">
+<link rel="icon" type="image/png" href="{DOCS_ASSETS}/favicon-32x32.png"></head>
+<body><div id="swagger-ui"></div>
+<script src="{DOCS_ASSETS}/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({{
+  url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true, validatorUrl: null,
+  presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout"
+}});
+</script></body></html>
+"""

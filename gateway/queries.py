@@ -16,7 +16,7 @@ import orjson
 from gateway.errors import GatewayError, NotFoundError
 from gateway.params import Order, Page
 from gateway.ranking import RankingCache, VersionRanking
-from streams.warehouse import check_database
+from streams.warehouse_schema import check_database
 
 Kind = Literal["alert", "cluster"]
 Row = dict[str, Any]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -13,11 +12,13 @@ from typing import Any
 import orjson
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse, html, raw
+from swagger_ui_bundle import swagger_ui_path
 
 from gateway import queries
 from gateway.dashboard import render_page
 from gateway.errors import GatewayError, NotFoundError
-from gateway.openapi import build_spec, docs_page
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from gateway.openapi import DOCS_ASSETS, build_spec, docs_page
 from gateway.params import (
     parse_choice,
     parse_date,
@@ -61,9 +62,9 @@ async def _cached(
     stamp = ctx.cache.stamp()
     body = ctx.cache.get(key, stamp)
     if body is not None:
-        ctx.metrics.cache_hits += 1
+        ctx.metrics.cache_hits.inc()
         return raw(body, content_type=JSON)
-    ctx.metrics.cache_misses += 1
+    ctx.metrics.cache_misses.inc()
     if not ctx.cache.enabled:
         return raw(dumps(await build()), content_type=JSON)
     building: dict[tuple[str, int], asyncio.Future[bytes]] = ctx.building
@@ -98,7 +99,8 @@ def _release() -> str:
 
 def add_routes(app: Sanic[Any, Any], settings: GatewaySettings) -> None:  # noqa: C901 one closure per endpoint
     spec_body = dumps(build_spec(settings.max_limit, _release()))
-    docs = docs_page(orjson.loads(spec_body))
+    docs = docs_page("riskstream gateway API")
+    app.static(DOCS_ASSETS, swagger_ui_path, name="swagger_ui")  # Swagger UI's own files, no CDN
     schema_ids = {s.name: s.schema_id for s in FileSchemaRegistry.default().all()}
 
     def reader(request: Request) -> queries.WarehouseReader:
@@ -216,29 +218,10 @@ def add_routes(app: Sanic[Any, Any], settings: GatewaySettings) -> None:  # noqa
 
     @app.get("/health")
     async def health(request: Request) -> HTTPResponse:
-        """Broker reachability, sink progress and lag, warehouse: 503 when the served data cannot move on."""
+        """Warehouse reachability: 503 when the gateway cannot answer (the sink reports its own health)."""
         ctx = request.app.ctx
-        sink = ctx.sink
-        if sink is not None and sink.stats.last_insert_at:
-            ctx.health.progress_at, ctx.health.progress = sink.stats.last_insert_at, "warehouse insert"
         status, answer = ctx.health.report()
-        answer |= {"warehouse": "ok", "sink": None}
-        if sink is not None:
-            answer["sink"] = {
-                "running": ctx.sink_error is None,
-                "error": ctx.sink_error,
-                "lag_seconds": round(sink.stats.lag_seconds, 3),
-                "last_insert_s_ago": round(time.time() - sink.stats.last_insert_at, 1)
-                if sink.stats.last_insert_at
-                else None,
-                "rows": dict(sink.stats.rows),
-                "undecodable": sink.stats.undecodable,
-                "pending_batches": [
-                    {"network": n, "processing_date": d, "version": v} for n, d, v in sink.pending_markers()
-                ],
-            }
-        else:
-            answer["broker"] = None  # no sink here: the broker is not this process's business
+        answer |= {"warehouse": "ok", "broker": None}  # no broker here: the gateway only reads ClickHouse
         try:
             await queries.ping(reader(request))
         except GatewayError as exc:
@@ -255,10 +238,7 @@ def add_routes(app: Sanic[Any, Any], settings: GatewaySettings) -> None:  # noqa
 
     @app.get("/metrics")
     async def metrics(request: Request) -> HTTPResponse:
-        ctx = request.app.ctx
-        sink = ctx.sink
-        text = ctx.metrics.render(None if sink is None else sink.stats, 0 if sink is None else sink.pending)
-        return raw(text.encode(), content_type="text/plain; version=0.0.4; charset=utf-8")
+        return raw(request.app.ctx.metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
     @app.get("/openapi.json")
     async def openapi(request: Request) -> HTTPResponse:

@@ -1,4 +1,4 @@
-"""The gateway's settings (``GATEWAY_*``): where it listens, what it serves, whether it runs the sink."""
+"""The gateway's settings (``GATEWAY_*``): where it listens and what it serves."""
 
 from __future__ import annotations
 
@@ -22,21 +22,13 @@ class GatewaySettings(ServiceSettings):
     network: str = Field("ethereum", description="network served when a request names none")
     database: str = Field("riskstream", description="ClickHouse database of the warehouse tables")
     tau_days: int = Field(7, ge=0, description="days from a batch to its ground-truth labels")
-    run_sink: bool = Field(True, description="consume the topics into ClickHouse inside the gateway process")
-    sink_group_id: str = "riskstream-warehouse"
-    sink_max_records: int = Field(5_000, ge=1)
-    sink_marker_timeout_s: float = Field(30.0, gt=0, description="hold a batch marker at most this long")
     default_limit: int = Field(100, ge=1)
     max_limit: int = Field(100_000, ge=1)
     cache_max_bytes: int = Field(
         256 << 20, ge=0, description="bytes of encoded answers kept until the warehouse changes; 0 disables"
     )
-    cache_ttl_s: float = Field(2.0, ge=0, description="how long answers live when the sink runs elsewhere")
+    cache_ttl_s: float = Field(2.0, ge=0, description="how long an answer is served from the cache")
     ranking_cache_mb: int = Field(
         256, ge=0, description="memory for committed ensemble versions answered without SQL; 0 disables"
     )
-    retention_days: int = Field(
-        90, ge=0, description="score rows of dates older than the newest minus this are removed; 0 keeps all"
-    )
-    retention_interval_s: float = Field(3600.0, gt=0, description="how often the sink applies the retention")
     access_log: bool = False

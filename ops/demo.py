@@ -1,4 +1,4 @@
-"""The one-command demo: local stack, trained miners, a few published days, validator, gateway.
+"""The one-command demo: local stack, trained miners, a few published days, validator, warehouse, gateway.
 
 Every service runs as its own ``riskstream`` process (logs under ``.riskstream/logs``); this
 module only starts them, feeds the SOT commands and watches the gateway. Ctrl-C stops all.
@@ -25,6 +25,7 @@ from ops.processes import ProcessGroup, wait_until
 from streams.errors import StackError
 from streams.progress import say, step
 from streams.settings import StackSettings
+from streams.stack import free_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,17 +132,19 @@ class Demo:
     def start_services(self) -> None:
         miners = self.plan.miners if self.plan.configure_expected else ()
         expected = [a for m in miners for a in ("--expected-miner", m.miner_id)]
-        with step("starting validator, gateway and miners"):
+        with step("starting validator, warehouse sink, gateway and miners"):
             self.processes.start(
                 "validator", ["validator", "worker", *expected, "--deadline", str(self.plan.deadline_s)]
             )
+            # the sink owns the chDB path and serves its reads; the gateway only reads, through it
+            self.processes.start("warehouse", ["warehouse", "sink"])
             self.processes.start("gateway", ["gateway", "serve", "--port", str(self.plan.gateway_port)])
             for miner in self.plan.miners:
                 args = ["miner", "run", "--miner-id", miner.miner_id, "--profile", miner.profile]
                 if miner.copy_of:
                     args += ["--copy-of", miner.copy_of]
                 self.processes.start(miner.miner_id, args)
-            wait_until("the gateway to answer", self._gateway_up, timeout=120)
+            wait_until("the gateway to answer (the sink's tables ready)", self._gateway_up, timeout=120)
         self.processes.check()
 
     def _gateway_up(self) -> bool:
@@ -194,6 +197,7 @@ class Demo:
                 f"  API docs     {self.gateway_url}/docs    OpenAPI: {self.gateway_url}/openapi.json",
                 f"  try          curl '{self.gateway_url}/ensemble/rankings/alerts/latest?limit=5'",
                 f"               curl '{self.gateway_url}/validation/{first}'",
+                f"  warehouse    {self.stack.warehouse_reads_url}/metrics (the sink; ClickHouse HTTP reads at /)",
                 f"  broker       {self.stack.bootstrap_servers}",
                 f"  topics       {topics.ensemble_alerts}, {topics.ensemble_batches}, {topics.validator_results}, "
                 f"{topics.miner_scores('miner-a')}",
@@ -238,8 +242,8 @@ def run_demo(plan: DemoPlan, stack: StackSettings, env: dict[str, str], keep_run
 def isolated_run(home: Path, bootstrap_servers: str, namespace: str = "") -> tuple[StackSettings, dict[str, str]]:
     """Settings and child environment for a self-contained run under ``home`` on a shared broker.
 
-    Its own object store, ClickHouse path, topic namespace, validator app id and sink group, so
-    tests and benchmarks never see each other's data.
+    Its own object store, ClickHouse path and read port, topic namespace, validator app id and sink
+    group, so tests and benchmarks never see each other's data.
     """
     stack = StackSettings(
         _env_file=None,
@@ -247,14 +251,15 @@ def isolated_run(home: Path, bootstrap_servers: str, namespace: str = "") -> tup
         bootstrap_servers=bootstrap_servers,
         object_store_url=f"file://{home / 'store'}",
         clickhouse_url=f"chdb://{home / 'chdb'}",
+        warehouse_reads_url=f"http://127.0.0.1:{free_port()}",
         topic_namespace=namespace,
     )
-    services = ("RISKSTREAM_", "SOT_", "MINER_", "VALIDATOR_", "GATEWAY_")
+    services = ("RISKSTREAM_", "SOT_", "MINER_", "VALIDATOR_", "WAREHOUSE_", "GATEWAY_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(services)}
     env |= stack_env(stack, home)
     env |= {
         "VALIDATOR_APP_ID": f"validator-{namespace or 'main'}",
-        "GATEWAY_SINK_GROUP_ID": f"sink-{namespace or 'main'}",
+        "WAREHOUSE_GROUP_ID": f"sink-{namespace or 'main'}",
     }
     return stack, env
 
@@ -266,5 +271,6 @@ def stack_env(stack: StackSettings, home: Path) -> dict[str, str]:
         "RISKSTREAM_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
         "RISKSTREAM_OBJECT_STORE_URL": stack.object_store_url,
         "RISKSTREAM_CLICKHOUSE_URL": stack.clickhouse_url,
+        "RISKSTREAM_WAREHOUSE_READS_URL": stack.warehouse_reads_url,
         "RISKSTREAM_TOPIC_NAMESPACE": stack.topic_namespace,
     }

@@ -11,6 +11,7 @@
     │   ├── ChecksumError      a file's sha256 or row count differs from the manifest
     │   └── BatchSchemaError   not a manifest, not parquet, or columns not in the contract's types
     ├── KafkaError           the broker refused or lost a produce/consume/admin call
+    ├── WarehouseError       ClickHouse cannot be reached or refused a statement
     ├── StackError           the local stack cannot start, stop or be found
     └── SubmissionError      scores that break the submission contract (NaN, ids and scores misaligned)
 
@@ -67,6 +68,10 @@ class BatchSchemaError(BatchRejected):
 
 class KafkaError(RiskstreamError):
     """A produce, consume or admin call failed at the broker."""
+
+
+class WarehouseError(RiskstreamError):
+    """ClickHouse cannot be reached or refused a statement."""
 
 
 class StackError(RiskstreamError):

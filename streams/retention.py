@@ -15,7 +15,8 @@ import datetime as dt
 import logging
 from typing import Any
 
-from streams.warehouse import WarehouseError, check_database
+from streams.errors import WarehouseError
+from streams.warehouse_schema import check_database
 
 log = logging.getLogger(__name__)
 

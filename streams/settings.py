@@ -37,6 +37,10 @@ class StackSettings(BaseSettings):
         "a directory of its own that no miner setting points at",
     )
     clickhouse_url: str = Field("chdb://.riskstream/clickhouse", description="chdb://path or http(s)://host:8123")
+    warehouse_reads_url: str = Field(
+        "http://127.0.0.1:8124",
+        description="with a chdb:// clickhouse_url: where the sink serves reads (the ClickHouse HTTP interface)",
+    )
     clickhouse_user: str = "default"
     clickhouse_password: SecretStr = SecretStr("")
     schema_registry_url: str = Field("", description="empty: the file registry of schemas/avro")

@@ -124,4 +124,5 @@ class TopicNames:
             self.dlq("scores"),
             self.dlq("sot"),
             self.dlq("registry"),
+            self.dlq("warehouse"),
         ]

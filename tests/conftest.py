@@ -148,3 +148,14 @@ def _no_leftover_tasks(request: pytest.FixtureRequest) -> Iterator[None]:
     for task in leftovers:
         task.cancel()
     assert not leftovers, f"test left {len(leftovers)} asyncio tasks running: {leftovers[:3]}"
+
+
+@pytest.fixture
+def warehouse_stack(stack_settings: StackSettings, clickhouse_path: Path) -> StackSettings:
+    """Stack settings whose warehouse is the session's chDB path, read through a free loopback port."""
+    return stack_settings.model_copy(
+        update={
+            "clickhouse_url": f"chdb://{clickhouse_path}",
+            "warehouse_reads_url": f"http://127.0.0.1:{free_port()}",
+        }
+    )

@@ -21,7 +21,7 @@ from streams.stack import LocalStack, free_port, stop_process_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
-SERVICES = {"gateway", "validator", "miner-miner-a", "miner-miner-b"}
+SERVICES = {"warehouse", "validator", "miner-miner-a", "miner-miner-b"}  # the gateway needs no broker
 UNREACHABLE_LIMIT_S = 5
 
 
@@ -47,7 +47,7 @@ def test_services_ride_out_a_broker_outage(tmp_path: Path) -> None:
         stack, env = isolated_run(tmp_path / "home", str(broker.bootstrap_servers))
         env |= {
             f"{prefix}_HEALTH_MAX_UNREACHABLE_S": str(UNREACHABLE_LIMIT_S)
-            for prefix in ("MINER", "VALIDATOR", "GATEWAY")
+            for prefix in ("MINER", "VALIDATOR", "WAREHOUSE")
         }
         plan = DemoPlan.for_today(
             days=2, history=2, alerts=200, addresses=1_000, flows=8_000, clusters=10, deadline_s=60,

@@ -1,4 +1,4 @@
-"""The gateway served for real, fed by its own sink from the broker: every endpoint, errors, and a replay."""
+"""The gateway served for real over what the sink service stores from the broker: endpoints, errors, a replay."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sanic import Sanic
+from sink_service import read_endpoint, running
 
 from gateway.app import create_app, serve_in_loop
 from gateway.settings import GatewaySettings
@@ -28,7 +29,8 @@ from streams.settings import StackSettings
 from streams.signing import VALIDATOR, Signer
 from streams.stack import free_port
 from streams.topics import TopicNames
-from streams.warehouse import WarehouseSink
+from warehouse.settings import WarehouseSettings
+from warehouse.sink import WarehouseSink
 
 pytestmark = pytest.mark.integration
 
@@ -47,16 +49,17 @@ METADATA_KEYS = {
 }  # fmt: skip
 
 
-def _settings(stack: StackSettings, clickhouse_path: Path, group_id: str, **overrides: Any) -> GatewaySettings:
+def _settings(stack: StackSettings, **overrides: Any) -> GatewaySettings:
     return GatewaySettings(
-        stack=stack.model_copy(
-            update={"clickhouse_url": f"chdb://{clickhouse_path}", "validator_public_key": SIGNER.public_key}
-        ),
+        stack=stack.model_copy(update={"validator_public_key": SIGNER.public_key}),
         database=f"g_{uuid.uuid4().hex[:12]}",
         port=free_port(),
-        sink_group_id=group_id,
         **overrides,
     )
+
+
+def _sink_settings(settings: GatewaySettings, group_id: str, **overrides: Any) -> WarehouseSettings:
+    return WarehouseSettings(stack=settings.stack, database=settings.database, group_id=group_id, **overrides)
 
 
 def _publish(stack: StackSettings, records: list[tuple[str, str, bytes]]) -> None:
@@ -89,11 +92,14 @@ async def serving(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]
 
 
 async def test_every_endpoint_answers_and_a_replay_supersedes(
-    stack_settings: StackSettings, clickhouse_path: Path, group_id: str, topics: TopicNames
+    warehouse_stack: StackSettings, group_id: str, topics: TopicNames
 ) -> None:
-    settings = _settings(stack_settings, clickhouse_path, group_id)
+    settings = _settings(warehouse_stack)
+    # the gateway starts first: it answers 503 until the sink's endpoint is up, then recovers by itself
     async with serving(settings) as client:
-        await _check_every_endpoint_and_replay(client, settings, topics)
+        assert (await client.get("/health")).status_code == 503
+        async with running(_sink_settings(settings, group_id)):
+            await _check_every_endpoint_and_replay(client, settings, topics)
 
 
 async def _check_every_endpoint_and_replay(
@@ -107,7 +113,7 @@ async def _check_every_endpoint_and_replay(
     assert [d["processing_date"] for d in dates["dates"]] == [D2.isoformat(), D1.isoformat()]
     assert dates["dates"][1] | {"aggregated_at": None} == {
         "processing_date": D1.isoformat(), "version": 1, "alert_count": 400, "cluster_count": 30,
-        "aggregated_at": None, "total_miners": 3,
+        "aggregated_at": None, "total_miners": 3, "status": "accepted", "reason": "",
     }  # fmt: skip
     assert (await client.get("/dates/latest")).json()["processing_date"] == D2.isoformat()
 
@@ -179,14 +185,17 @@ async def _check_every_endpoint_and_replay(
 
     # service endpoints
     health = (await client.get("/health")).json()
-    assert health["status"] == "ok" and health["sink"]["running"] and health["sink"]["undecodable"] == 0
+    assert health["status"] == "ok" and health["warehouse"] == "ok"
     assert (await client.get("/version")).json()["api"] == "1"
     metrics = (await client.get("/metrics")).text
-    assert 'riskstream_sink_rows_total{table="ensemble_alert_scores"} 700' in metrics
-    assert "riskstream_gateway_request_seconds_bucket" in metrics
+    assert "riskstream_gateway_request_seconds_bucket" in metrics and "riskstream_sink" not in metrics
+    async with httpx.AsyncClient(base_url=settings.stack.warehouse_reads_url) as sink_http:
+        sink_metrics = (await sink_http.get("/metrics")).text
+    assert 'riskstream_sink_rows_total{table="ensemble_alert_scores"} 700.0' in sink_metrics
     spec = (await client.get("/openapi.json")).json()
     assert "/ensemble/rankings/alerts/{date}" in spec["paths"]
-    assert "/miners/rankings" in (await client.get("/docs")).text
+    docs = (await client.get("/docs")).text
+    assert "SwaggerUIBundle" in docs and (await client.get("/docs/static/swagger-ui.css")).status_code == 200
     page = await client.get("/")
     assert page.status_code == 200, page.text
     assert "miner-a" in page.text and "<svg" in page.text and "auc_roc" in page.text
@@ -229,12 +238,12 @@ async def _check_every_endpoint_and_replay(
 
 
 async def test_cached_answers_move_on_when_the_served_version_changes_after_a_marker_timeout(
-    stack_settings: StackSettings, clickhouse_path: Path, group_id: str, topics: TopicNames
+    warehouse_stack: StackSettings, group_id: str, topics: TopicNames
 ) -> None:
     """A version whose rows never all arrive is served after the marker timeout: the cached URL follows."""
-    settings = _settings(stack_settings, clickhouse_path, group_id, sink_marker_timeout_s=3.0)
+    settings = _settings(warehouse_stack)
     url = f"/ensemble/scores/alerts/{D1}"
-    async with serving(settings) as client:
+    async with serving(settings) as client, running(_sink_settings(settings, group_id, marker_timeout_s=3.0)):
         _publish(settings.stack, sample_date(CODEC, topics, D1, alerts=60, clusters=5, miners=("miner-a",)))
         await _wait_for(client, url, lambda a: a["version"] == 1)
         assert (await client.get(url)).json()["version"] == 1  # now cached
@@ -250,11 +259,12 @@ async def test_cached_answers_move_on_when_the_served_version_changes_after_a_ma
 
 
 async def test_stock_confluent_client_decodes_ensemble_alerts_through_the_registry_api(
-    stack_settings: StackSettings, clickhouse_path: Path, group_id: str, topics: TopicNames
+    warehouse_stack: StackSettings, topics: TopicNames
 ) -> None:
+    stack_settings = warehouse_stack
     records = [r for r in sample_date(CODEC, topics, D2, alerts=40, clusters=0) if r[0] == topics.ensemble_alerts]
     _publish(stack_settings, records)
-    settings = _settings(stack_settings, clickhouse_path, group_id, run_sink=False)
+    settings = _settings(stack_settings)  # no sink: the registry API needs no warehouse
     async with serving(settings) as client:
         registry = f"http://127.0.0.1:{settings.port}"
         subjects = await client.get("/subjects")
@@ -300,28 +310,29 @@ async def test_stock_confluent_client_decodes_ensemble_alerts_through_the_regist
 
 
 async def test_property_based_run_against_the_openapi_spec_finds_no_server_error(
-    stack_settings: StackSettings,
+    warehouse_stack: StackSettings,
     clickhouse_path: Path,
-    group_id: str,
     clickhouse: Any,
     topics: TopicNames,
     tmp_path: Path,
 ) -> None:
-    settings = _settings(stack_settings, clickhouse_path, group_id, run_sink=False)
+    settings = _settings(warehouse_stack)
     sink = WarehouseSink(clickhouse, settings.database, topics, CODEC, validator_key=SIGNER.public_key)
     sink.ensure_tables()
     for day, seed in ((D1, 1), (D2, 2)):
         records = sample_date(CODEC, topics, day, alerts=200, clusters=10, seed=seed, ground_truth=day == D1)
         assert sink.write(as_messages(as_published(records, SIGNER, topics)))
-    async with serving(settings):
-        process = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "schemathesis"), "run", f"http://127.0.0.1:{settings.port}/openapi.json",
-            "--checks", "not_a_server_error,status_code_conformance,content_type_conformance",
-            "--max-examples", "25", "--seed", "20260227", "--phases", "examples,coverage,fuzzing",
-            "--generation-database", "none", "--no-color", "--request-timeout", "20",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
-        )  # fmt: skip
-        out, _ = await asyncio.wait_for(process.communicate(), 240)
+    with read_endpoint(clickhouse_path, warehouse_stack.warehouse_reads_url):
+        async with serving(settings):
+            process = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).parent / "schemathesis"), "run",
+                f"http://127.0.0.1:{settings.port}/openapi.json",
+                "--checks", "not_a_server_error,status_code_conformance,content_type_conformance",
+                "--max-examples", "25", "--seed", "20260227", "--phases", "examples,coverage,fuzzing",
+                "--generation-database", "none", "--no-color", "--request-timeout", "20",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
+            )  # fmt: skip
+            out, _ = await asyncio.wait_for(process.communicate(), 240)
     report = out.decode()
     assert process.returncode == 0, report[-4000:]
     assert "No issues found" in report or "passed" in report, report[-2000:]

@@ -13,6 +13,7 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sanic import Sanic
+from sink_service import read_endpoint
 
 from gateway.app import create_app, serve_in_loop
 from gateway.settings import GatewaySettings
@@ -23,7 +24,7 @@ from streams.settings import StackSettings
 from streams.signing import VALIDATOR, Signer
 from streams.stack import free_port
 from streams.topics import TopicNames
-from streams.warehouse import WarehouseSink
+from warehouse.sink import WarehouseSink
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,7 @@ PATHS = [
 
 
 async def test_bounded_load_gives_no_server_errors(
-    stack_settings: StackSettings, clickhouse: Any, clickhouse_path: Path, topics: TopicNames
+    warehouse_stack: StackSettings, clickhouse: Any, clickhouse_path: Path, topics: TopicNames
 ) -> None:
     codec = AvroCodec(FileSchemaRegistry.default())
     database = f"l_{uuid.uuid4().hex[:12]}"
@@ -64,21 +65,17 @@ async def test_bounded_load_gives_no_server_errors(
     records = sample_date(codec, topics, DATE, alerts=2_000, clusters=50, miners=("miner-a", "miner-b"))
     assert sink.write(as_messages(as_published(records, signer, topics)))
 
-    settings = GatewaySettings(
-        stack=stack_settings.model_copy(update={"clickhouse_url": f"chdb://{clickhouse_path}"}),
-        database=database,
-        port=free_port(),
-        run_sink=False,
-    )
+    settings = GatewaySettings(stack=warehouse_stack, database=database, port=free_port())
     Sanic.test_mode = True
     app = create_app(settings, name=f"load_{uuid.uuid4().hex[:8]}")
-    async with serve_in_loop(app, "127.0.0.1", settings.port):
-        load = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).with_name("load_generator.py")),
-            f"http://127.0.0.1:{settings.port}", str(SECONDS), "8", *PATHS,
-            stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, _ = await asyncio.wait_for(load.communicate(), timeout=SECONDS + 60)
+    with read_endpoint(clickhouse_path, warehouse_stack.warehouse_reads_url):
+        async with serve_in_loop(app, "127.0.0.1", settings.port):
+            load = await asyncio.create_subprocess_exec(
+                sys.executable, str(Path(__file__).with_name("load_generator.py")),
+                f"http://127.0.0.1:{settings.port}", str(SECONDS), "8", *PATHS,
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, _ = await asyncio.wait_for(load.communicate(), timeout=SECONDS + 60)
     statuses = orjson.loads(out)
     assert sum(statuses.values()) > 100, statuses
     assert all(status.isdigit() for status in statuses), f"transport errors: {statuses}"

@@ -20,7 +20,7 @@ from streams.codec import AvroCodec
 from streams.schema_registry import FileSchemaRegistry
 from streams.signing import VALIDATOR, Signer
 from streams.topics import TopicNames
-from streams.warehouse import WarehouseSink
+from warehouse.sink import WarehouseSink
 
 pytestmark = pytest.mark.integration
 

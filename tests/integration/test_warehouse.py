@@ -1,4 +1,4 @@
-"""The warehouse sink on chDB: every table filled, batch markers held until their rows, bad bytes counted."""
+"""The warehouse sink on chDB: every table filled, markers held until their rows, bad records dead-lettered."""
 
 from __future__ import annotations
 
@@ -8,19 +8,27 @@ import time
 import uuid
 from typing import Any
 
+import clickhouse_connect
 import confluent_kafka
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client.parser import text_string_to_metric_families
+from sink_service import running
 
 from simulation import as_published, sample_date
 from simulation.sample import Published
 from streams.codec import AvroCodec
+from streams.deadletter import DeadLetter
+from streams.errors import WarehouseError
 from streams.kafka import BatchProducer, Message
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings
 from streams.signing import INBOX, VALIDATOR, Signer
 from streams.topics import TopicNames
-from streams.warehouse import WarehouseError, WarehouseSink, check_database, run_sink
+from streams.warehouse_schema import check_database
+from warehouse.settings import WarehouseSettings
+from warehouse.sink import WarehouseSink
 
 pytestmark = pytest.mark.integration
 
@@ -47,9 +55,14 @@ def database() -> str:
 
 @pytest.fixture
 def sink(clickhouse: Any, database: str, topics: TopicNames) -> WarehouseSink:
-    sink = WarehouseSink(clickhouse, database, topics, CODEC, validator_key=SIGNER.public_key, marker_timeout_s=0.5)
+    # markers wait long here (a loaded machine must not force one); the timeout test makes its own sink
+    sink = WarehouseSink(clickhouse, database, topics, CODEC, validator_key=SIGNER.public_key, marker_timeout_s=300)
     sink.ensure_tables()
     return sink
+
+
+def _rows(sink: WarehouseSink, table: str) -> float:
+    return sink.metrics.value("riskstream_sink_rows_total", table=table)
 
 
 def _count(client: Any, sql: str, **params: Any) -> int:
@@ -70,7 +83,8 @@ def test_every_table_is_filled_and_redelivery_changes_nothing(
     assert _count(clickhouse, f"SELECT count() FROM {db}.submission_completions FINAL") == 2
     assert _count(clickhouse, f"SELECT count() FROM {db}.validation_results FINAL") == 2 * 3
     assert _count(clickhouse, f"SELECT count() FROM {db}.miner_performance WHERE has_ground_truth") == 3
-    assert sink.stats.rows["miner_submissions"] == 640
+    assert _rows(sink, "miner_submissions") == 640
+    assert sink.take_dead_letters() == []
     # at-least-once delivery: the same records again leave the same answers
     assert sink.write(_messages(records)) is True
     assert _count(clickhouse, f"SELECT count() FROM {db}.ensemble_alert_scores FINAL") == 300
@@ -98,19 +112,21 @@ def test_batch_marker_waits_for_its_rows(
     assert sink.write(_messages(alerts[:25])) is False
     assert sink.write(_messages(alerts[25:])) is True
     assert _count(clickhouse, f"SELECT count() FROM {database}.ensemble_batches") == 1
-    assert sink.stats.forced_batches == 0
+    assert sink.metrics.value("riskstream_sink_forced_batches_total") == 0
 
 
-def test_marker_without_rows_is_written_after_the_timeout(sink: WarehouseSink, topics: TopicNames) -> None:
+def test_marker_without_rows_is_written_after_the_timeout(clickhouse: Any, database: str, topics: TopicNames) -> None:
+    sink = WarehouseSink(clickhouse, database, topics, CODEC, validator_key=SIGNER.public_key, marker_timeout_s=0.5)
+    sink.ensure_tables()
     records = _signed(topics, alerts=10, clusters=0, miners=("m1",))
     marker = [r for r in records if r[0] == topics.ensemble_batches]
     assert sink.write(_messages(marker)) is False
     time.sleep(0.6)
     assert sink.write([]) is True
-    assert sink.stats.forced_batches == 1
+    assert sink.metrics.value("riskstream_sink_forced_batches_total") == 1
 
 
-def test_bad_records_are_counted_and_skipped(
+def test_bad_and_unsigned_records_become_dead_letters_with_their_bytes_and_reason(
     sink: WarehouseSink, clickhouse: Any, database: str, topics: TopicNames
 ) -> None:
     good = _signed(topics, alerts=10, clusters=0, miners=("m1",))
@@ -137,10 +153,20 @@ def test_bad_records_are_counted_and_skipped(
         (topics.ensemble_batches, alert[1], alert[2], alert[3]),  # a signature moved to another topic
         (topics.miner_scores("m1"), chunk[1], chunk[2], []),  # a miner topic is never read directly
     ]
-    assert sink.write(_messages(bad + unsigned + good)) is True
-    assert sink.stats.undecodable == 3
-    assert sink.stats.rejected == 3
-    assert sink.stats.unsigned == 4
+    messages = _messages(bad + unsigned + good)
+    assert sink.write(messages) is True
+    value = sink.metrics.value
+    assert value("riskstream_sink_bad_records_total", kind="undecodable") == 3
+    assert value("riskstream_sink_bad_records_total", kind="rejected") == 3
+    assert value("riskstream_sink_bad_records_total", kind="unsigned") == 4
+    dead = sink.take_dead_letters()
+    assert [(d.topic, d.offset, d.key, d.value) for d in dead] == [
+        (m.topic, m.offset, m.key, m.value) for m in messages[:10]
+    ]
+    kinds = [d.reason.split(":")[0] for d in dead]
+    assert kinds == ["undecodable"] * 3 + ["rejected"] * 3 + ["unsigned"] * 4
+    assert "expected riskstream.EnsembleBatch" in dead[3].reason and "'m1' on the topic of miner 'm2'" in dead[4].reason
+    assert sink.take_dead_letters() == []
     assert _count(clickhouse, f"SELECT count() FROM {database}.ensemble_alert_scores FINAL") == 10
 
 
@@ -151,34 +177,91 @@ def test_database_names_are_checked(clickhouse: Any, topics: TopicNames) -> None
         WarehouseSink(clickhouse, "1abc", topics, CODEC, validator_key=SIGNER.public_key)
 
 
-async def test_run_sink_consumes_the_topics_and_commits(
-    stack_settings: StackSettings, clickhouse: Any, database: str, topics: TopicNames, group_id: str
+async def test_the_service_consumes_commits_dead_letters_and_serves_reads(
+    warehouse_stack: StackSettings, database: str, topics: TopicNames, group_id: str
 ) -> None:
+    stack = warehouse_stack.model_copy(update={"validator_public_key": SIGNER.public_key})
     records = _signed(topics, alerts=200, clusters=10, miners=("m1", "m2"))
-    producer = BatchProducer(stack_settings.bootstrap_servers)
+    records.insert(
+        3,
+        (
+            topics.ensemble_alerts,
+            "junk",
+            b"not avro at all",
+            SIGNER.headers("ensemble.alerts", "junk", b"not avro at all"),
+        ),
+    )
+    producer = BatchProducer(stack.bootstrap_servers)
     for topic, key, value, headers in records:
         producer.send(topic, key, value, headers=headers)
     producer.flush()
-    sink = WarehouseSink(clickhouse, database, topics, CODEC, validator_key=SIGNER.public_key)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_sink(stack_settings, sink, stop, group_id=group_id))
-    try:
+    settings = WarehouseSettings(stack=stack, database=database, group_id=group_id)
+    async with running(settings) as warehouse:
+        sink = warehouse.sink
         deadline = time.monotonic() + 60
-        while sink.stats.rows["ensemble_batches"] < 1 or sink.stats.commits < 1:
-            assert time.monotonic() < deadline, f"sink did not finish: {sink.stats}"
-            assert not task.done(), task
+        while _rows(sink, "ensemble_batches") < 1 or sink.metrics.value("riskstream_sink_commits_total") < 1:
+            assert time.monotonic() < deadline, "sink did not finish"
             await asyncio.sleep(0.2)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-    assert sink.stats.rows["ensemble_alert_scores"] == 200
-    assert sink.stats.rows["miner_submissions"] == 2 * 210
-    # every offset is committed (fresh topics: offsets count from 0), so a restarted sink reads nothing again
-    consumer = confluent_kafka.Consumer({"bootstrap.servers": stack_settings.bootstrap_servers, "group.id": group_id})
+        assert _rows(sink, "ensemble_alert_scores") == 200
+        assert _rows(sink, "miner_submissions") == 2 * 210
+
+        # reads: any ClickHouse HTTP client, through the sink's endpoint over its chDB path
+        reader = await asyncio.to_thread(clickhouse_connect.get_client, dsn=stack.warehouse_reads_url)
+        try:
+            sql = (
+                f"SELECT count() AS n, max(rank) AS top FROM {database}.ensemble_alert_scores"  # noqa: S608
+                " WHERE processing_date = {d:Date}"
+            )
+            result = await asyncio.to_thread(reader.query, sql, parameters={"d": DATE})
+            assert list(result.named_results()) == [{"n": 200, "top": 200}]
+            for statement in (
+                f"DROP TABLE {database}.ensemble_alert_scores",
+                f"INSERT INTO {database}.miner_weights SELECT * FROM {database}.miner_weights",
+            ):
+                with pytest.raises(Exception, match="READONLY"):
+                    await asyncio.to_thread(reader.command, statement)
+        finally:
+            reader.close()
+        async with httpx.AsyncClient(base_url=stack.warehouse_reads_url, timeout=10) as http:
+            health = (await http.get("/health")).json()
+            assert health["status"] == "ok" and health["pending_batches"] == []
+            text = (await http.get("/metrics")).text
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        assert samples[("riskstream_sink_rows_total", (("table", "ensemble_alert_scores"),))] >= 200
+        assert samples[("riskstream_dead_letters_total", (("topic", topics.dlq("warehouse")),))] >= 1
+
+    # the junk record went to the dead-letter topic with its bytes and source position
+    consumer = confluent_kafka.Consumer(
+        {"bootstrap.servers": stack.bootstrap_servers, "group.id": f"{group_id}-dlq", "auto.offset.reset": "earliest"}
+    )
     try:
-        for topic in {t for t, _, _, _ in records}:
-            wanted = [confluent_kafka.TopicPartition(topic, p) for p in range(stack_settings.topic_partitions)]
-            committed = [tp.offset for tp in consumer.committed(wanted, timeout=10)]
-            assert sum(max(o, 0) for o in committed) == sum(1 for t, _, _, _ in records if t == topic), topic
+        consumer.subscribe([topics.dlq("warehouse")])
+        found = None
+        deadline = time.monotonic() + 30
+        while found is None and time.monotonic() < deadline:
+            found = consumer.poll(1.0)
+            if found is not None and found.error():
+                found = None
+        assert found is not None, "no dead letter"
+        letter = DeadLetter.from_headers(found.key(), found.value(), found.headers() or [])
+        assert letter.value == b"not avro at all" and letter.key == b"junk"
+        assert letter.topic == topics.ensemble_alerts and letter.reason.startswith("undecodable")
+    finally:
+        consumer.close()
+    # every offset is committed (fresh topics: offsets count from 0), so a restarted sink reads nothing again
+    for topic in {t for t, _, _, _ in records}:
+        wanted = [confluent_kafka.TopicPartition(topic, p) for p in range(stack.topic_partitions)]
+        committed = [tp.offset for tp in _committed(stack, group_id, wanted)]
+        assert sum(max(o, 0) for o in committed) == sum(1 for t, _, _, _ in records if t == topic), topic
+
+
+def _committed(stack: StackSettings, group_id: str, wanted: list[Any]) -> list[Any]:
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": group_id})
+    try:
+        return list(consumer.committed(wanted, timeout=10))
     finally:
         consumer.close()

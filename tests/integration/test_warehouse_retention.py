@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from streams.retention import apply_retention, warehouse_cutoff
-from streams.warehouse import create_tables
+from streams.warehouse_schema import create_tables
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,7 @@ from miner.settings import MinerSettings
 from sot.settings import SotSettings
 from streams.settings import StackSettings
 from validator.settings import ValidatorSettings
+from warehouse.settings import WarehouseSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS: dict[str, Any] = {
@@ -20,6 +21,7 @@ SETTINGS: dict[str, Any] = {
     "SOT_": SotSettings,
     "MINER_": MinerSettings,
     "VALIDATOR_": ValidatorSettings,
+    "WAREHOUSE_": WarehouseSettings,
     "GATEWAY_": GatewaySettings,
 }
 
@@ -32,7 +34,7 @@ def compose() -> dict[str, Any]:
 def test_compose_has_the_infrastructure_and_one_service_per_component(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert {"kafka", "clickhouse", "minio", "minio-setup"} <= set(services)
-    assert {"sot", "miner-a", "miner-b", "miner-c", "validator", "gateway"} <= set(services)
+    assert {"sot", "miner-a", "miner-b", "miner-c", "validator", "warehouse", "gateway"} <= set(services)
     assert "MINIO_NOTIFY_KAFKA_TOPIC_BATCHES" in services["minio"]["environment"]
 
 
@@ -54,7 +56,7 @@ def test_the_broker_authenticates_authorises_and_creates_no_topic_by_itself(comp
     services = compose["services"]
     assert services["kafka-setup"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     users = {name: s["environment"].get("RISKSTREAM_KAFKA_USERNAME") for name, s in services.items()
-             if name in ("sot", "miner-a", "miner-b", "miner-c", "validator", "gateway")}  # fmt: skip
+             if name in ("sot", "miner-a", "miner-b", "miner-c", "validator", "warehouse")}  # fmt: skip
     assert len(set(users.values())) == len(users) and None not in users.values()  # one principal each
     homes = [s["volumes"][0] for name, s in services.items() if name in users]
     assert len(set(homes)) == len(homes)  # no participant can read another's keys
@@ -81,6 +83,6 @@ def test_component_commands_exist(compose: dict[str, Any]) -> None:
     from streams.cli import build_parser
 
     parser = build_parser()
-    for name in ("sot", "miner-a", "validator", "gateway"):
+    for name in ("sot", "miner-a", "validator", "warehouse", "gateway"):
         command = compose["services"][name]["command"]
         parser.parse_args(command)  # exits on an unknown subcommand or option

@@ -6,23 +6,25 @@ import datetime as dt
 import re
 
 import schemathesis
+from swagger_ui_bundle import swagger_ui_path
 
 from gateway.app import create_app
 from gateway.dashboard import render_page
-from gateway.openapi import build_spec, docs_page
+from gateway.openapi import DOCS_ASSETS, build_spec, docs_page
 from gateway.settings import GatewaySettings
 from streams.settings import StackSettings
 
 
 def test_every_documented_path_is_served_and_every_api_route_is_documented() -> None:
-    app = create_app(GatewaySettings(stack=StackSettings(_env_file=None), run_sink=False), name="spec_check")
+    app = create_app(GatewaySettings(stack=StackSettings(_env_file=None)), name="spec_check")
     served = {"/" + re.sub(r"<(\w+):\w+>", r"{\1}", r.path) for r in app.router.routes}
     spec = build_spec(1000, "0.1.0")
     documented = set(spec["paths"])
-    assert documented <= served
-    own = {"/", "/openapi.json", "/docs", "/metrics"}
+    assert documented <= served and "/metrics" in documented
+    own = {"/", "/openapi.json", "/docs"}
     registry = {p for p in served if p.startswith(("/schemas", "/subjects"))}
-    assert served - documented == own | registry
+    assets = {p for p in served if p.startswith(f"{DOCS_ASSETS}/")}
+    assert served - documented == own | registry | assets
 
 
 def test_spec_loads_in_schemathesis_and_limits_follow_settings() -> None:
@@ -36,12 +38,25 @@ def test_spec_loads_in_schemathesis_and_limits_follow_settings() -> None:
     assert limit["schema"]["maximum"] == 1234
 
 
-def test_docs_page_lists_every_endpoint() -> None:
-    spec = build_spec(1000, "0.1.0")
-    page = docs_page(spec)
-    for path in spec["paths"]:
-        assert f"GET {path}" in page
-    assert "http" not in page.replace("/openapi.json", "")  # no external assets
+def test_docs_page_is_swagger_ui_from_local_files() -> None:
+    page = docs_page("riskstream gateway API")
+    assert 'url: "/openapi.json"' in page and "validatorUrl: null" in page  # no call to an online validator
+    assert "http" not in page  # no CDN, no external asset
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert assets and all(a.startswith(f"{DOCS_ASSETS}/") for a in assets)
+    shipped = {p.name for p in swagger_ui_path.iterdir()}
+    assert {a.removeprefix(f"{DOCS_ASSETS}/") for a in assets} <= shipped
+
+
+async def test_docs_assets_are_served() -> None:
+    from sanic import Sanic
+
+    Sanic.test_mode = True
+    app = create_app(GatewaySettings(stack=StackSettings(_env_file=None)), name="docs_assets")
+    _, answer = await app.asgi_client.get(f"{DOCS_ASSETS}/swagger-ui-bundle.js")
+    assert answer.status == 200 and b"SwaggerUIBundle" in answer.body[:1000]
+    _, page = await app.asgi_client.get("/docs")
+    assert page.status == 200 and b"swagger-ui" in page.body
 
 
 def test_dashboard_renders_and_escapes() -> None:

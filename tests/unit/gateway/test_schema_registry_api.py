@@ -7,7 +7,7 @@ import json
 from sanic import Sanic
 from sanic_testing.testing import SanicASGITestClient
 
-from gateway.registry_api import CONTENT_TYPE, registry_blueprint
+from gateway.schema_registry_api import CONTENT_TYPE, schema_registry_blueprint
 from streams.schema_registry import FileSchemaRegistry
 
 REGISTRY = FileSchemaRegistry.default()
@@ -16,7 +16,7 @@ REGISTRY = FileSchemaRegistry.default()
 def _client(name: str) -> SanicASGITestClient:
     app = Sanic(name)
     app.config.AUTO_EXTEND = False
-    app.blueprint(registry_blueprint(REGISTRY))
+    app.blueprint(schema_registry_blueprint(REGISTRY))
     return SanicASGITestClient(app)
 
 

@@ -31,7 +31,7 @@ def _subject(registry: FileSchemaRegistry, subject: str) -> RegisteredSchema | N
     return next((s for s in registry.all() if s.subject == subject), None)
 
 
-def registry_blueprint(registry: FileSchemaRegistry) -> Blueprint:
+def schema_registry_blueprint(registry: FileSchemaRegistry) -> Blueprint:
     bp = Blueprint("schema_registry")
     texts = {s.schema_id: json.dumps(s.schema, separators=(",", ":")) for s in registry.all()}
 
