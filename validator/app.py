@@ -321,7 +321,9 @@ def prepare_topics(settings: ValidatorSettings) -> None:
 
 
 def _epoch_path(settings: ValidatorSettings) -> Path:
-    return _data_dir(settings) / "broker-epoch"
+    # One token per app id: Faust keeps each app's tables apart in the same data dir, so a second app
+    # (another namespace) sharing the dir must not read the first one's token as a lost log.
+    return _data_dir(settings) / f"broker-epoch-{settings.app_id}"
 
 
 def run_worker(validator: Validator) -> int:
