@@ -233,7 +233,7 @@ def build_spec(max_limit: int, version: str) -> Schema:
                 _param(
                     "max_weight_limit",
                     "query",
-                    {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                    {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1},
                     "the subnet's max_weight_limit (default 1)",
                 ),
             ],
