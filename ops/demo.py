@@ -141,6 +141,7 @@ class Demo:
             self.processes.start("gateway", ["gateway", "serve", "--port", str(self.plan.gateway_port)])
             for miner in self.plan.miners:
                 args = ["miner", "run", "--miner-id", miner.miner_id, "--profile", miner.profile]
+                args += ["--network", self.plan.network]
                 if miner.copy_of:
                     args += ["--copy-of", miner.copy_of]
                 self.processes.start(miner.miner_id, args)
