@@ -1,0 +1,158 @@
+"""Partials of several inbox partitions merge into exactly what one worker evaluates and emits."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pytest
+from validator_fakes import DATE, PANEL, RecordingProducer
+
+from simulation import SyntheticBatch, adversarial_panel, make_batch, submission_records, write_batch
+from streams.codec import AvroCodec
+from streams.objectstore import FileObjectStore
+from validator.bridge import InboxRecord
+from validator.closing import closing_inputs, share_of, shared_ensemble, take
+from validator.encoding import EnsembleEncoder
+from validator.intake import Intake, Outputs
+from validator.outcome import evaluate_round
+from validator.partials import (
+    Partial,
+    PartialChunk,
+    decode_partial,
+    encode_partial,
+    inbox_partition,
+    merge_partials,
+    partials_of,
+)
+from validator.rounds import Rounds
+from validator.state import RoundState
+from validator.tables import RoundKey, ValidatorTables
+
+T0 = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)
+RKEY = RoundKey(DATE, "ethereum")
+
+
+def _ms(when: dt.datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def _records(codec: AvroCodec, batch: SyntheticBatch, miners: list[str]) -> list[InboxRecord]:
+    """The panel's records as the bridge forwards them, plus a changed resubmission and a dead letter."""
+    panel = adversarial_panel(batch, seed=7)
+    out = []
+    for i, miner in enumerate(miners):
+        alerts, clusters = panel[miner]
+        seen = T0 + dt.timedelta(seconds=10 + i + (100 if miner == "copycat" else 0))
+        sent = submission_records(codec, batch, miner, alerts, clusters, seen, chunk_size=40)
+        if miner == "honest-2":  # chunk 0 again with one score changed, same model version: nondeterministic
+            key, value = sent[0]
+            body = codec.decode(value).record
+            body["scores"] = [min(1.0, body["scores"][0] + 0.25), *body["scores"][1:]]
+            sent.insert(1, (key, codec.encode("riskstream.AlertScoreBatch", body)))
+            sent.insert(2, (key, b"\x00garbage"))  # undecodable: a dead letter of honest-2
+        for offset, (key, value) in enumerate(sent):
+            out.append(InboxRecord(key.encode(), value, f"scores.{miner}", i % 2, offset, seen_ms=_ms(seen)))
+    return out
+
+
+@pytest.fixture
+def batch() -> SyntheticBatch:
+    return make_batch(400, DATE, seed=3, published_at=T0)
+
+
+def _open(rounds: Rounds, store: FileObjectStore, batch: SyntheticBatch) -> None:
+    event = store.object_created_event(write_batch(store, batch), 1, "etag", T0)
+    assert rounds.open_batch(event, "sot.batches:0:0")
+
+
+def _partitioned(
+    rounds: Rounds, records: list[InboxRecord], partitions: int, codec: AvroCodec
+) -> tuple[list[Intake], list[Partial]]:
+    """Each partition's own intake (sharing only the round states), and its shares through the wire."""
+    intakes = []
+    for _ in range(partitions):
+        tables = ValidatorTables(batches=rounds.tables.batches)
+        intakes.append(Intake(tables, rounds.settings, codec, rounds.store, Outputs(RecordingProducer())))
+    for partition in range(partitions):
+        intakes[partition].ingest([r for r in records if inbox_partition(r.key, partitions) == partition])
+    shares = []
+    for partition, intake in enumerate(intakes):
+        for share in partials_of(intake, RKEY, 1, partition, codec):
+            assert share.key == f"{DATE}:{share.miner_id}"
+            decoded = decode_partial(codec, encode_partial(codec, share))
+            assert decoded == share
+            shares.append(decoded)
+    return intakes, shares
+
+
+def test_inbox_partition_is_bucket_mod_partitions() -> None:
+    assert inbox_partition(b"2026-01-02:13", 4) == 1
+    assert inbox_partition(b"2026-01-02:13", 16) == 13
+    assert inbox_partition(b"2026-01-02:complete", 4) == inbox_partition(b"2026-01-02:complete", 4)
+    assert 0 <= inbox_partition(None, 3) < 3
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 3, 4])
+def test_merged_partials_give_one_workers_verdicts_weights_and_bytes(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch, partitions: int
+) -> None:
+    rounds, producer = make_rounds()
+    _open(rounds, store, batch)
+    records = _records(codec, batch, PANEL)
+    _, shares = _partitioned(rounds, records, partitions, codec)
+    rounds.ingest(records)
+    one, contents = rounds.evaluate(RKEY.text, 1)
+
+    state = RoundState.from_value(rounds.tables.batches[RKEY.text])
+    inputs = closing_inputs(RKEY, state, contents, shares, rounds.expected_miners())
+    merged = evaluate_round(inputs, rounds.settings)
+    assert merged.miners == one.miners
+    assert np.array_equal(merged.weights, one.weights) and np.array_equal(merged.immediate, one.immediate)
+    assert merged.reasons == one.reasons
+    assert [v.metrics for v in merged.behaviour] == [v.metrics for v in one.behaviour]
+    assert [dataclasses.astuple(v) for v in merged.integrity] == [dataclasses.astuple(v) for v in one.integrity]
+    assert merged.completed_at_ms == one.completed_at_ms
+    facts = {m: f for m, f in inputs.facts.items() if m == "honest-2"}["honest-2"]
+    assert (facts.resubmissions, facts.determinism_violations, facts.dead_letters) == (1, 1, 1)
+
+    # the shared weights, applied by each partition to its share, give the one worker's records
+    weights = dict(zip(merged.miners, merged.weights.tolist(), strict=True))
+    encoder = EnsembleEncoder.for_record(codec, "riskstream.EnsembleAlertScore", "alert_id")
+    ids = contents.alert_ids
+    sent: list[bytes] = []
+    for partition in range(partitions):
+        miners, alerts, _ = shared_ensemble(inputs, weights, rounds.settings.top_contributors)
+        rows = share_of(ids, partition, partitions, rounds.settings.stack.score_buckets)
+        sent += encoder.encode(take(alerts, rows), miners, ids[rows].tolist(), "ethereum", DATE, 1)
+    assert rounds.check(_ms(T0)) == [(RKEY.text, 1, "all_complete")]
+    emitted = [v for _, _, v, _ in producer.on(rounds.topics.ensemble_alerts)]
+    assert len(sent) == len(emitted) == 400
+    assert sorted(sent) == sorted(emitted)
+
+
+def test_a_partition_without_the_marker_still_reports_its_chunks(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, _ = make_rounds()
+    _open(rounds, store, batch)
+    _, shares = _partitioned(rounds, _records(codec, batch, ["honest-1"]), 4, codec)
+    assert sorted(s.partition for s in shares) == [0, 1, 2, 3]
+    assert sum(s.marker is not None for s in shares) == 1
+    submissions, facts = merge_partials(shares)
+    assert sorted(submissions["honest-1"].alert_ids) == batch.alert_ids
+    assert facts["honest-1"].marker is not None and facts["honest-1"].marker["first_seen"] == _ms(T0) + 10_000
+
+
+def test_a_chunk_in_two_partitions_counts_once_as_the_later_position(codec: AvroCodec) -> None:
+    def chunk(position: str, score: float) -> PartialChunk:
+        return PartialChunk("alert|00001|00000", "alert", ("a",), (score,), (1.0,), "v1", 0, position)
+
+    shares = [
+        Partial("ethereum", DATE, 1, 0, "m", chunks=(chunk("scores.m:0:10", 0.1),)),
+        Partial("ethereum", DATE, 1, 1, "m", chunks=(chunk("scores.m:0:9", 0.9),)),
+    ]
+    submissions, facts = merge_partials(shares)
+    assert submissions["m"].alert_scores == [0.1] and facts["m"].resubmissions == 1

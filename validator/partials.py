@@ -1,0 +1,312 @@
+"""Per-partition partials: one inbox partition's share of a miner's submission, and their exact merge.
+
+With several validator workers each one holds the inbox partitions it was assigned (every miner's
+bucket ``b`` of a date lands in partition ``b mod P``) and checks and counts what arrives there
+with its own ``Intake``. When a round closes, each partition sends, per miner, a ``RoundPartial``:
+the counted facts and every stored chunk decoded (ids, scores, ranks). Nothing is summarised
+lossily: the merge concatenates the chunks in chunk-key order and adds or unites the counts, so
+the submissions and facts a closer evaluates are those one worker holding every partition would
+have built (``collect_submissions`` and ``Emitter.snapshot``), and the verdicts, weights and
+ensemble bytes are the same.
+
+    shares = partials_of(intake, rkey, version, partition)           # one per miner with anything there
+    value = encode_partial(codec, share)                            # validator.partials, key share.key
+    submissions, facts = merge_partials([decode_partial(codec, v) for v in values])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.codec import AvroCodec, Decoded
+from streams.errors import CodecError
+from validator.intake import Intake
+from validator.outcome import MinerFacts
+from validator.submissions import ALERT_RECORD, Submission
+from validator.tables import ALERT, ANY_NETWORK, SEP, RoundKey, StoredChunk, items_with_prefix, miner_key
+
+PARTIAL_RECORD = "riskstream.RoundPartial"
+_MARKER_FIELDS = ("alert_count", "cluster_count", "alert_chunks", "cluster_chunks")
+
+
+def inbox_partition(key: bytes | None, partitions: int) -> int:
+    """The inbox partition of a miner record: bucket ``b`` (key ``date:b``) in ``b mod partitions``,
+    anything else (the completion marker ``date:complete``) by the key's crc32."""
+    text = (key or b"").decode(errors="replace")
+    tail = text.rsplit(":", 1)[-1]
+    if tail.isdigit():
+        return int(tail) % partitions
+    return zlib.crc32(key or b"") % partitions
+
+
+def _millis(value: Any) -> int:
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp() * 1000)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class PartialChunk:
+    """One stored chunk, decoded: what ``collect_submissions`` takes from it."""
+
+    chunk_id: str
+    kind: str
+    ids: tuple[str, ...]
+    scores: tuple[float, ...]
+    ranks: tuple[float, ...]
+    model_version: str
+    produced_at: int
+    position: str
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    """One partition's share of one miner's round (``version``), as its worker held it at the close."""
+
+    network: str
+    date: dt.date
+    version: int
+    partition: int
+    miner_id: str
+    marker: Mapping[str, Any] | None = None
+    firsts: Mapping[str, int] = field(default_factory=dict)
+    resubmissions: int = 0
+    nondeterministic: tuple[str, ...] = ()
+    late_records: int = 0
+    dead_letters: int = 0
+    chunks: tuple[PartialChunk, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.date.isoformat()}:{self.miner_id}"
+
+    @property
+    def round(self) -> RoundKey:
+        return RoundKey(self.date, self.network)
+
+
+def _chunk_of(chunk_id: str, value: Mapping[str, Any], cached: tuple[str, Decoded] | None, codec: AvroCodec) -> Any:
+    stored = StoredChunk.from_value(value)
+    if cached is not None and cached[0] == stored.position:
+        record = cached[1]
+    else:
+        try:
+            record = codec.decode(stored.data)
+        except CodecError:  # decoded once on arrival: a corrupted table (``collect_submissions`` skips it too)
+            return None
+    body = record.record
+    alert = record.name == ALERT_RECORD
+    ids = body["alert_ids"] if alert else body["cluster_ids"]
+    return PartialChunk(
+        chunk_id=chunk_id,
+        kind=chunk_id.split(SEP, 1)[0],
+        ids=tuple(str(i) for i in ids),
+        scores=tuple(float(s) for s in body["scores"]),
+        ranks=tuple(float(r) for r in body["ranks"]) if alert else (),
+        model_version=str(body.get("model_version", "")),
+        produced_at=_millis(body.get("produced_at")),
+        position=stored.position,
+    )
+
+
+def partials_of(intake: Intake, rkey: RoundKey, version: int, partition: int, codec: AvroCodec) -> list[Partial]:
+    """Every miner's share of ``rkey`` held by ``intake`` (one partition's tables), by miner id."""
+    tables = intake.tables
+    chunks: dict[str, list[PartialChunk]] = {}
+    for key, value in items_with_prefix(tables.chunks, rkey.prefix):
+        parts = key.split(SEP)
+        miner, chunk_id = parts[2], SEP.join(parts[3:])
+        chunk = _chunk_of(chunk_id, value, intake.decoded.get(key), codec)
+        if chunk is not None:
+            chunks.setdefault(miner, []).append(chunk)
+    stats = {key.split(SEP)[2]: value for key, value in items_with_prefix(tables.stats, rkey.prefix)}
+    dlq = {
+        key.split(SEP)[2]: len(value.get("dlq", []))
+        for key, value in items_with_prefix(tables.stats, miner_key(rkey.date, ANY_NETWORK, ""))
+    }
+    shares = []
+    for miner in sorted(set(chunks) | set(stats) | {m for m, n in dlq.items() if n}):
+        st = stats.get(miner) or {}
+        marker = st.get("complete")
+        shares.append(
+            Partial(
+                network=rkey.network,
+                date=rkey.date,
+                version=version,
+                partition=partition,
+                miner_id=miner,
+                marker=_wire_marker(marker) if marker else None,
+                firsts={str(k): int(v) for k, v in dict(st.get("firsts") or {}).items()},
+                resubmissions=len(st.get("resubmitted", [])),
+                nondeterministic=tuple(sorted(st.get("nondeterministic", []))),
+                late_records=len(st.get("late", [])),
+                dead_letters=dlq.get(miner, 0),
+                chunks=tuple(chunks.get(miner, [])),
+            )
+        )
+    return shares
+
+
+# ---- the wire ----------------------------------------------------------------------------------
+
+
+def _wire_marker(m: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored completion marker as the partial carries it (``first_seen`` is the merge's to find)."""
+    return {
+        "position": str(m["position"]),
+        **{name: int(m[name]) for name in _MARKER_FIELDS},
+        "checksum": str(m["checksum"]),
+        "model_versions": dict(sorted(dict(m.get("model_versions") or {}).items())),
+        "produced_at": int(m.get("produced_at", 0)),
+        "seen_at": int(m["seen_at"]),
+    }
+
+
+def partial_record(share: Partial) -> dict[str, Any]:
+    marker = _wire_marker(share.marker) if share.marker is not None else None
+    return {
+        "network": share.network,
+        "processing_date": share.date,
+        "version": share.version,
+        "partition": share.partition,
+        "miner_id": share.miner_id,
+        "marker": marker,
+        "firsts": dict(sorted(share.firsts.items())),
+        "resubmissions": share.resubmissions,
+        "nondeterministic": list(share.nondeterministic),
+        "late_records": share.late_records,
+        "dead_letters": share.dead_letters,
+        "chunks": [
+            {
+                "chunk_id": c.chunk_id,
+                "kind": c.kind,
+                "ids": list(c.ids),
+                "scores": list(c.scores),
+                "ranks": list(c.ranks),
+                "model_version": c.model_version,
+                "produced_at": c.produced_at,
+                "position": c.position,
+            }
+            for c in share.chunks
+        ],
+    }
+
+
+def encode_partial(codec: AvroCodec, share: Partial) -> bytes:
+    return codec.encode(PARTIAL_RECORD, partial_record(share))
+
+
+def decode_partial(codec: AvroCodec, value: bytes) -> Partial:
+    """A ``RoundPartial`` from its bytes; ``CodecError`` if it is something else."""
+    decoded = codec.decode(value)
+    if decoded.name != PARTIAL_RECORD:
+        msg = f"expected {PARTIAL_RECORD}, got {decoded.name}"
+        raise CodecError(msg)
+    body = decoded.record
+    marker = body.get("marker")
+    return Partial(
+        network=str(body["network"]),
+        date=body["processing_date"],
+        version=int(body["version"]),
+        partition=int(body["partition"]),
+        miner_id=str(body["miner_id"]),
+        marker=dict(marker) if marker else None,
+        firsts={str(k): int(v) for k, v in body["firsts"].items()},
+        resubmissions=int(body["resubmissions"]),
+        nondeterministic=tuple(body["nondeterministic"]),
+        late_records=int(body["late_records"]),
+        dead_letters=int(body["dead_letters"]),
+        chunks=tuple(
+            PartialChunk(
+                str(c["chunk_id"]),
+                str(c["kind"]),
+                tuple(c["ids"]),
+                tuple(float(s) for s in c["scores"]),
+                tuple(float(r) for r in c["ranks"]),
+                str(c["model_version"]),
+                int(c["produced_at"]),
+                str(c["position"]),
+            )
+            for c in body["chunks"]
+        ),
+    )
+
+
+def digest(value: bytes) -> str:
+    """What a partition's ``ready`` step names a partial by."""
+    return hashlib.sha256(value).hexdigest()
+
+
+# ---- the merge ---------------------------------------------------------------------------------
+def _order(position: str) -> tuple[str, int, int]:
+    topic, partition, offset = position.rsplit(":", 2)
+    return topic, int(partition), int(offset)
+
+
+def _marker_of(shares: list[Partial]) -> dict[str, Any] | None:
+    """The completion marker as one worker would hold it: the last one seen (trusted time, then
+    position), its first-seen time the earliest marker of the date with the same checksum."""
+    markers = [s.marker for s in shares if s.marker is not None]
+    if not markers:
+        return None
+    chosen = dict(max(markers, key=lambda m: (int(m["seen_at"]), str(m["position"]))))
+    checksum = str(chosen["checksum"])
+    firsts = [int(s.firsts[checksum]) for s in shares if checksum in s.firsts]
+    chosen["first_seen"] = min([*firsts, int(chosen["seen_at"])])
+    return chosen
+
+
+def merge_partials(shares: Iterable[Partial]) -> tuple[dict[str, Submission], dict[str, MinerFacts]]:
+    """Submissions (chunks concatenated in chunk-key order) and facts (counts added) of one round.
+
+    The shares are of one round and version, at most one per (miner, partition). A chunk id held
+    by two partitions (its key routed it apart from its body's bucket) counts once, as the later
+    source position, plus one resubmission: one worker would have replaced it.
+    """
+    by_miner: dict[str, list[Partial]] = {}
+    for share in shares:
+        by_miner.setdefault(share.miner_id, []).append(share)
+    submissions: dict[str, Submission] = {}
+    facts: dict[str, MinerFacts] = {}
+    for miner in sorted(by_miner):
+        group = sorted(by_miner[miner], key=lambda s: s.partition)
+        chunks: dict[str, PartialChunk] = {}
+        extra = 0
+        for share in group:
+            for chunk in share.chunks:
+                held = chunks.get(chunk.chunk_id)
+                if held is not None:
+                    extra += 1
+                    if _order(held.position) >= _order(chunk.position):
+                        continue
+                chunks[chunk.chunk_id] = chunk
+        marker = _marker_of(group)
+        if chunks:
+            sub = Submission(miner)
+            for chunk_id in sorted(chunks):
+                chunk = chunks[chunk_id]
+                sub.model_versions.add(chunk.model_version)
+                sub.last_produced_ms = max(sub.last_produced_ms, chunk.produced_at)
+                if chunk.kind == ALERT:
+                    sub.alert_ids.extend(chunk.ids)
+                    sub.alert_scores.extend(chunk.scores)
+                    sub.alert_ranks.extend(chunk.ranks)
+                    sub.alert_chunks += 1
+                else:
+                    sub.cluster_ids.extend(chunk.ids)
+                    sub.cluster_scores.extend(chunk.scores)
+                    sub.cluster_chunks += 1
+            submissions[miner] = sub
+        facts[miner] = MinerFacts(
+            marker=marker,
+            resubmissions=sum(s.resubmissions for s in group) + extra,
+            determinism_violations=len(set().union(*(s.nondeterministic for s in group))),
+            late_records=sum(s.late_records for s in group),
+            dead_letters=sum(s.dead_letters for s in group),
+        )
+    return submissions, facts
