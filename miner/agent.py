@@ -23,6 +23,7 @@ from miner.records import OutRecord, error_record, submission_records
 from miner.scorer import Scorer
 from miner.scoring import BatchScores
 from miner.settings import MinerSettings
+from miner.submitted import SubmittedBatches
 from streams.batch import MANIFEST, Batch, Manifest, batch_key, read_batch
 from streams.codec import AvroCodec
 from streams.errors import BatchRejected, CodecError, EventError, ObjectStoreError, SubmissionError
@@ -86,13 +87,14 @@ class MinerAgent:
         stopping: threading.Event | None = None,
         signer: Signer | None = None,
         reannounced: Callable[[Message], bool] | None = None,
+        submitted: SubmittedBatches | None = None,
     ) -> None:
         self.settings = settings
         self.signer = signer  # signs every chunk and marker (the validator drops unsigned ones)
         # a batch it already submitted is scored again only when an operator re-announced it (replay --from sot):
         # a stranger's repeat would make it resubmit after the ensemble, where its records count as late
         self.reannounced = reannounced
-        self._submitted: set[str] = set()
+        self._submitted = submitted if submitted is not None else SubmittedBatches()
         self.store = store
         self.producer = producer
         self.codec = codec

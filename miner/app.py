@@ -35,6 +35,7 @@ from miner.retraining import Retrainer, record_training
 from miner.scorer import PeerSource, ScorerContext
 from miner.scoring import BatchScores
 from miner.settings import MinerSettings
+from miner.submitted import SubmittedBatches
 from miner.training import labelled_history
 from miner.training_run import TrainingOutcome, train_validated
 from streams.batch import MANIFEST, Manifest, labels_for, read_batch, snapshot_key
@@ -139,6 +140,7 @@ def build_agent(settings: MinerSettings, producer: BatchProducer) -> MinerAgent:
         stopping=context.stopping,  # scorers that wait see the miner stop
         signer=miner_signer(settings),
         reannounced=_operator_reannounced(settings),
+        submitted=SubmittedBatches(settings.submitted_path),
     )
 
 

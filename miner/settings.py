@@ -70,6 +70,11 @@ class MinerSettings(ServiceSettings):
         return self.model_dir if self.model_dir is not None else self.stack.home / "models" / self.miner_id
 
     @property
+    def submitted_path(self) -> Path:
+        """The batches this miner submitted (kept across restarts), per namespace: two stacks may share a home."""
+        return self.stack.home / "state" / f"{self.stack.topic_namespace}miner-{self.miner_id}" / "submitted"
+
+    @property
     def key_path(self) -> Path:
         return self.key_file if self.key_file is not None else key_path(self.stack.home, "miner", self.miner_id)
 

@@ -22,6 +22,7 @@ from miner.plugins import make_scorer
 from miner.registry import ModelRegistry
 from miner.scoring import BatchScores
 from miner.settings import MinerSettings
+from miner.submitted import SubmittedBatches
 from streams.batch import Manifest
 from streams.codec import AvroCodec
 from streams.kafka import Message
@@ -83,6 +84,7 @@ def _agent(
 ) -> tuple[MinerAgent, FakeProducer]:
     producer = FakeProducer()
     peers = kw.pop("peers", None)
+    submitted = kw.pop("submitted", None)
     settings = _settings(tmp_path, model_dir=registry.directory, **kw)
     context = scorer_context(settings, peers)
     agent = MinerAgent(
@@ -93,6 +95,7 @@ def _agent(
         scorer=make_scorer(settings.scorer_spec, context),
         stopping=context.stopping,
         signer=SIGNER,
+        submitted=submitted,
     )
     return agent, producer
 
@@ -390,3 +393,40 @@ async def test_a_repeat_announcement_is_scored_again_only_when_an_operator_signe
     signed = Message(signed.topic, 0, 2, signed.key, signed.value, 0, (("operator", b"yes"),))
     [replayed] = await agent.handle(signed)
     assert replayed.status == SUBMITTED and len(producer.sent) == 2 * sent
+
+
+async def test_a_restarted_miner_still_refuses_a_strangers_repeat_of_a_batch_it_submitted(
+    tmp_path: Path, published: Published, registry_a: ModelRegistry
+) -> None:
+    key = published.keys[-1]
+    kept = tmp_path / "state" / "submitted"
+    agent, producer = _agent(tmp_path, published.store, registry_a, submitted=SubmittedBatches(kept))
+    [first] = await agent.handle(_message(published.store, key))
+    assert first.status == SUBMITTED
+    # a new process: nothing in memory, the same file
+    restarted, producer = _agent(tmp_path, published.store, registry_a, submitted=SubmittedBatches(kept))
+    restarted.reannounced = lambda message: False
+    [again] = await restarted.handle(_message(published.store, key, offset=1))
+    assert again.status == "skipped" and producer.sent == []
+
+
+def test_the_submitted_set_survives_a_torn_last_line_and_is_compacted(tmp_path: Path) -> None:
+    from miner import submitted as module
+
+    path = tmp_path / "submitted"
+    kept = SubmittedBatches(path)
+    for i in range(5):
+        kept.add(f"snapshots/ethereum/2026-01-0{i + 1}/0/manifest.json")
+    kept.add("snapshots/ethereum/2026-01-01/0/manifest.json")  # again: moves to the newest end
+    with path.open("a") as out:
+        out.write("snapshots/ethereum/2026-01-09/0/mani")  # a crash mid-write: a key that was never reported
+    old_keep, module.KEEP = module.KEEP, 3
+    try:
+        reloaded = SubmittedBatches(path)
+    finally:
+        module.KEEP = old_keep
+    assert len(reloaded) == 3
+    assert "snapshots/ethereum/2026-01-01/0/manifest.json" in reloaded  # the newest three survive compaction
+    assert "snapshots/ethereum/2026-01-02/0/manifest.json" not in reloaded
+    assert "snapshots/ethereum/2026-01-09/0/mani" not in reloaded
+    assert len(path.read_text().splitlines()) == 3 and path.read_text().endswith("\n")
