@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
@@ -138,12 +139,11 @@ class CopycatScorer(_Untrained):
 
 
 @dataclass(frozen=True, slots=True)
-class PartialScorer:
-    """An honest scorer that sends only a seeded ``partial_fraction`` of the alerts."""
+class _Wrapping:
+    """An honest ``inner`` scorer whose training and models are its own; subclasses alter what it hands over."""
 
     inner: Scorer
     context: ScorerContext
-    name: str = "partial"
 
     @property
     def version(self) -> str:
@@ -153,14 +153,21 @@ class PartialScorer:
     def trainable(self) -> bool:
         return self.inner.trainable
 
-    def fit(self, history: Sequence[TrainingDay]) -> Scorer:
+    def fit(self, history: Sequence[TrainingDay]) -> Self:
         return replace(self, inner=self.inner.fit(history))
 
     def save(self, directory: Path) -> str:
         return self.inner.save(directory)
 
-    def load(self, directory: Path) -> Scorer:
+    def load(self, directory: Path) -> Self:
         return replace(self, inner=self.inner.load(directory))
+
+
+@dataclass(frozen=True, slots=True)
+class PartialScorer(_Wrapping):
+    """An honest scorer that sends only a seeded ``partial_fraction`` of the alerts."""
+
+    name: str = "partial"
 
     def score(self, batch: Batch) -> BatchScores:
         scores = self.inner.score(batch)
@@ -169,29 +176,10 @@ class PartialScorer:
 
 
 @dataclass(frozen=True, slots=True)
-class LateScorer:
+class LateScorer(_Wrapping):
     """An honest scorer that holds its scores for ``delay_s`` before handing them over."""
 
-    inner: Scorer
-    context: ScorerContext
     name: str = "late"
-
-    @property
-    def version(self) -> str:
-        return self.inner.version
-
-    @property
-    def trainable(self) -> bool:
-        return self.inner.trainable
-
-    def fit(self, history: Sequence[TrainingDay]) -> Scorer:
-        return replace(self, inner=self.inner.fit(history))
-
-    def save(self, directory: Path) -> str:
-        return self.inner.save(directory)
-
-    def load(self, directory: Path) -> Scorer:
-        return replace(self, inner=self.inner.load(directory))
 
     def score(self, batch: Batch) -> BatchScores:
         scores = self.inner.score(batch)
