@@ -30,42 +30,32 @@ __all__ = ["BATCH_DEFAULTS", "COLUMNS", "TABLES", "check_database", "connect", "
 
 _DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
+
+def _ensemble_scores(entity: str) -> str:
+    """The alert and the cluster score tables differ only in the id column."""
+    return f"""
+CREATE TABLE IF NOT EXISTS {{db}}.ensemble_{entity}_scores (
+    network LowCardinality(String),
+    processing_date Date,
+    version UInt32,
+    {entity}_id String,
+    ensemble_score Float64,
+    confidence Float64,
+    miner_count UInt32,
+    miner_agreement Float64,
+    score_std Float64,
+    rank UInt32,
+    top_contributors Array(Tuple(miner_id String, weight Float64, score Float64)),
+    ingested_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(ingested_at)
+PARTITION BY toYYYYMM(processing_date)
+ORDER BY (network, processing_date, version, {entity}_id)"""
+
+
 # Tables, in creation order. ``{db}`` is the database; every table is partitioned by month.
 TABLES: dict[str, str] = {
-    "ensemble_alert_scores": """
-CREATE TABLE IF NOT EXISTS {db}.ensemble_alert_scores (
-    network LowCardinality(String),
-    processing_date Date,
-    version UInt32,
-    alert_id String,
-    ensemble_score Float64,
-    confidence Float64,
-    miner_count UInt32,
-    miner_agreement Float64,
-    score_std Float64,
-    rank UInt32,
-    top_contributors Array(Tuple(miner_id String, weight Float64, score Float64)),
-    ingested_at DateTime64(3, 'UTC')
-) ENGINE = ReplacingMergeTree(ingested_at)
-PARTITION BY toYYYYMM(processing_date)
-ORDER BY (network, processing_date, version, alert_id)""",
-    "ensemble_cluster_scores": """
-CREATE TABLE IF NOT EXISTS {db}.ensemble_cluster_scores (
-    network LowCardinality(String),
-    processing_date Date,
-    version UInt32,
-    cluster_id String,
-    ensemble_score Float64,
-    confidence Float64,
-    miner_count UInt32,
-    miner_agreement Float64,
-    score_std Float64,
-    rank UInt32,
-    top_contributors Array(Tuple(miner_id String, weight Float64, score Float64)),
-    ingested_at DateTime64(3, 'UTC')
-) ENGINE = ReplacingMergeTree(ingested_at)
-PARTITION BY toYYYYMM(processing_date)
-ORDER BY (network, processing_date, version, cluster_id)""",
+    "ensemble_alert_scores": _ensemble_scores("alert"),
+    "ensemble_cluster_scores": _ensemble_scores("cluster"),
     "ensemble_batches": """
 CREATE TABLE IF NOT EXISTS {db}.ensemble_batches (
     network LowCardinality(String),
