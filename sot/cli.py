@@ -16,12 +16,18 @@ from typing import Any
 from sot.errors import BatchExistsError, BatchNotFoundError, LabelsNotDueError, SotInputError
 from sot.generator import GENERATOR_VERSION, GeneratedBatch, check_params, generate_batch
 from sot.owner_cli import owner_options, register_owner, run_labels_from, run_publish_from
-from sot.publisher import announce_batch, private_params_key, publish_batch, publish_labels, write_batch
+from sot.publisher import (
+    announce_batch,
+    private_params_key,
+    publish_batch,
+    publish_labels,
+    sot_producer,
+    write_batch,
+)
 from sot.retention import register_prune
 from sot.settings import SotSettings
 from streams import batch as contract
 from streams.errors import ConfigError, EventError, ObjectStoreError
-from streams.kafka import BatchProducer, ensure_topics, list_topics
 from streams.objectstore import FileObjectStore, open_stack_store, sha256_hex
 from streams.progress import say, step
 
@@ -49,20 +55,6 @@ def _network(args: argparse.Namespace, settings: SotSettings) -> str:
         return contract.check_network(network)
     except ConfigError as exc:
         raise SotInputError(str(exc)) from None
-
-
-def _producer(settings: SotSettings) -> BatchProducer:
-    """A producer for the sot topics, after checking that the broker answers."""
-    stack = settings.stack
-    list_topics(stack.bootstrap_servers, timeout=5.0)
-    topics = stack.topics
-    ensure_topics(
-        stack.bootstrap_servers,
-        [topics.sot_batches, topics.sot_labels],
-        stack.topic_partitions,
-        stack.replication_factor,
-    )
-    return BatchProducer(stack.bootstrap_servers, **{"message.timeout.ms": 30_000})
 
 
 def _generate(network: str, date: dt.date, sizes: dict[str, int], window_days: int) -> GeneratedBatch:
@@ -145,7 +137,7 @@ def _run_publish(args: argparse.Namespace) -> int:
     window = settings.window_days
     dates = [end - dt.timedelta(days=offset) for offset in range(args.days - 1, -1, -1)]
     published = {date: _generated_manifest(store, network, date, window) for date in dates}  # before any work
-    producer = _producer(settings)
+    producer = sot_producer(settings.stack)
     topics = settings.stack.topics
     for offset in range(args.days - 1, -1, -1):
         date = end - dt.timedelta(days=offset)
@@ -181,7 +173,7 @@ def _run_labels(args: argparse.Namespace) -> int:
     if sizes is None or not store.exists(manifest_key):
         msg = f"no published batch {network} {date} (window {window}) in {store.url}: publish it first"
         raise BatchNotFoundError(msg)
-    producer = _producer(settings)
+    producer = sot_producer(settings.stack)
     batch = _generate(network, date, sizes, window)
     try:
         published = contract.Manifest.from_json(store.get(manifest_key))

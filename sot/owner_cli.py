@@ -19,12 +19,13 @@ import orjson
 from sot.check import CheckReport, check_batch, check_labels, read_files
 from sot.errors import BatchNotFoundError, CheckFailedError, SotInputError
 from sot.owner import check_due, publish_owner_batch, publish_owner_labels
+from sot.publisher import sot_producer
 from sot.settings import SotSettings
 from streams import batch as contract
 from streams import contract as documented
 from streams.control import operator_signer
 from streams.errors import BatchRejected, ConfigError
-from streams.kafka import BatchProducer, ensure_topics, list_topics
+from streams.kafka import BatchProducer
 from streams.objectstore import FileObjectStore, ObjectStore, S3ObjectStore, open_store
 from streams.progress import say, step
 from streams.signing import OPERATOR, Signer, key_path
@@ -95,18 +96,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _producer(settings: SotSettings) -> BatchProducer | None:
-    if not settings.emit_events:
-        return None
-    stack = settings.stack
-    list_topics(stack.bootstrap_servers, timeout=5.0)
-    topics = stack.topics
-    ensure_topics(
-        stack.bootstrap_servers,
-        [topics.sot_batches, topics.sot_labels],
-        stack.topic_partitions,
-        stack.replication_factor,
-    )
-    return BatchProducer(stack.bootstrap_servers, **{"message.timeout.ms": 30_000})
+    return sot_producer(settings.stack) if settings.emit_events else None
 
 
 def _target(settings: SotSettings) -> FileObjectStore | S3ObjectStore:

@@ -23,12 +23,21 @@ from sot.errors import PublishError
 from sot.generator import GENERATOR_VERSION, GeneratedBatch
 from streams import batch as contract
 from streams.errors import EventError, KafkaError, ObjectStoreError
-from streams.kafka import Producer
+from streams.kafka import BatchProducer, Producer, ensure_topics, list_topics
 from streams.objectstore import ObjectStore, sha256_hex
+from streams.settings import StackSettings
 from streams.signing import REANNOUNCE, Signer
 from streams.topics import TopicNames
 
 KeyFn = Callable[[str, dt.date, int, str], str]
+
+
+def sot_producer(stack: StackSettings) -> BatchProducer:
+    """A producer for the sot topics, after checking that the broker answers (and that the topics exist)."""
+    list_topics(stack.bootstrap_servers, timeout=5.0)
+    topics = [stack.topics.sot_batches, stack.topics.sot_labels]
+    ensure_topics(stack.bootstrap_servers, topics, stack.topic_partitions, stack.replication_factor)
+    return BatchProducer(stack.bootstrap_servers, **{"message.timeout.ms": 30_000})
 
 
 def private_params_key(network: str, date: dt.date, window_days: int) -> str:
