@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,16 +31,6 @@ from validator.tables import ALERT, ANY_NETWORK, SEP, RoundKey, StoredChunk, ite
 
 PARTIAL_RECORD = "riskstream.RoundPartial"
 _MARKER_FIELDS = ("alert_count", "cluster_count", "alert_chunks", "cluster_chunks")
-
-
-def inbox_partition(key: bytes | None, partitions: int) -> int:
-    """The inbox partition of a miner record: bucket ``b`` (key ``date:b``) in ``b mod partitions``,
-    anything else (the completion marker ``date:complete``) by the key's crc32."""
-    text = (key or b"").decode(errors="replace")
-    tail = text.rsplit(":", 1)[-1]
-    if tail.isdigit():
-        return int(tail) % partitions
-    return zlib.crc32(key or b"") % partitions
 
 
 def _millis(value: Any) -> int:
