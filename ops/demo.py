@@ -34,6 +34,11 @@ class MinerPlan:
     profile: str
     copy_of: str | None = None
     trained: bool = True
+    scorer: str | None = None  # a plug-in scorer (module:factory or entry point) instead of the profile
+
+    @property
+    def scorer_args(self) -> list[str]:
+        return ["--scorer", self.scorer] if self.scorer else ["--profile", self.profile]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +122,7 @@ class Demo:
                         "train",
                         "--miner-id",
                         miner.miner_id,
-                        "--profile",
-                        miner.profile,
+                        *miner.scorer_args,
                         "--start-date",
                         start,
                         "--end-date",
@@ -140,7 +144,7 @@ class Demo:
             self.processes.start("warehouse", ["warehouse", "sink"])
             self.processes.start("gateway", ["gateway", "serve", "--port", str(self.plan.gateway_port)])
             for miner in self.plan.miners:
-                args = ["miner", "run", "--miner-id", miner.miner_id, "--profile", miner.profile]
+                args = ["miner", "run", "--miner-id", miner.miner_id, *miner.scorer_args]
                 args += ["--network", self.plan.network]
                 if miner.copy_of:
                     args += ["--copy-of", miner.copy_of]

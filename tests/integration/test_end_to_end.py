@@ -1,4 +1,6 @@
-"""The whole system as separate processes: SOT, 2 honest miners + a copycat, validator, gateway.
+"""The whole system as separate processes: SOT, 2 honest miners + a copycat, an outside miner
+(examples/hgb_miner, installed as a package), a miner written from docs/miner-protocol.md alone,
+validator, gateway.
 
 Asserts the ensemble through REST and through a plain Avro topic subscriber, then replays a
 date from the score topics and asserts a new version with identical scores.
@@ -6,7 +8,9 @@ date from the score topics and asserts a new version with identical scores.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from ops.demo import Demo, DemoPlan, isolated_run
+from ops.demo import Demo, DemoPlan, MinerPlan, isolated_run
 from streams.stack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -63,8 +67,36 @@ def _replay(day: dt.date, source: str, env: dict[str, str], cwd: Path) -> None:
     subprocess.run(command, env=env, cwd=cwd, check=True, timeout=60, capture_output=True)
 
 
+def _install_example(target: Path) -> None:
+    """Install examples/hgb_miner like a user would (its own package, its entry point), into ``target``."""
+    example = ROOT / "examples" / "hgb_miner"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(target), str(example)],
+        check=True, timeout=600, capture_output=True,
+    )  # fmt: skip
+
+
+def _start_document_miner(demo: Demo, env: dict[str, str], tmp_path: Path) -> subprocess.Popen[str]:
+    """The miner written from docs/miner-protocol.md, as its own process; returns once it registered."""
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("conformance_miner.py")),
+         "--bootstrap", demo.stack.bootstrap_servers, "--store", demo.stack.object_store_url.removeprefix("file://"),
+         "--schemas", str(ROOT / "schemas" / "avro"), "--miner-id", "doc-miner",
+         "--namespace", demo.stack.topic_namespace, "--key-file", str(tmp_path / "doc-miner.pem")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("registered"), line
+    return process
+
+
 def test_publish_validate_query_subscribe_and_replay(broker: str, namespace: str, tmp_path: Path) -> None:
     stack, env = isolated_run(tmp_path / "home", broker, namespace)
+    site = tmp_path / "site"
+    _install_example(site)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
     plan = DemoPlan.for_today(
         days=2, history=4, alerts=ALERTS, addresses=1_500, flows=15_000, clusters=15, deadline_s=60,
         gateway_port=free_port(), configure_expected=False,
@@ -74,12 +106,14 @@ def test_publish_validate_query_subscribe_and_replay(broker: str, namespace: str
         ("miner-b", "honest-b", None),
         ("miner-c", "copycat", "miner-a"),
     ]
+    plan = dataclasses.replace(plan, miners=(*plan.miners, MinerPlan("miner-d", "hgb", scorer="hgb")))
     first, second = plan.days
 
     with Demo(plan, stack, env, cwd=tmp_path) as demo:
         demo.prepare_history()
         demo.train_miners()
         demo.start_services()
+        document_miner = _start_document_miner(demo, env, tmp_path)
         demo.publish_days()
         demo.wait_for_ensembles(plan.days, timeout=300)
 
@@ -101,6 +135,13 @@ def test_publish_validate_query_subscribe_and_replay(broker: str, namespace: str
         by_miner = {row["miner_id"]: row for row in validation["results"] if row.get("stage") == "immediate"}
         assert by_miner["miner-c"]["weight"] < 0.01, by_miner["miner-c"]
         assert by_miner["miner-a"]["weight"] > 0.1 and by_miner["miner-b"]["weight"] > 0.1
+        # the outside miner (its own package, features and model family) and the miner written from the
+        # protocol document alone pass integrity in full and earn a weight
+        for outside in ("miner-d", "doc-miner"):
+            assert by_miner[outside]["weight"] > 0.05, by_miner[outside]
+            assert by_miner[outside]["passed_integrity"] and by_miner[outside]["integrity_score"] == pytest.approx(
+                0.2, abs=1e-6
+            ), by_miner[outside]
 
         # a plain Avro subscriber (confluent-kafka + the gateway's registry API) sees the same ensemble
         received = _subscribe(demo, env, f"subscriber-{namespace}")
@@ -123,3 +164,5 @@ def test_publish_validate_query_subscribe_and_replay(broker: str, namespace: str
         assert again["version"] == 2
         assert {s["alert_id"]: s["ensemble_score"] for s in again["ensemble_scores"]} == second_v1
         assert demo.available()[first.isoformat()] == 2
+        document_miner.terminate()
+        assert document_miner.wait(timeout=60) == 0
