@@ -27,7 +27,8 @@ import fastavro
 import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -237,12 +238,29 @@ def register(args: argparse.Namespace, avro: Avro, signer: Signer, producer: Pro
     producer.flush(30)
 
 
+def create_topic(args: argparse.Namespace) -> None:
+    """Create ``scores.<miner_id>`` with the operator's partition count unless it exists."""
+    topic = f"{args.namespace}scores.{args.miner_id}"
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    if topic in admin.list_topics(timeout=30).topics:
+        return
+    wanted = NewTopic(topic, num_partitions=args.partitions, replication_factor=args.replication)
+    future = admin.create_topics([wanted])[topic]
+    try:
+        future.result(30)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     for name in ("--bootstrap", "--store", "--schemas", "--miner-id", "--key-file"):
         parser.add_argument(name, required=True)
     parser.add_argument("--namespace", default="")
     parser.add_argument("--network", default="ethereum")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--replication", type=int, default=1)
     parser.add_argument("--buckets", type=int, default=16)
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--model-version", default="rules-1")
@@ -273,6 +291,7 @@ def main() -> int:
     )
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    create_topic(args)
     register(args, avro, signer, producer)
     print(f"registered {args.miner_id} with key {signer.public_key}", flush=True)
     consumer.subscribe([f"{args.namespace}sot.batches"])
@@ -299,8 +318,8 @@ def main() -> int:
                 if not str(record.get("eventName", "")).startswith(("ObjectCreated:", "s3:ObjectCreated:")):
                     continue
                 key = unquote_plus(record["s3"]["object"]["key"])
-                parts = key.split("/")
-                if len(parts) == 5 and parts[0] == "snapshots" and parts[4] == "manifest.json":
+                parts = key.split("/")  # snapshots/<network>/<date>/<window_days>/manifest.json
+                if len(parts) == 5 and (parts[0], parts[1], parts[4]) == ("snapshots", args.network, "manifest.json"):
                     submit(args, avro, signer, producer, key)
                     handled += 1
             consumer.commit(message=message, asynchronous=False)
