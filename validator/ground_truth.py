@@ -78,8 +78,47 @@ def calibration_error(scores: Floats, labels: Floats, bins: int = 10) -> float:
     return float(error)
 
 
+CALIBRATION_BINS = 10
+RECALL_LEVELS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+RELIABILITY_PREFIX, PR_PREFIX = "reliability_", "pr_precision_at_recall_"
+
+
+def reliability_bins(scores: Floats, labels: Floats, bins: int = CALIBRATION_BINS) -> dict[str, float]:
+    """The reliability diagram behind ``calibration_error``: per equal-width bin, its alert count and,
+    where it holds any, the mean score and the share of positives (``reliability_<bin>_<what>``)."""
+    clipped = np.clip(scores, 0.0, 1.0)
+    which = np.minimum((clipped * bins).astype(np.int64), bins - 1)
+    out: dict[str, float] = {}
+    for b in range(bins):
+        inside = which == b
+        out[f"{RELIABILITY_PREFIX}{b}_count"] = float(inside.sum())
+        if inside.any():
+            out[f"{RELIABILITY_PREFIX}{b}_mean_score"] = float(clipped[inside].mean())
+            out[f"{RELIABILITY_PREFIX}{b}_positive_rate"] = float(labels[inside].mean())
+    return out
+
+
+def interpolated_precision(scores: Floats, labels: Floats) -> dict[str, float]:
+    """The precision-recall curve at fixed recall levels: the highest precision of any score threshold
+    (ties enter together, as in ``auc_pr``) whose recall reaches the level; nothing without positives."""
+    positives = labels > 0.5
+    n_pos = int(positives.sum())
+    if n_pos == 0:
+        return {}
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], positives[order].astype(np.float64)
+    last_of_tie = np.r_[s[1:] != s[:-1], True]
+    tp = np.cumsum(y)[last_of_tie]
+    precision = tp / (np.flatnonzero(last_of_tie) + 1).astype(np.float64)
+    recall = tp / n_pos
+    best_from = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at this threshold or a lower one
+    where = np.searchsorted(recall, np.asarray(RECALL_LEVELS) - 1e-12)  # first threshold reaching the level
+    return {f"{PR_PREFIX}{level:.2f}": float(best_from[i]) for level, i in zip(RECALL_LEVELS, where, strict=True)}
+
+
 def ground_truth_metrics(scores: Floats, labels: Floats, *, k: int) -> dict[str, float]:
-    """The tier-3 figures of one score vector against 0/1 labels (aligned arrays)."""
+    """The tier-3 figures of one score vector against 0/1 labels (aligned arrays), with the points of
+    its reliability diagram and precision-recall curve (for the dashboard; they score nothing)."""
     return {
         "auc_roc": auc_roc(scores, labels),
         "auc_pr": auc_pr(scores, labels),
@@ -88,6 +127,8 @@ def ground_truth_metrics(scores: Floats, labels: Floats, *, k: int) -> dict[str,
         "calibration_error": calibration_error(scores, labels),
         "labelled": float(len(labels)),
         "positives": float((labels > 0.5).sum()),
+        **(reliability_bins(scores, labels) if len(scores) else {}),
+        **interpolated_precision(scores, labels),
     }
 
 
