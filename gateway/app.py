@@ -21,6 +21,7 @@ from sanic.response import HTTPResponse
 from gateway.cache import AnswerCache
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
+from gateway.miner_page import add_miner_page_route
 from gateway.queries import WarehouseReader
 from gateway.ranking import RankingCache
 from gateway.routes import add_routes, json_answer
@@ -107,6 +108,7 @@ def create_app(settings: GatewaySettings, *, name: str = "riskstream_gateway") -
     app.blueprint(schema_registry_blueprint(FileSchemaRegistry.default()))
     add_routes(app, settings)
     add_weights_route(app, settings)
+    add_miner_page_route(app, settings)
     app.error_handler.add(Exception, _error_answer)
 
     async def _started(request: Request) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 from typing import Any
+from urllib.parse import quote
+
+from gateway.miner_page import CURVE_PREFIXES
 
 _STYLE = (
     "body{font:14px sans-serif;margin:2em;max-width:70em;color:#222}"
@@ -21,12 +24,13 @@ def _num(value: Any, digits: int = 3) -> str:
     return escape(str(value))
 
 
-def _leaderboard(rankings: dict[str, Any]) -> str:
+def _leaderboard(rankings: dict[str, Any], network: str) -> str:
     miners = rankings["miners"]
     if not miners:
         return "<p class='muted'>No validation results yet.</p>"
     rows = "".join(
-        f"<tr><td>{m['rank']}. {escape(m['miner_id'])}</td><td>{_num(m['mean_final_score'])}</td>"
+        f"<tr><td>{m['rank']}. <a href='/dashboard/miners/{quote(m['miner_id'])}?network={quote(network)}'>"
+        f"{escape(m['miner_id'])}</a></td><td>{_num(m['mean_final_score'])}</td>"
         f"<td>{_num(m['mean_immediate_score'])}</td><td>{_num(m['latest_weight'])}</td>"
         f"<td>{m['days']}</td><td>{m['ground_truth_days']}</td><td>{m['failed_integrity_days']}</td></tr>"
         for m in miners
@@ -62,7 +66,7 @@ def _histogram(hist: dict[str, Any] | None) -> str:
 def _calibration(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "<p class='muted'>No ground truth yet (labels arrive days after a batch).</p>"
-    names = sorted({k for r in rows for k in r["metrics"]})
+    names = sorted({k for r in rows for k in r["metrics"] if not k.startswith(CURVE_PREFIXES)})  # drawn per miner
     head = "".join(f"<th>{escape(n)}</th>" for n in names)
     body = "".join(
         f"<tr><td>{escape(r['miner_id'])}</td><td>{escape(str(r['labelled_date']))}</td>"
@@ -86,7 +90,7 @@ def render_page(
         "<p>Ensemble risk scores of AML alerts. API: <a href='/docs'>docs</a>, "
         "<a href='/openapi.json'>openapi.json</a>, <a href='/dates/available'>dates</a>, "
         "<a href='/metrics'>metrics</a>.</p>"
-        f"<h2>Miner leaderboard</h2>{_leaderboard(rankings)}"
+        f"<h2>Miner leaderboard</h2>{_leaderboard(rankings, network)}"
         f"<h2>Ensemble score distribution (newest date)</h2>{_histogram(hist)}"
         f"<h2>Calibration and ground truth per miner</h2>{_calibration(calibration)}"
         f"<p class='muted'>rendered {now.isoformat(timespec='seconds')}</p></body></html>"

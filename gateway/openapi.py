@@ -126,6 +126,17 @@ def _get(summary: str, params: list[Schema], responses: Schema) -> Schema:
     return {"get": {"summary": summary, "parameters": params, "responses": responses}}
 
 
+def _described(path: Schema, description: str) -> Schema:
+    path["get"]["description"] = description
+    return path
+
+
+def _html_answers() -> Schema:
+    out = _answers({"type": "object"}, 400, 404)
+    out["200"] = {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}
+    return out
+
+
 def build_spec(max_limit: int, version: str) -> Schema:
     """The OpenAPI document; ``max_limit`` is the configured page-size ceiling."""
     limit = _limit(max_limit)
@@ -209,17 +220,40 @@ def build_spec(max_limit: int, version: str) -> Schema:
                 404,
             ),
         ),
-        "/miners/rankings": _get(
-            "Miner leaderboard over recent days",
-            [_NETWORK, days],
-            _answers(
-                _obj(network=_STR, window_days=_INT, through_date=_nullable(_DATE), miners=_array(ranking_row)), 400
+        "/miners/rankings": _described(
+            _get(
+                "Miner leaderboard over recent days",
+                [_NETWORK, days],
+                _answers(
+                    _obj(network=_STR, window_days=_INT, through_date=_nullable(_DATE), miners=_array(ranking_row)),
+                    400,
+                ),
             ),
+            "Each miner's page: /dashboard/miners/{miner_id}.",
         ),
-        "/miners/{miner_id}/performance": _get(
-            "One miner's scores and weights per date",
-            [_MINER, _NETWORK, days],
-            _answers(_obj(network=_STR, miner_id=_STR, history=_array({"type": "object"})), 400, 404),
+        "/miners/{miner_id}/performance": _described(
+            _get(
+                "One miner's scores and weights per date",
+                [_MINER, _NETWORK, days],
+                _answers(_obj(network=_STR, miner_id=_STR, history=_array({"type": "object"})), 400, 404),
+            ),
+            "The same history drawn, with verdict reasons and ground-truth curves: /dashboard/miners/{miner_id}.",
+        ),
+        "/dashboard/miners/{miner_id}": _described(
+            _get(
+                "One miner's page (HTML): weight and final score over time, verdict reasons per date,"
+                " reliability diagram and precision-recall curve of a labelled date",
+                [
+                    _MINER,
+                    _NETWORK,
+                    days,
+                    _param("date", "query", {"type": "string", "format": "date"}, "labelled date of the curves"),
+                ],
+                _html_answers(),
+            ),
+            "Server-side SVG, no external assets. The curves are the points the validator stored with the"
+            " miner's tier-3 metrics (reliability_<bin>_count|mean_score|positive_rate,"
+            " pr_precision_at_recall_<level>), next to the ensemble's.",
         ),
         "/dates/available": _get(
             "Dates with a committed ensemble", [_NETWORK], _answers(_obj(network=_STR, dates=_array(date_row)), 400)

@@ -452,3 +452,14 @@ async def ground_truth_by_miner(reader: WarehouseReader, network: str) -> list[R
         {"network": network},
     )
     return [{**r, "metrics": _clean(r["metrics"])} for r in rows]
+
+
+async def miner_verdicts(reader: WarehouseReader, network: str, miner_id: str, since: dt.date) -> list[Row]:
+    """Each verdict of one miner from ``since`` on (immediate and ground truth), newest date first."""
+    rows = await reader.rows(
+        "SELECT processing_date, stage, version, weight, passed_integrity, immediate_score, final_score, reasons"
+        " FROM {db}.validation_results FINAL WHERE network = {network:String} AND miner_id = {miner:String}"
+        " AND processing_date >= {since:Date} ORDER BY processing_date DESC, stage DESC",
+        {"network": network, "miner": miner_id, "since": since},
+    )
+    return [_clean(r) for r in rows]
