@@ -28,6 +28,7 @@ ENSEMBLE = ground_truth_metrics(np.clip(SCORES + 0.1 * RNG.standard_normal(400),
 
 def _performance_rows(labelled: bool) -> list[dict[str, Any]]:
     """As ``queries.miner_performance`` reads them (newest first)."""
+
     def row(day: dt.date, weight: float, immediate: float, final: float | None) -> dict[str, Any]:
         return {
             "processing_date": day, "version": 1, "immediate_score": immediate, "integrity_score": 0.2,
@@ -131,7 +132,8 @@ async def test_the_route_draws_the_newest_labelled_date_and_refuses_bad_requests
     _, answer = await client.get("/dashboard/miners/miner-a", params={"days": "30"})
     assert answer.status == 200, answer.text
     assert answer.text.count("<svg") == 3 and f"Labelled date {D1.isoformat()}" in answer.text
-    assert reader.asked[0]["days"] == 30 and reader.asked[-1] == {"network": "ethereum", "date": D1, "miner": "ensemble"}
+    assert reader.asked[0]["days"] == 30
+    assert reader.asked[-1] == {"network": "ethereum", "date": D1, "miner": "ensemble"}
     _, unknown = await client.get("/dashboard/miners/nobody")
     assert unknown.status == 404
     _, bad = await client.get("/dashboard/miners/miner-a", params={"colour": "red"})
