@@ -192,6 +192,11 @@ def _serve(
             0.2, abs=1e-6
         ), by_miner[outside]
 
+    # each miner's page, from the warehouse: no ground truth yet (labels come at date + tau), its verdicts
+    page = httpx.get(f"{demo.gateway_url}/dashboard/miners/doc-miner", timeout=30)
+    assert page.status_code == 200, page.text
+    assert "No ground truth yet" in page.text and page.text.count("<svg") == 1 and first.isoformat() in page.text
+
     # a plain Avro subscriber (confluent-kafka + the gateway's registry API) sees the same ensemble
     received = _subscribe(demo, env, f"subscriber-{namespace}")
     first_v1 = {r["alert_id"]: r["ensemble_score"] for r in received if r["processing_date"] == first.isoformat()}
