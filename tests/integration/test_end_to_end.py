@@ -125,6 +125,7 @@ def test_publish_validate_query_subscribe_and_replay(broker: str, namespace: str
     site = tmp_path / "site"
     _install_example(site)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), env.get("PYTHONPATH", "")) if p)
+    env["VALIDATOR_LOG_LEVEL"] = "INFO"  # it logs each registration it accepts: the test waits for them
     plan = DemoPlan.for_today(
         days=2, history=4, alerts=ALERTS, addresses=1_500, flows=15_000, clusters=15, deadline_s=60,
         gateway_port=free_port(), configure_expected=False,
