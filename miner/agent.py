@@ -13,10 +13,12 @@ import asyncio
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from miner import monitoring
 from miner.checks import checked_scores
 from miner.errors import MinerError, ModelNotFoundError, ScorerError, ScoringStopped
 from miner.records import OutRecord, error_record, submission_records
@@ -157,6 +159,7 @@ class MinerAgent:
         scores = self.score(batch)
         now = dt.datetime.now(dt.UTC)
         latency_ms = max((now - batch.manifest.published_at).total_seconds() * 1000.0, 0.0)
+        monitoring.LATENCY.set(latency_ms / 1000.0)
         records = submission_records(
             scores,
             manifest=batch.manifest,
@@ -270,7 +273,10 @@ class MinerAgent:
             await asyncio.gather(stopping, return_exceptions=True)
             stopped = False
             for message in next_batch.result():
+                monitoring.EVENTS_IN.inc()
+                started = time.perf_counter()
                 for outcome in await self.handle(message):
+                    monitoring.observe_outcome(outcome.status, time.perf_counter() - started)
                     stats.outcomes.append(outcome)
                     stopped |= outcome.status == STOPPED
                     stats.submitted += outcome.status == SUBMITTED

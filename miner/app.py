@@ -19,6 +19,7 @@ from typing import Any
 import confluent_kafka
 import numpy as np
 
+from miner import monitoring
 from miner.agent import AgentStats, MinerAgent
 from miner.diagnostics import CheckReport, check_submission, fetch_ensemble
 from miner.errors import MinerError, ModelNotFoundError, PeerSubmissionError
@@ -44,6 +45,7 @@ from streams.control import OperatorCheck, operator_keys
 from streams.errors import CodecError
 from streams.health import Health, HealthServer, announce, watch_broker, withdraw
 from streams.kafka import AsyncBatchConsumer, BatchProducer, Message, RangeReader, ensure_topics, partitions_of
+from streams.monitoring import CountingProducer, metrics_route
 from streams.objectstore import open_stack_store
 from streams.progress import say
 from streams.schema_registry import registry_from_url
@@ -193,6 +195,7 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
     agent = build_agent(settings, producer)
     with contextlib.suppress(ModelNotFoundError):
         await asyncio.to_thread(agent.load_models)
+    agent.producer = CountingProducer(producer, monitoring.RECORDS_OUT)  # submissions and error reports
     _announce(settings, agent, producer)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -214,7 +217,8 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
     retraining: asyncio.Task[None] | None = None
     done_serving = asyncio.Event()
     try:
-        async with HealthServer({"/health": health.http_answer}, port=settings.health_port) as server, consumer:
+        routes = {"/health": health.http_answer, "/metrics": metrics_route()}
+        async with HealthServer(routes, port=settings.health_port) as server, consumer:
             announced = announce(stack.home, health.service, server.url)
             if settings.retrain and agent.scorer.trainable:
                 retraining = asyncio.create_task(_listen_for_labels(settings, retrainer, done_serving))

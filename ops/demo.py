@@ -203,6 +203,7 @@ class Demo:
                 f"  try          curl '{self.gateway_url}/ensemble/rankings/alerts/latest?limit=5'",
                 f"               curl '{self.gateway_url}/validation/{first}'",
                 f"  warehouse    {self.stack.warehouse_reads_url}/metrics (the sink; ClickHouse HTTP reads at /)",
+                "  metrics      <url>/metrics of each service `riskstream stack status` lists (beside /health)",
                 f"  broker       {self.stack.bootstrap_servers}",
                 f"  topics       {topics.ensemble_alerts}, {topics.ensemble_batches}, {topics.validator_results}, "
                 f"{topics.miner_scores('miner-a')}",

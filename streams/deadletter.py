@@ -10,13 +10,12 @@ goes on. Every agent and the warehouse sink build their dead letters here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
 from prometheus_client import Counter
 
-from streams.kafka import Message
+from streams.kafka import Message, Producer
 
 ERROR = "error"
 SOURCE_TOPIC = "source_topic"
@@ -37,16 +36,6 @@ __all__ = [
 DEAD_LETTERS = Counter(
     "riskstream_dead_letters", "Records sent to a dead-letter topic, by dead-letter topic.", ["topic"]
 )
-
-
-class _Sends(Protocol):
-    def send(
-        self,
-        topic: str,
-        key: bytes | str | None,
-        value: bytes | None,
-        headers: Sequence[tuple[str, bytes]] | None = None,
-    ) -> None: ...
 
 
 def source_headers(topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
@@ -102,7 +91,7 @@ class DeadLetter:
             raise ValueError(msg) from exc
 
 
-def send_dead_letter(producer: _Sends, dlq_topic: str, letter: DeadLetter) -> None:
+def send_dead_letter(producer: Producer, dlq_topic: str, letter: DeadLetter) -> None:
     """Produce ``letter`` to ``dlq_topic`` with its original key and bytes; the caller flushes before committing."""
     producer.send(dlq_topic, letter.key, letter.value, headers=letter.headers())
     DEAD_LETTERS.labels(dlq_topic).inc()

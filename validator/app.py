@@ -28,17 +28,21 @@ import faust
 
 from streams.codec import AvroCodec
 from streams.control import ControlError, operator_keys, parse_command
+from streams.deadletter import send_dead_letter
 from streams.epoch import LostLogError, check_epoch, epoch_present
 from streams.errors import CodecError, RiskstreamError
 from streams.health import Health, HealthServer, announce, watch_broker, withdraw
 from streams.kafka import BatchProducer, ensure_topics
+from streams.monitoring import metrics_route
 from streams.objectstore import open_stack_store
 from streams.schema_registry import registry_from_url
 from streams.signing import CONTROL, REANNOUNCE, VALIDATOR, Signer, SigningProducer, claim_of, load_or_create_key
+from validator import monitoring
 from validator.bridge import Gate, InboxRecord, MarkerSender, forwarded_by_bridge, run_bridge
 from validator.control import ControlAuthority, read_date
 from validator.errors import ControlRefused, ReplayError, ValidatorError
 from validator.identity import IdentityError, KeyBook
+from validator.monitoring import RoundMeter
 from validator.registry import apply_registry_record
 from validator.rounds import Rounds
 from validator.settings import ValidatorSettings
@@ -62,6 +66,7 @@ class Validator:
     gate: Gate
     authority: ControlAuthority
     markers: MarkerSender
+    meter: RoundMeter
     health: Health = field(default_factory=lambda: Health("validator"))
     epoch: str = ""  # the broker log's token (streams.epoch), set when the worker starts
     lost_log: str = ""  # why the worker stopped itself: the broker lost the log under it
@@ -127,9 +132,9 @@ def create_validator(settings: ValidatorSettings) -> Validator:
     # every ensemble, batch and result record carries the validator's signature (Kafka headers)
     # with the bridge in front, a deadline closes a round only once the inbox is read up to it
     marks = Watermarks(stack.topic_partitions) if settings.close_when_caught_up else None
-    rounds = Rounds(
-        tables, settings, codec, store, SigningProducer(producer, signer, stack.topics), private_store, marks
-    )
+    meter = RoundMeter(codec, stack.topics)
+    outputs = meter.wrap(SigningProducer(producer, signer, stack.topics))  # counted after signing
+    rounds = Rounds(tables, settings, codec, store, outputs, private_store, marks)
     keys = KeyBook(tables.identities, settings.miner_keys)
     gate = Gate(keys, stack.topics, signer, unbound_grace_s=settings.unbound_grace_s)
     authority = ControlAuthority(
@@ -141,7 +146,7 @@ def create_validator(settings: ValidatorSettings) -> Validator:
         lambda: confluent_kafka.Producer(marker_config), stack.topics.validator_inbox, stack.topic_partitions
     )
     validator = Validator(
-        settings, app, tables, rounds, producer, bridge_producer, keys, gate, authority, markers, health
+        settings, app, tables, rounds, producer, bridge_producer, keys, gate, authority, markers, meter, health
     )
     _wire(validator)
     return validator
@@ -181,6 +186,7 @@ def _wire(v: Validator) -> None:
         async for events in stream.take_events(settings.take_size, within=settings.take_within_s):
             records = []
             marks: list[tuple[int, int]] = []
+            monitoring.observe_inbox(topics.validator_inbox, len(events), max(e.message.timestamp for e in events))
             for e in events:
                 mark = watermark_of(public_key, e.key, e.value, e.message.headers)
                 if mark is not None:  # the bridge has forwarded everything on the broker before ``mark``
@@ -193,6 +199,7 @@ def _wire(v: Validator) -> None:
                 if refused is None:  # the bridge's signed time is the record's trusted arrival time
                     records.append(dataclasses.replace(record, seen_ms=claim_of(e.message.headers).signed_at_ms))
                 else:  # written to the inbox by someone else: it never reaches a round
+                    monitoring.REFUSED.inc()
                     log.warning("inbox record at %s dropped: %s", _position(e), refused)
             started = time.perf_counter()
             await rounds.ingest_async(records)
@@ -200,12 +207,15 @@ def _wire(v: Validator) -> None:
                 for partition, mark in marks:  # after the records that came before them
                     rounds.watermarks.advance(partition, mark)
             await rounds.check_async(_now_ms())
+            monitoring.BATCH_SECONDS.observe(time.perf_counter() - started)
             v.health.progressed(f"validated {len(records)} inbox records")
             log.debug("inbox batch of %d records in %.3fs", len(records), time.perf_counter() - started)
 
     @app.agent(batches, name="open_rounds", concurrency=1)  # type: ignore[untyped-decorator]  # faust is untyped
     async def open_rounds(stream: Any) -> None:
         async for event in stream.events():
+            monitoring.RECORDS_IN.labels(topics.sot_batches).inc()
+            v.meter.round_opened(event.key)
             if await rounds.open_batch_async(event.value, _position(event), event.key, reopen=_reopener(v, event)):
                 await rounds.check_async(_now_ms())  # submissions may have arrived before the batch event
 
@@ -227,7 +237,7 @@ def _wire(v: Validator) -> None:
             except (CodecError, IdentityError) as exc:
                 source = InboxRecord(event.key, event.value, event.message.topic, event.message.partition,
                                      event.message.offset)  # fmt: skip
-                v.producer.send(topics.dlq("registry"), event.key, event.value, headers=source.headers(str(exc)))
+                send_dead_letter(v.producer, topics.dlq("registry"), source.dead_letter(str(exc)))
                 await asyncio.to_thread(v.producer.flush)
                 log.warning("registration at %s dead-lettered: %s", _position(event), exc)
 
@@ -289,7 +299,8 @@ def _wire(v: Validator) -> None:
         v.health.details.append(lambda: {"tables_recovered": _ready(app)})
         watcher = asyncio.ensure_future(watch_broker(v.health, settings.stack.bootstrap_servers))
         try:
-            async with HealthServer({"/health": v.health.http_answer}, port=settings.health_port) as server:
+            routes = {"/health": v.health.http_answer, "/metrics": metrics_route()}
+            async with HealthServer(routes, port=settings.health_port) as server:
                 announced = announce(settings.stack.home, "validator", server.url)
                 try:
                     await asyncio.Event().wait()  # until the worker stops (cancels this task)

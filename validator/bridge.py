@@ -21,6 +21,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.deadletter import (
+    SOURCE_OFFSET,
+    SOURCE_PARTITION,
+    SOURCE_TOPIC,
+    DeadLetter,
+    send_dead_letter,
+    source_headers,
+)
 from streams.errors import KafkaError
 from streams.kafka import AsyncBatchConsumer, BatchProducer, Message
 from streams.signing import INBOX, SignatureError, Signer, verify_forwarded
@@ -28,11 +36,6 @@ from streams.topics import TopicNames
 from validator.identity import IdentityError, KeyBook
 from validator.tables import source_position
 from validator.watermark import MARKER_VALUE, marker_headers
-
-SOURCE_TOPIC = "source_topic"
-SOURCE_PARTITION = "source_partition"
-SOURCE_OFFSET = "source_offset"
-ERROR = "error"
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +57,13 @@ class InboxRecord:
         return source_position(self.topic, self.partition, self.offset)
 
     def headers(self, error: str | None = None) -> list[tuple[str, bytes]]:
-        found = [
-            (SOURCE_TOPIC, self.topic.encode()),
-            (SOURCE_PARTITION, str(self.partition).encode()),
-            (SOURCE_OFFSET, str(self.offset).encode()),
-        ]
-        if error is not None:
-            found.insert(0, (ERROR, error.encode()[:4000]))
-        return found
+        """Its source position as headers; with ``error``, the headers of its dead letter."""
+        if error is None:
+            return source_headers(self.topic, self.partition, self.offset)
+        return self.dead_letter(error).headers()
+
+    def dead_letter(self, reason: str) -> DeadLetter:
+        return DeadLetter(self.key, self.value, self.topic, self.partition, self.offset, reason)
 
     @classmethod
     def from_message(
@@ -171,7 +173,7 @@ def forward(
             producer.send(inbox, m.key, m.value, headers=headers)
             continue
         dead += 1
-        producer.send(gate.topics.dlq("scores"), m.key, m.value, headers=record.headers(reason))
+        send_dead_letter(producer, gate.topics.dlq("scores"), DeadLetter.of(m, reason))
         log.warning("record at %s dead-lettered: %s", record.position, reason)
     return dead
 

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import confluent_kafka
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client.parser import text_string_to_metric_families
 
 from simulation import (
     SyntheticBatch,
@@ -180,6 +182,28 @@ def submit(
     producer.flush()
 
 
+Sample = tuple[str, tuple[tuple[str, str], ...]]  # metric name, sorted labels
+
+
+def _metrics_reach(
+    home: Path, service: str, expected: dict[Sample, float], timeout: float = 30.0
+) -> dict[Sample, float]:
+    """The ``/metrics`` a running service serves beside its announced ``/health``, once it shows ``expected``."""
+    url = json.loads((home / "services" / f"{service}.json").read_text())["url"]
+    deadline = time.monotonic() + timeout
+    while True:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        found = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        if all(found.get(k) == v for k, v in expected.items()) or time.monotonic() > deadline:
+            assert {k: found.get(k) for k in expected} == expected
+            return found
+        time.sleep(0.5)
+
+
 def test_ensemble_results_dlq_labels_and_replay(
     stack_settings: StackSettings, start_worker: Callable[..., Worker]
 ) -> None:
@@ -224,6 +248,16 @@ def test_ensemble_results_dlq_labels_and_replay(
     for _, r, _ in both:
         by_version.setdefault(r["version"], {})[r["alert_id"]] = r["ensemble_score"]
     assert by_version[1] == by_version[2]
+    expected = {
+        ("riskstream_validator_records_out_total", (("topic", topics.ensemble_alerts),)): 600.0,
+        ("riskstream_validator_ensembles_total", (("trigger", "all_complete"),)): 1.0,
+        ("riskstream_validator_ensembles_total", (("trigger", "replay"),)): 1.0,
+        ("riskstream_dead_letters_total", (("topic", topics.dlq("scores")),)): 2.0,
+        **{("riskstream_validator_miner_weight", (("miner_id", m),)): w for m, w in weights.items()},
+    }
+    metrics = _metrics_reach(stack_settings.home, "validator", expected)  # prometheus-client text
+    assert metrics[("riskstream_validator_round_seconds_count", ())] >= 1
+    assert metrics[("riskstream_validator_records_in_total", (("topic", topics.validator_inbox),))] > 0
     assert worker.stop() == 0  # SIGTERM stops cleanly
 
 
