@@ -25,13 +25,7 @@ from miner.diagnostics import CheckReport, check_submission, fetch_ensemble
 from miner.errors import MinerError, ModelNotFoundError, PeerSubmissionError
 from miner.flows import use_arrow_memory_pool
 from miner.plugins import make_scorer
-from miner.records import (
-    ALERT_SCORE_BATCH,
-    CLUSTER_SCORE_BATCH,
-    SUBMISSION_COMPLETE,
-    heartbeat_record,
-    registration_record,
-)
+from miner.records import heartbeat_record, registration_record
 from miner.retraining import Retrainer, record_training
 from miner.scorer import PeerSource, ScorerContext
 from miner.scoring import BatchScores
@@ -48,6 +42,7 @@ from streams.kafka import AsyncBatchConsumer, BatchProducer, Message, RangeReade
 from streams.monitoring import CountingProducer, metrics_route
 from streams.objectstore import open_stack_store
 from streams.progress import say
+from streams.records import ALERT_SCORE_BATCH, CLUSTER_SCORE_BATCH, SUBMISSION_COMPLETE
 from streams.schema_registry import registry_from_url
 from streams.signing import HEARTBEAT, REANNOUNCE, REGISTRATION, WITHDRAWAL, Signer, load_or_create_key
 from streams.topics import TopicNames

@@ -12,14 +12,15 @@ from typing import Any
 
 from miner.scoring import BatchScores
 from streams.batch import Manifest
+from streams.records import (
+    ALERT_SCORE_BATCH,
+    CLUSTER_SCORE_BATCH,
+    MINER_ERROR,
+    MINER_HEARTBEAT,
+    MINER_REGISTRATION,
+    SUBMISSION_COMPLETE,
+)
 from streams.submission import complete_key, score_key, split_into_chunks, submission_checksum
-
-ALERT_SCORE_BATCH = "riskstream.AlertScoreBatch"
-CLUSTER_SCORE_BATCH = "riskstream.ClusterScoreBatch"
-SUBMISSION_COMPLETE = "riskstream.SubmissionComplete"
-MINER_ERROR = "riskstream.MinerError"
-MINER_REGISTRATION = "riskstream.MinerRegistration"
-MINER_HEARTBEAT = "riskstream.MinerHeartbeat"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,15 @@ import numpy as np
 
 from streams.codec import AvroCodec
 from streams.kafka import Message
+from streams.records import (
+    ALERT_SCORE_BATCH,
+    CLUSTER_SCORE_BATCH,
+    ENSEMBLE_ALERT_SCORE,
+    ENSEMBLE_BATCH,
+    ENSEMBLE_CLUSTER_SCORE,
+    SUBMISSION_COMPLETE,
+    VALIDATION_RESULT,
+)
 from streams.signing import INBOX, Signer, output_purposes
 from streams.submission import complete_key, rank_by_score, score_key, split_into_chunks
 from streams.topics import TopicNames
@@ -63,7 +72,7 @@ def sample_date(
                 "alert_ids": [alert_ids[i] for i in idx], "scores": scores[idx].tolist(),
                 "ranks": ranks[idx].tolist(), "latency_ms": 1500.0, "produced_at": produced,
             }  # fmt: skip
-            out.append((topic, score_key(date, bucket), codec.encode("riskstream.AlertScoreBatch", record)))
+            out.append((topic, score_key(date, bucket), codec.encode(ALERT_SCORE_BATCH, record)))
             chunks += 1
         cluster_record = {
             "network": network, "processing_date": date, "window_days": 7, "batch_id": batch_id,
@@ -71,14 +80,14 @@ def sample_date(
             "cluster_ids": cluster_ids, "scores": miner_clusters[m].tolist(), "latency_ms": 1500.0,
             "produced_at": produced,
         }  # fmt: skip
-        out.append((topic, score_key(date, 0), codec.encode("riskstream.ClusterScoreBatch", cluster_record)))
+        out.append((topic, score_key(date, 0), codec.encode(CLUSTER_SCORE_BATCH, cluster_record)))
         complete = {
             "network": network, "processing_date": date, "window_days": 7, "batch_id": batch_id,
             "miner_id": miner_id, "alert_count": alerts, "cluster_count": clusters, "alert_chunks": chunks,
             "cluster_chunks": 1, "model_versions": {"alert_scorer": "1", "cluster_scorer": "1"},
             "checksum": f"{seed:064x}", "latency_ms": 1600.0, "produced_at": produced,
         }  # fmt: skip
-        out.append((topic, complete_key(date), codec.encode("riskstream.SubmissionComplete", complete)))
+        out.append((topic, complete_key(date), codec.encode(SUBMISSION_COMPLETE, complete)))
     for kind, ids, matrix in (("alert", alert_ids, miner_alerts), ("cluster", cluster_ids, miner_clusters)):
         ensemble = weights @ matrix
         std = matrix.std(axis=0)
@@ -87,7 +96,7 @@ def sample_date(
         agreement = (np.abs(matrix - mean) <= 0.1).mean(axis=0)
         ranks = _ranks(ids, ensemble)
         top = np.argsort(-weights)[:3]
-        name = "riskstream.EnsembleAlertScore" if kind == "alert" else "riskstream.EnsembleClusterScore"
+        name = ENSEMBLE_ALERT_SCORE if kind == "alert" else ENSEMBLE_CLUSTER_SCORE
         topic = topics.ensemble_alerts if kind == "alert" else topics.ensemble_clusters
         for i, entity_id in enumerate(ids):
             record = {
@@ -118,7 +127,7 @@ def sample_date(
                 (
                     topics.validator_results,
                     f"{date.isoformat()}:{miner_id}",
-                    codec.encode("riskstream.ValidationResult", result),
+                    codec.encode(VALIDATION_RESULT, result),
                 )
             )
     batch = {
@@ -131,9 +140,7 @@ def sample_date(
         ],
         "aggregated_at": produced + dt.timedelta(minutes=5),
     }  # fmt: skip
-    out.append(
-        (topics.ensemble_batches, f"{network}:{date.isoformat()}", codec.encode("riskstream.EnsembleBatch", batch))
-    )
+    out.append((topics.ensemble_batches, f"{network}:{date.isoformat()}", codec.encode(ENSEMBLE_BATCH, batch)))
     return out
 
 

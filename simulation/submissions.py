@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from simulation.batches import SyntheticBatch
 from streams.codec import AvroCodec
+from streams.records import ALERT_SCORE_BATCH, CLUSTER_SCORE_BATCH, SUBMISSION_COMPLETE
 from streams.submission import complete_key, rank_by_score, score_key, split_into_chunks, submission_checksum
 
 Floats = npt.NDArray[np.float64]
@@ -56,7 +57,7 @@ def submission_records(
             "scores": [float(alert_scores[p]) for p in pos],
             "ranks": [int(ranks[p]) for p in pos],
         }
-        out.append((score_key(batch.date, bucket), codec.encode("riskstream.AlertScoreBatch", record)))
+        out.append((score_key(batch.date, bucket), codec.encode(ALERT_SCORE_BATCH, record)))
         alert_chunks += 1
     cids = batch.cluster_ids
     for bucket, chunk, pos in split_into_chunks(cids, buckets, chunk_size):
@@ -67,7 +68,7 @@ def submission_records(
             "cluster_ids": [cids[p] for p in pos],
             "scores": [float(cluster_scores[p]) for p in pos],
         }
-        out.append((score_key(batch.date, bucket), codec.encode("riskstream.ClusterScoreBatch", record)))
+        out.append((score_key(batch.date, bucket), codec.encode(CLUSTER_SCORE_BATCH, record)))
         cluster_chunks += 1
     marker = {
         key: common[key]
@@ -81,5 +82,5 @@ def submission_records(
         model_versions={"alert_scorer": model_version},
         checksum=submission_checksum(ids, [float(s) for s in alert_scores], cids, [float(s) for s in cluster_scores]),
     )
-    out.append((complete_key(batch.date), codec.encode("riskstream.SubmissionComplete", marker)))
+    out.append((complete_key(batch.date), codec.encode(SUBMISSION_COMPLETE, marker)))
     return out

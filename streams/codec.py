@@ -1,8 +1,8 @@
 """Avro records in the Confluent wire format: magic byte 0, 4-byte big-endian schema id, body.
 
     codec = AvroCodec(FileSchemaRegistry.default())
-    data = codec.encode("riskstream.MinerError", record)
-    decoded = codec.decode(data)   # Decoded(name="riskstream.MinerError", record={...})
+    data = codec.encode(MINER_ERROR, record)   # the record names are in streams.records
+    decoded = codec.decode(data)   # Decoded(name=MINER_ERROR, record={...})
 
 Any bytes that are not such a record raise ``CodecError`` (never a fastavro exception).
 """

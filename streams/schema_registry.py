@@ -5,7 +5,7 @@ the subjects with their versions. Subjects follow Confluent's RecordNameStrategy
 ``<full record name>-value`` with one version per file.
 
     registry = FileSchemaRegistry.default()
-    registry.id_for("riskstream.AlertScoreBatch")   # -> 1
+    registry.id_for(ALERT_SCORE_BATCH)   # -> 1 (record names: streams.records)
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def subject_for(record_name: str) -> str:
 @dataclass(frozen=True, slots=True)
 class RegisteredSchema:
     schema_id: int
-    name: str  # full record name, e.g. riskstream.AlertScoreBatch
+    name: str  # full record name, one of streams.records' constants
     schema: dict[str, Any]  # the .avsc as JSON
     parsed: Any  # fastavro's parsed schema, ready for schemaless reads/writes
 

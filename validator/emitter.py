@@ -22,6 +22,7 @@ import numpy as np
 from streams.batch import batch_key
 from streams.codec import AvroCodec, Decoded
 from streams.objectstore import ObjectStore
+from streams.records import ENSEMBLE_ALERT_SCORE, ENSEMBLE_BATCH, ENSEMBLE_CLUSTER_SCORE, VALIDATION_RESULT
 from validator.batches import BatchContents, Labels, load_batch, load_labels, read_manifest
 from validator.encoding import EnsembleEncoder
 from validator.errors import BatchLoadError
@@ -155,8 +156,8 @@ class Emitter:
         self.outputs = outputs
         self.decoded = decoded  # the intake's cache of chunks decoded on arrival
         self.topics = settings.stack.topics
-        self._alert_encoder = EnsembleEncoder.for_record(codec, "riskstream.EnsembleAlertScore", "alert_id")
-        self._cluster_encoder = EnsembleEncoder.for_record(codec, "riskstream.EnsembleClusterScore", "cluster_id")
+        self._alert_encoder = EnsembleEncoder.for_record(codec, ENSEMBLE_ALERT_SCORE, "alert_id")
+        self._cluster_encoder = EnsembleEncoder.for_record(codec, ENSEMBLE_CLUSTER_SCORE, "cluster_id")
         self._contents: dict[str, BatchContents] = {}
 
     # ---- reading the tables (event loop) -----------------------------------------------------
@@ -257,7 +258,7 @@ class Emitter:
             for key, value in zip(map(prefix.__add__, ids), payloads, strict=True):
                 producer.send(topic, key, value)
         for key, record in immediate_results(outcome, network, date, version):
-            producer.send(self.topics.validator_results, key, self.codec.encode("riskstream.ValidationResult", record))
+            producer.send(self.topics.validator_results, key, self.codec.encode(VALIDATION_RESULT, record))
         producer.flush()  # every alert and cluster of this version is out before the batch record
         batch = batch_record(
             outcome,
@@ -272,9 +273,7 @@ class Emitter:
             deadline_ms=snap.state.deadline_at,
             priors=job.priors_source,
         )
-        producer.send(
-            self.topics.ensemble_batches, batch_key(network, date), self.codec.encode("riskstream.EnsembleBatch", batch)
-        )
+        producer.send(self.topics.ensemble_batches, batch_key(network, date), self.codec.encode(ENSEMBLE_BATCH, batch))
         producer.flush()
         return Emitted(job, outcome, contents)
 
@@ -295,7 +294,7 @@ class Emitter:
         self.outputs.producer.send(
             self.topics.ensemble_batches,
             batch_key(snap.key.network, snap.key.date),
-            self.codec.encode("riskstream.EnsembleBatch", record),
+            self.codec.encode(ENSEMBLE_BATCH, record),
         )
         self.outputs.producer.flush()
 
@@ -313,9 +312,7 @@ class Emitter:
         )
         results = ground_truth_results(outcome, truth, job.stored)
         for key, record in ground_truth_records(results, snap.key.network, snap.key.date, snap.version):
-            self.outputs.producer.send(
-                self.topics.validator_results, key, self.codec.encode("riskstream.ValidationResult", record)
-            )
+            self.outputs.producer.send(self.topics.validator_results, key, self.codec.encode(VALIDATION_RESULT, record))
         self.outputs.producer.flush()
         log.info(
             "ground truth of %s v%d: ensemble auc_pr %.4f",

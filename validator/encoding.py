@@ -5,7 +5,7 @@ varints, little-endian doubles, length-prefixed UTF-8, arrays as one block then 
 is checked against the registered schema when the encoder is built, so a schema change fails
 loudly instead of writing records that no longer fit.
 
-    encoder = EnsembleEncoder.for_record(codec, "riskstream.EnsembleAlertScore", "alert_id")
+    encoder = EnsembleEncoder.for_record(codec, ENSEMBLE_ALERT_SCORE, "alert_id")
     payloads = encoder.encode(scores, miner_ids, entity_ids, network, date, version)   # list[bytes]
 """
 

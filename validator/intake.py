@@ -24,13 +24,13 @@ from streams.codec import AvroCodec, Decoded
 from streams.errors import CodecError, EventError
 from streams.kafka import Producer
 from streams.objectstore import ObjectCreated, ObjectStore, parse_object_created
+from streams.records import ALERT_SCORE_BATCH, CLUSTER_SCORE_BATCH, SUBMISSION_COMPLETE
 from validator.batches import read_manifest
 from validator.bridge import InboxRecord
 from validator.errors import BatchLoadError
 from validator.registry import miners_to_wait_for
 from validator.settings import ValidatorSettings
 from validator.state import RoundState
-from validator.submissions import ALERT_RECORD, CLUSTER_RECORD, COMPLETE_RECORD
 from validator.tables import (
     ALERT,
     ANY_NETWORK,
@@ -280,7 +280,7 @@ class Intake:
             entry[rec.topic] = parts
             emitted = RoundState.from_value(self.tables.batches.get(rkey.text)).emitted and not replaying
             st = stats_of(rkey.miner(miner))
-            if decoded.name == COMPLETE_RECORD:
+            if decoded.name == SUBMISSION_COMPLETE:
                 if (st.get("complete") or {}).get("position") == rec.position:
                     continue
                 arrivals = dict(st.get("arrivals") or {})
@@ -308,7 +308,7 @@ class Intake:
                     late_rounds.add(rkey.text)
                 touched.add(rkey.text)
                 continue
-            kind = ALERT if decoded.name == ALERT_RECORD else CLUSTER
+            kind = ALERT if decoded.name == ALERT_SCORE_BATCH else CLUSTER
             cid = chunk_id(kind, int(body["bucket"]), int(body["chunk"]))
             ckey = chunk_key(date, rkey.network, miner, kind, int(body["bucket"]), int(body["chunk"]))
             previous = self.tables.chunks.get(ckey)
@@ -342,13 +342,13 @@ class Intake:
 
     @staticmethod
     def _problem(name: str, body: dict[str, Any], miner: str) -> str | None:
-        if name not in (ALERT_RECORD, CLUSTER_RECORD, COMPLETE_RECORD):
+        if name not in (ALERT_SCORE_BATCH, CLUSTER_SCORE_BATCH, SUBMISSION_COMPLETE):
             return f"unexpected record type {name} on a miner score topic"
         if body.get("miner_id") != miner:
             return f"record of miner {body.get('miner_id')!r} on the topic of miner {miner!r}"
-        if name == ALERT_RECORD and not (len(body["alert_ids"]) == len(body["scores"]) == len(body["ranks"])):
+        if name == ALERT_SCORE_BATCH and not (len(body["alert_ids"]) == len(body["scores"]) == len(body["ranks"])):
             return "alert_ids, scores and ranks are not aligned"
-        if name == CLUSTER_RECORD and len(body["cluster_ids"]) != len(body["scores"]):
+        if name == CLUSTER_SCORE_BATCH and len(body["cluster_ids"]) != len(body["scores"]):
             return "cluster_ids and scores are not aligned"
         return None
 

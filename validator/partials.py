@@ -24,12 +24,12 @@ from typing import Any
 
 from streams.codec import AvroCodec, Decoded
 from streams.errors import CodecError
+from streams.records import ALERT_SCORE_BATCH, ROUND_PARTIAL
 from validator.intake import Intake
 from validator.outcome import MinerFacts
-from validator.submissions import ALERT_RECORD, Submission
+from validator.submissions import Submission
 from validator.tables import ALERT, ANY_NETWORK, SEP, RoundKey, StoredChunk, items_with_prefix, miner_key
 
-PARTIAL_RECORD = "riskstream.RoundPartial"
 _MARKER_FIELDS = ("alert_count", "cluster_count", "alert_chunks", "cluster_chunks")
 
 
@@ -89,7 +89,7 @@ def _chunk_of(chunk_id: str, value: Mapping[str, Any], cached: tuple[str, Decode
         except CodecError:  # decoded once on arrival: a corrupted table (``collect_submissions`` skips it too)
             return None
     body = record.record
-    alert = record.name == ALERT_RECORD
+    alert = record.name == ALERT_SCORE_BATCH
     ids = body["alert_ids"] if alert else body["cluster_ids"]
     return PartialChunk(
         chunk_id=chunk_id,
@@ -187,14 +187,14 @@ def partial_record(share: Partial) -> dict[str, Any]:
 
 
 def encode_partial(codec: AvroCodec, share: Partial) -> bytes:
-    return codec.encode(PARTIAL_RECORD, partial_record(share))
+    return codec.encode(ROUND_PARTIAL, partial_record(share))
 
 
 def decode_partial(codec: AvroCodec, value: bytes) -> Partial:
     """A ``RoundPartial`` from its bytes; ``CodecError`` if it is something else."""
     decoded = codec.decode(value)
-    if decoded.name != PARTIAL_RECORD:
-        msg = f"expected {PARTIAL_RECORD}, got {decoded.name}"
+    if decoded.name != ROUND_PARTIAL:
+        msg = f"expected {ROUND_PARTIAL}, got {decoded.name}"
         raise CodecError(msg)
     body = decoded.record
     marker = body.get("marker")

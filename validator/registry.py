@@ -21,13 +21,12 @@ from typing import Any
 
 from streams.codec import AvroCodec
 from streams.errors import CodecError
+from streams.records import MINER_HEARTBEAT, MINER_REGISTRATION
 from streams.signing import HEARTBEAT, REGISTRATION, WITHDRAWAL, SignatureError, verify
 from streams.topics import validate_miner_id
 from validator.identity import IdentityError, KeyBook
 from validator.tables import SEP, ValidatorTables, miner_key, parse_round_key
 
-REGISTRATION_RECORD = "riskstream.MinerRegistration"
-HEARTBEAT_RECORD = "riskstream.MinerHeartbeat"
 REGISTERED, HEARTBEAT_SEEN, WITHDRAWN = "registered", "heartbeat", "withdrew"
 
 
@@ -74,12 +73,12 @@ def apply_registry_record(
             table[miner_id] = {"withdrawn": True, "last_signed_at": claim.signed_at_ms, "last_seen_at": now_ms}
         return miner_id, WITHDRAWN
     decoded = codec.decode(value)
-    if decoded.record.get("miner_id") != miner_id or decoded.name not in (REGISTRATION_RECORD, HEARTBEAT_RECORD):
+    if decoded.record.get("miner_id") != miner_id or decoded.name not in (MINER_REGISTRATION, MINER_HEARTBEAT):
         claimed = decoded.record.get("miner_id")
         msg = f"expected a registration or heartbeat of {miner_id}, got {decoded.name} of {claimed!r}"
         raise CodecError(msg)
     record = decoded.record
-    if decoded.name == HEARTBEAT_RECORD:
+    if decoded.name == MINER_HEARTBEAT:
         if not entry or entry.get("withdrawn"):
             msg = f"heartbeat of {miner_id}, which is not registered"
             raise IdentityError(msg)

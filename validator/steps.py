@@ -32,10 +32,10 @@ from typing import Any
 from streams.batch import batch_key
 from streams.codec import AvroCodec
 from streams.errors import CodecError
+from streams.records import ROUND_STEP
 from streams.signing import VALIDATOR, SignatureError, Signer, verify
 from validator.tables import RoundKey
 
-STEP_RECORD = "riskstream.RoundStep"
 PROGRESS, CLOSE, READY, WEIGHTS, EMITTED, DONE = "progress", "close", "ready", "weights", "emitted", "done"
 STEPS = (PROGRESS, CLOSE, READY, WEIGHTS, EMITTED, DONE)
 PARTIALS_PURPOSE = "validator.partials"  # the signature's purpose line of each internal topic
@@ -77,7 +77,7 @@ class Step:
 
 def encode_step(codec: AvroCodec, step: Step) -> bytes:
     return codec.encode(
-        STEP_RECORD,
+        ROUND_STEP,
         {
             "network": step.network,
             "processing_date": step.date,
@@ -108,7 +108,7 @@ def decode_step(codec: AvroCodec, value: bytes) -> Step:
     """A ``RoundStep``; ``CodecError`` if the bytes are another record or an unknown step."""
     decoded = codec.decode(value)
     body = decoded.record
-    if decoded.name != STEP_RECORD or body["step"] not in STEPS:
+    if decoded.name != ROUND_STEP or body["step"] not in STEPS:
         msg = f"not a round step: {decoded.name} {body.get('step')!r}"
         raise CodecError(msg)
     return Step(

@@ -16,13 +16,11 @@ import numpy.typing as npt
 
 from streams.codec import AvroCodec, Decoded
 from streams.errors import CodecError
+from streams.records import ALERT_SCORE_BATCH, CLUSTER_SCORE_BATCH
 from validator.tables import SEP, StoredChunk, source_position
 
 Floats = npt.NDArray[np.float64]
 Strings = npt.NDArray[np.str_]
-ALERT_RECORD = "riskstream.AlertScoreBatch"
-CLUSTER_RECORD = "riskstream.ClusterScoreBatch"
-COMPLETE_RECORD = "riskstream.SubmissionComplete"
 
 
 @dataclass
@@ -82,12 +80,12 @@ def collect_submissions(
         body = record.record
         sub.model_versions.add(str(body.get("model_version", "")))
         sub.last_produced_ms = max(sub.last_produced_ms, _millis(body.get("produced_at")))
-        if record.name == ALERT_RECORD:
+        if record.name == ALERT_SCORE_BATCH:
             sub.alert_ids.extend(body["alert_ids"])
             sub.alert_scores.extend(body["scores"])
             sub.alert_ranks.extend(float(r) for r in body["ranks"])
             sub.alert_chunks += 1
-        elif record.name == CLUSTER_RECORD:
+        elif record.name == CLUSTER_SCORE_BATCH:
             sub.cluster_ids.extend(body["cluster_ids"])
             sub.cluster_scores.extend(body["scores"])
             sub.cluster_chunks += 1

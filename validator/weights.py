@@ -25,13 +25,11 @@ import confluent_kafka
 from streams.codec import AvroCodec
 from streams.errors import CodecError, ConfigError
 from streams.kafka import Message, RangeReader, partitions_of
+from streams.records import ENSEMBLE_BATCH, MINER_REGISTRATION
 from streams.schema_registry import registry_from_url
 from streams.settings import StackSettings
 from streams.signing import REGISTRATION, SignatureError, parse_public_key, verify, verify_output
 from streams.subnet_weights import SubnetWeight, subnet_weights
-
-ENSEMBLE_BATCH = "riskstream.EnsembleBatch"
-MINER_REGISTRATION = "riskstream.MinerRegistration"
 
 
 @dataclass(frozen=True, slots=True)

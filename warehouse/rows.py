@@ -5,7 +5,7 @@ the columns of its table; a record that does not fit raises ``ValueError`` with 
 the caller dead-letters it.
 
     rows = TableRows()
-    rows.add("riskstream.EnsembleAlertScore", record, now, miner_topic=False)
+    rows.add(ENSEMBLE_ALERT_SCORE, record, now, miner_topic=False)
     for table, columns in rows.tables(): client.insert(table, columns.columns(), ...)
 """
 
@@ -15,6 +15,15 @@ import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from streams.records import (
+    ALERT_SCORE_BATCH,
+    CLUSTER_SCORE_BATCH,
+    ENSEMBLE_ALERT_SCORE,
+    ENSEMBLE_BATCH,
+    ENSEMBLE_CLUSTER_SCORE,
+    SUBMISSION_COMPLETE,
+    VALIDATION_RESULT,
+)
 from streams.warehouse_schema import BATCH_DEFAULTS, COLUMNS
 
 # ensemble_batches and miner_weights rows are written from held batch markers, not per record
@@ -69,8 +78,8 @@ class TableRows:
     def add(self, name: str, r: Mapping[str, Any], now: dt.datetime, *, miner_topic: bool) -> Mapping[str, Any] | None:
         """Append ``r`` to its table; return it if it is a batch marker; ``ValueError`` if it does not fit."""
         tables = self._tables
-        if name in ("riskstream.EnsembleAlertScore", "riskstream.EnsembleClusterScore") and not miner_topic:
-            alert = name == "riskstream.EnsembleAlertScore"
+        if name in (ENSEMBLE_ALERT_SCORE, ENSEMBLE_CLUSTER_SCORE) and not miner_topic:
+            alert = name == ENSEMBLE_ALERT_SCORE
             id_column = "alert_id" if alert else "cluster_id"
             tables["ensemble_alert_scores" if alert else "ensemble_cluster_scores"].add(
                 network=r["network"],
@@ -86,15 +95,15 @@ class TableRows:
                 top_contributors=[(c["miner_id"], c["weight"], c["score"]) for c in r["top_contributors"]],
                 ingested_at=now,
             )
-        elif name == "riskstream.EnsembleBatch" and not miner_topic:
+        elif name == ENSEMBLE_BATCH and not miner_topic:
             unsigned(r["version"], "version")
             return r
-        elif name == "riskstream.ValidationResult" and not miner_topic:
+        elif name == VALIDATION_RESULT and not miner_topic:
             tables["validation_results"].add(
                 **{k: r[k] for k in COLUMNS["validation_results"] if k != "version"},
                 version=unsigned(r["version"], "version"),
             )
-        elif name == "riskstream.AlertScoreBatch" and miner_topic:
+        elif name == ALERT_SCORE_BATCH and miner_topic:
             count = len(r["alert_ids"])
             if len(r["scores"]) != count or len(r["ranks"]) != count:
                 lengths = f"{count} ids, {len(r['scores'])} scores, {len(r['ranks'])} ranks"
@@ -108,7 +117,7 @@ class TableRows:
                 {"entity_id": r["alert_ids"], "score": r["scores"], "rank": r["ranks"]},
                 {**r, "entity_type": "alert"},
             )
-        elif name == "riskstream.ClusterScoreBatch" and miner_topic:
+        elif name == CLUSTER_SCORE_BATCH and miner_topic:
             count = len(r["cluster_ids"])
             if len(r["scores"]) != count:
                 msg = f"cluster chunk arrays differ in length: {count} ids, {len(r['scores'])} scores"
@@ -116,7 +125,7 @@ class TableRows:
             tables["miner_submissions"].extend(
                 count, {"entity_id": r["cluster_ids"], "score": r["scores"]}, {**r, "entity_type": "cluster", "rank": 0}
             )
-        elif name == "riskstream.SubmissionComplete" and miner_topic:
+        elif name == SUBMISSION_COMPLETE and miner_topic:
             for key in ("window_days", "alert_count", "cluster_count", "alert_chunks", "cluster_chunks"):
                 unsigned(r[key], key)
             tables["submission_completions"].add(**{k: r[k] for k in COLUMNS["submission_completions"]})

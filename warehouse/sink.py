@@ -29,6 +29,7 @@ from streams.codec import AvroCodec
 from streams.deadletter import DeadLetter
 from streams.errors import CodecError, WarehouseError
 from streams.kafka import Message
+from streams.records import ENSEMBLE_ALERT_SCORE, ENSEMBLE_BATCH, ENSEMBLE_CLUSTER_SCORE, VALIDATION_RESULT
 from streams.signing import SignatureError, verify_forwarded, verify_output
 from streams.topics import TopicNames
 from streams.warehouse_schema import check_database, create_tables
@@ -77,10 +78,10 @@ class WarehouseSink:
         # batch markers whose alert/cluster rows have not all arrived yet: key -> (record, first seen)
         self._pending: dict[BatchKey, tuple[Mapping[str, Any], float]] = {}
         self._expected = {
-            topics.ensemble_alerts: "riskstream.EnsembleAlertScore",
-            topics.ensemble_clusters: "riskstream.EnsembleClusterScore",
-            topics.ensemble_batches: "riskstream.EnsembleBatch",
-            topics.validator_results: "riskstream.ValidationResult",
+            topics.ensemble_alerts: ENSEMBLE_ALERT_SCORE,
+            topics.ensemble_clusters: ENSEMBLE_CLUSTER_SCORE,
+            topics.ensemble_batches: ENSEMBLE_BATCH,
+            topics.validator_results: VALIDATION_RESULT,
         }
 
     @property
