@@ -22,10 +22,10 @@ import numpy.typing as npt
 
 from miner.checks import checked_scores
 from miner.errors import MinerError
-from miner.metrics import auc_pr, auc_roc
 from miner.records import submission_records
 from miner.scorer import Scorer
 from miner.scoring import BatchScores
+from streams import label_metrics
 from streams.batch import Batch, Labels
 from streams.codec import AvroCodec
 from streams.errors import CodecError, SubmissionError
@@ -88,24 +88,17 @@ def _spearman(a: Floats, b: Floats) -> float:
 
 
 def ground_truth_metrics(scores: Floats, labels: npt.NDArray[np.int8], *, k: int = PRECISION_K) -> dict[str, float]:
-    """AUC-ROC, AUC-PR, precision@K, Brier score and calibration error (10 equal-width bins)."""
-    y = np.asarray(labels, dtype=np.float64)
+    """AUC-ROC, AUC-PR, precision@K, Brier score and calibration error (10 equal-width bins), as the validator's
+    tier 3 computes them (``streams.label_metrics``); NaN where the labels leave a figure undefined."""
     s = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
-    top = np.argsort(-s, kind="stable")[: min(k, s.size)]
-    bins = np.minimum((s * CALIBRATION_BINS).astype(np.int64), CALIBRATION_BINS - 1)
-    calibration = 0.0
-    for b in range(CALIBRATION_BINS):
-        members = bins == b
-        if members.any():
-            calibration += members.mean() * abs(s[members].mean() - y[members].mean())
     return {
-        "auc_roc": auc_roc(y, s),
-        "auc_pr": auc_pr(y, s),
-        "precision_at_k": float(y[top].mean()) if top.size else float("nan"),
-        "brier": float(np.mean((s - y) ** 2)) if s.size else float("nan"),
-        "calibration_error": float(calibration),
+        "auc_roc": label_metrics.auc_roc(s, labels),
+        "auc_pr": label_metrics.auc_pr(s, labels),
+        "precision_at_k": label_metrics.precision_at_k(s, labels, k),
+        "brier": label_metrics.brier(s, labels),
+        "calibration_error": label_metrics.calibration_error(s, labels, CALIBRATION_BINS),
         "alerts": float(s.size),
-        "positives": float(y.sum()),
+        "positives": float(np.asarray(labels, dtype=np.float64).sum()),
     }
 
 

@@ -1,5 +1,8 @@
 """Tier 3: how well scores predicted the labels published at T + tau (0-0.5).
 
+The figures are ``streams.label_metrics`` (scikit-learn); this module says what an undefined one is
+worth (AUC-ROC 0.5, AUC-PR and precision@K 0, Brier and calibration error 1) and weighs them.
+
 metrics = ground_truth_metrics(scores, labels, k=100)
 score = ground_truth_score(metrics)
 """
@@ -9,73 +12,38 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from streams import label_metrics
+
 Floats = npt.NDArray[np.float64]
 MAX_SCORE = 0.5
 
 
-def _average_ranks(values: Floats) -> Floats:
-    """1-based ranks, ties get their average rank."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_values = values[order]
-    ranks = np.empty(len(values), dtype=np.float64)
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
-    ends = np.r_[starts[1:], len(values)]
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
-    return ranks
+def _defined(value: float, otherwise: float) -> float:
+    """The tier-3 convention for a figure the labels leave undefined (NaN): what it is worth here."""
+    return otherwise if np.isnan(value) else value
 
 
 def auc_roc(scores: Floats, labels: Floats) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties count half); 0.5 when one class is missing."""
-    positives = labels > 0.5
-    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
-    if n_pos == 0 or n_neg == 0:
-        return 0.5
-    ranks = _average_ranks(scores)
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    """Area under the ROC curve (ties count half); 0.5 when one class is missing."""
+    return _defined(label_metrics.auc_roc(scores, labels), 0.5)
 
 
 def auc_pr(scores: Floats, labels: Floats) -> float:
     """Average precision over distinct score thresholds (ties enter together); 0 without positives."""
-    positives = labels > 0.5
-    n_pos = int(positives.sum())
-    if n_pos == 0:
-        return 0.0
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], positives[order].astype(np.float64)
-    last_of_tie = np.r_[s[1:] != s[:-1], True]
-    tp = np.cumsum(y)[last_of_tie]
-    predicted = (np.flatnonzero(last_of_tie) + 1).astype(np.float64)
-    precision = tp / predicted
-    recall = tp / n_pos
-    gained = np.diff(np.r_[0.0, recall])
-    return float((gained * precision).sum())
+    return _defined(label_metrics.auc_pr(scores, labels), 0.0)
 
 
 def precision_at_k(scores: Floats, labels: Floats, k: int) -> float:
-    if len(scores) == 0:
-        return 0.0
-    k = min(k, len(scores))
-    top = np.argsort(-scores, kind="mergesort")[:k]
-    return float((labels[top] > 0.5).mean())
+    return _defined(label_metrics.precision_at_k(scores, labels, k), 0.0)
 
 
 def brier(scores: Floats, labels: Floats) -> float:
-    return float(np.mean((np.clip(scores, 0.0, 1.0) - labels) ** 2)) if len(scores) else 1.0
+    return _defined(label_metrics.brier(scores, labels), 1.0)
 
 
 def calibration_error(scores: Floats, labels: Floats, bins: int = 10) -> float:
     """Expected calibration error over equal-width bins."""
-    if len(scores) == 0:
-        return 1.0
-    clipped = np.clip(scores, 0.0, 1.0)
-    which = np.minimum((clipped * bins).astype(np.int64), bins - 1)
-    error = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            error += inside.mean() * abs(float(clipped[inside].mean()) - float(labels[inside].mean()))
-    return float(error)
+    return _defined(label_metrics.calibration_error(scores, labels, bins), 1.0)
 
 
 CALIBRATION_BINS = 10
@@ -86,34 +54,23 @@ RELIABILITY_PREFIX, PR_PREFIX = "reliability_", "pr_precision_at_recall_"
 def reliability_bins(scores: Floats, labels: Floats, bins: int = CALIBRATION_BINS) -> dict[str, float]:
     """The reliability diagram behind ``calibration_error``: per equal-width bin, its alert count and,
     where it holds any, the mean score and the share of positives (``reliability_<bin>_<what>``)."""
-    clipped = np.clip(scores, 0.0, 1.0)
-    which = np.minimum((clipped * bins).astype(np.int64), bins - 1)
+    diagram = label_metrics.reliability(scores, labels, bins)
     out: dict[str, float] = {}
     for b in range(bins):
-        inside = which == b
-        out[f"{RELIABILITY_PREFIX}{b}_count"] = float(inside.sum())
-        if inside.any():
-            out[f"{RELIABILITY_PREFIX}{b}_mean_score"] = float(clipped[inside].mean())
-            out[f"{RELIABILITY_PREFIX}{b}_positive_rate"] = float(labels[inside].mean())
+        out[f"{RELIABILITY_PREFIX}{b}_count"] = float(diagram.counts[b])
+        if diagram.counts[b]:
+            out[f"{RELIABILITY_PREFIX}{b}_mean_score"] = float(diagram.mean_score[b])
+            out[f"{RELIABILITY_PREFIX}{b}_positive_rate"] = float(diagram.positive_rate[b])
     return out
 
 
 def interpolated_precision(scores: Floats, labels: Floats) -> dict[str, float]:
     """The precision-recall curve at fixed recall levels: the highest precision of any score threshold
     (ties enter together, as in ``auc_pr``) whose recall reaches the level; nothing without positives."""
-    positives = labels > 0.5
-    n_pos = int(positives.sum())
-    if n_pos == 0:
+    best = label_metrics.precision_at_recall(scores, labels, RECALL_LEVELS)
+    if best is None:
         return {}
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], positives[order].astype(np.float64)
-    last_of_tie = np.r_[s[1:] != s[:-1], True]
-    tp = np.cumsum(y)[last_of_tie]
-    precision = tp / (np.flatnonzero(last_of_tie) + 1).astype(np.float64)
-    recall = tp / n_pos
-    best_from = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at this threshold or a lower one
-    where = np.searchsorted(recall, np.asarray(RECALL_LEVELS) - 1e-12)  # first threshold reaching the level
-    return {f"{PR_PREFIX}{level:.2f}": float(best_from[i]) for level, i in zip(RECALL_LEVELS, where, strict=True)}
+    return {f"{PR_PREFIX}{level:.2f}": float(value) for level, value in zip(RECALL_LEVELS, best, strict=True)}
 
 
 def ground_truth_metrics(scores: Floats, labels: Floats, *, k: int) -> dict[str, float]:

@@ -13,6 +13,7 @@ import xgboost as xgb
 
 from sot.alerts import RISK_INDICATORS
 from sot.generator import generate_batch
+from streams import label_metrics
 
 SIZES = {"alerts": 1000, "addresses": 5000, "flows": 40_000, "clusters": 60, "seed": 5}
 FIRST = dt.date(2026, 2, 1)
@@ -21,15 +22,8 @@ _RISK = {"low": 0.0, "medium": 1.0, "high": 2.0, "critical": 3.0}
 
 
 def auc(y: npt.NDArray[np.int8], score: npt.NDArray[np.float64]) -> float:
-    """AUC-ROC with ties counted half (Mann-Whitney)."""
-    order = np.argsort(score, kind="mergesort")
-    _, inverse, counts = np.unique(score[order], return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    ranks = np.empty(len(score))
-    ranks[order] = ((ends - counts + 1 + ends) / 2.0)[inverse]
-    pos = int(y.sum())
-    neg = len(y) - pos
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+    """AUC-ROC with ties counted half."""
+    return label_metrics.auc_roc(score, y)
 
 
 def _day(offset: int) -> pa.Table:
