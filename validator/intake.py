@@ -322,6 +322,8 @@ class Intake:
             self.tables.chunks[ckey] = StoredChunk(rec.topic, rec.partition, rec.offset, rec.value or b"").to_value()
             self.decoded[ckey] = (rec.position, decoded)
             _add(st, "chunks", cid)
+            seen = rec.seen_ms if rec.seen_ms is not None else now
+            st["last_chunk_at"] = max(int(st.get("last_chunk_at", 0)), int(seen))  # a sign of life (trusted time)
             if emitted:
                 _add(st, "late", rec.position)
             touched.add(rkey.text)

@@ -143,13 +143,19 @@ def missed_in_a_row(tables: ValidatorTables, miner: str, since_ms: int = 0) -> i
     return missed
 
 
-def _submitting(tables: ValidatorTables, miner: str) -> bool:
-    """A signed submission of ``miner`` has arrived in a round that is still open."""
+def _submitting(tables: ValidatorTables, miner: str, now_ms: int, timeout_ms: float) -> bool:
+    """A signed submission of ``miner`` is arriving in a round that is still open.
+
+    Complete, or with a chunk seen (trusted time) within ``timeout_ms``: a miner that died half-way
+    through its submission is not waited for once its chunks stop, like one whose heartbeats stop.
+    """
     for rkey, state in tables.batches.items():
         if state and state.get("opened") and not state.get("emitted"):
             date, network = parse_round_key(rkey)
             st = tables.stats.get(miner_key(date, network, miner)) or {}
-            if st.get("complete") or st.get("chunks"):
+            if st.get("complete"):
+                return True
+            if st.get("chunks") and now_ms - int(st.get("last_chunk_at", now_ms)) <= timeout_ms:
                 return True
     return False
 
@@ -168,7 +174,7 @@ def activity(
         missed = missed_in_a_row(tables, miner, int(entry.get("since", 0)) if entry else 0)
         if not reason and liveness.missed_rounds > 0 and missed >= liveness.missed_rounds:
             reason = f"missed the last {missed} rounds"
-        if reason and _submitting(tables, miner):
+        if reason and _submitting(tables, miner, now_ms, liveness.heartbeat_timeout_s * 1000):
             reason = ""
         found[miner] = (not reason, reason)
     return found

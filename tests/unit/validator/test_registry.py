@@ -146,9 +146,29 @@ def test_a_miner_that_stops_beating_or_misses_rounds_is_not_waited_for(codec: Av
     # its next signed submission (in an open round) makes it active again
     open_day = DATE + dt.timedelta(days=3)
     tables.batches[round_key(open_day, "ethereum")] = {"opened": True, "emitted": False, "opened_at": now}
-    tables.stats[miner_key(open_day, "ethereum", "beating")] = {"chunks": ["alert|00001|00000"]}
+    tables.stats[miner_key(open_day, "ethereum", "beating")] = {"chunks": ["alert|00001|00000"], "last_chunk_at": now}
     assert activity([], tables, live, now)["beating"] == (True, "")
     assert "silent" not in miners_to_wait_for([], tables, live, now)
+
+
+def test_a_miner_that_dies_mid_submission_is_not_waited_for_once_its_chunks_stop(codec: AvroCodec) -> None:
+    tables = ValidatorTables.in_memory()
+    live = Liveness(missed_rounds=2, heartbeat_timeout_s=60)
+    now = _now()
+    apply_registry_record(tables.registry, KeyBook(tables.identities), codec, *Miner(codec, "dying").register(),
+                          now_ms=now - 100_000)  # fmt: skip
+    tables.batches[round_key(DATE, "ethereum")] = {"opened": True, "emitted": False, "opened_at": now - 90_000}
+    stats = miner_key(DATE, "ethereum", "dying")
+    # heartbeats stopped 100 s ago, but its chunks are still arriving: it is sending, wait for it
+    tables.stats[stats] = {"chunks": ["alert|00001|00000"], "last_chunk_at": now - 30_000}
+    assert activity([], tables, live, now)["dying"] == (True, "")
+    # its last chunk is older than the heartbeat timeout and no marker came: it is gone
+    tables.stats[stats] = {"chunks": ["alert|00001|00000"], "last_chunk_at": now - 61_000}
+    assert activity([], tables, live, now)["dying"] == (False, "no heartbeat for more than 60s")
+    assert miners_to_wait_for([], tables, live, now) == []
+    # a complete submission in the open round keeps it counted however old (it is done, it blocks nothing)
+    tables.stats[stats] = {"chunks": ["alert|00001|00000"], "last_chunk_at": now - 61_000, "complete": {"x": 1}}
+    assert activity([], tables, live, now)["dying"] == (True, "")
 
 
 def test_a_round_waits_for_a_registered_miner(make_rounds: Any, codec: AvroCodec) -> None:

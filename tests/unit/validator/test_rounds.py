@@ -26,7 +26,7 @@ from streams.schema_registry import FileSchemaRegistry
 from validator.bridge import InboxRecord
 from validator.ground_truth import auc_pr
 from validator.rounds import Rounds
-from validator.tables import round_key
+from validator.tables import miner_key, round_key
 
 LABELS_DUE_MS = int(dt.datetime(2026, 1, 9, tzinfo=dt.UTC).timestamp() * 1000)  # DATE + tau (7 days)
 T0 = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)
@@ -567,6 +567,18 @@ def test_order_is_when_the_validator_saw_a_submission_not_what_the_miner_wrote(
     assert "plagiarism: near-identical to honest-1, which submitted earlier" in results["copycat"]["reasons"]
     assert results["honest-1"]["reasons"] == [] and results["honest-1"]["weight"] > 0.2
     assert results["copycat"]["weight"] == 0.0
+
+
+def test_a_chunk_is_a_sign_of_life_at_the_time_the_bridge_saw_it(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, _ = make_rounds()
+    _open(rounds, store, batch)
+    records = _records(codec, batch, ["honest-1"], claims={"honest-1": T0 + dt.timedelta(days=1)})
+    chunks = [r for r in records if not r.key.endswith(b":complete")]
+    rounds.ingest(chunks[: len(chunks) // 2])  # half a submission, seen 10 s after T0, claiming a day later
+    st = rounds.tables.stats[miner_key(DATE, "ethereum", "honest-1")]
+    assert st["last_chunk_at"] == _ms(T0 + dt.timedelta(seconds=10)) and "complete" not in st
 
 
 def test_a_rescored_batch_keeps_the_order_in_which_the_scores_were_first_seen(
