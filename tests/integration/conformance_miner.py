@@ -1,10 +1,11 @@
 """A miner written from docs/miner-protocol.md alone: confluent-kafka, fastavro, pyarrow, cryptography.
 
 No riskstream import. It scores each announced batch with a small rule over the batch's own
-columns, cuts the scores into bucketed chunks, checksums and signs them, and registers itself.
+columns, cuts the scores into bucketed chunks, checksums and signs them, and registers itself; a
+batch announced again is scored again only when an operator signed the repeat.
 
     python conformance_miner.py --bootstrap HOST:PORT --store DIR --schemas schemas/avro \
-        --miner-id doc-miner --namespace t1. --key-file key.pem --max-batches 2
+        --miner-id doc-miner --namespace t1. --key-file key.pem --operator-key operator=home/keys/operator.pub
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 FILES = ("alerts.parquet", "features.parquet", "clusters.parquet", "money_flows.parquet", "address_labels.parquet")
 
@@ -73,17 +75,9 @@ class Signer:
 
     def headers(self, purpose: str, key: str | None, value: bytes | None, day: str = "", batch: str = "") -> list:
         at = str(int(time.time() * 1000))
-        lines = [
-            "riskstream-signature-v1",
-            purpose,
-            self.miner_id,
-            day,
-            batch,
-            key.encode().hex() if key else "",
-            hashlib.sha256(value).hexdigest() if value is not None else "null",
-            at,
-        ]
-        signature = self.key.sign(("\n".join(lines) + "\n").encode())
+        signature = self.key.sign(
+            signed_lines(purpose, self.miner_id, day, batch, key.encode() if key else None, value, at)
+        )
         headers = [("riskstream-signer", self.miner_id.encode()), ("riskstream-signed-at", at.encode())]
         if day:
             headers.append(("riskstream-date", day.encode()))
@@ -91,6 +85,42 @@ class Signer:
             headers.append(("riskstream-batch", batch.encode()))
         headers.append(("riskstream-signature", signature.hex().encode()))
         return headers
+
+
+def signed_lines(
+    purpose: str, signer: str, day: str, batch: str, key: bytes | None, value: bytes | None, at: str
+) -> bytes:
+    digest = hashlib.sha256(value).hexdigest() if value is not None else "null"
+    lines = ["riskstream-signature-v1", purpose, signer, day, batch, key.hex() if key else "", digest, at]
+    return ("\n".join(lines) + "\n").encode()
+
+
+class Reannouncements:
+    """Which repeat announcements an operator signed (purpose ``reannounce``, fresh, each signature once)."""
+
+    def __init__(self, key_files: dict[str, Path], max_age_s: float = 300.0) -> None:
+        self.key_files = key_files  # read at each check: the operator's key may appear after the miner starts
+        self.max_age_ms = max_age_s * 1000
+        self.seen: set[bytes] = set()
+
+    def signed(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None) -> bool:
+        found = {k: v.decode() for k, v in headers or [] if v is not None}
+        try:
+            signer, at, signature = (
+                found["riskstream-signer"],
+                found["riskstream-signed-at"],
+                found["riskstream-signature"],
+            )
+            public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(self.key_files[signer].read_text().strip()))
+            raw = bytes.fromhex(signature)
+            day, batch = found.get("riskstream-date", ""), found.get("riskstream-batch", "")
+            public.verify(raw, signed_lines("reannounce", signer, day, batch, key, value, at))
+        except (KeyError, ValueError, OSError, InvalidSignature):
+            return False
+        if abs(time.time() * 1000 - int(at)) > self.max_age_ms or raw in self.seen:
+            return False
+        self.seen.add(raw)
+        return True
 
 
 def read_batch(store: Path, manifest_key: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -266,6 +296,7 @@ def main() -> int:
     parser.add_argument("--model-version", default="rules-1")
     parser.add_argument("--max-batches", type=int, default=0, help="0: until SIGTERM")
     parser.add_argument("--session-timeout-ms", type=int, default=6000)
+    parser.add_argument("--operator-key", action="append", default=[], help="NAME=FILE of an operator's hex public key")
     parser.add_argument("--heartbeat-s", type=float, default=30.0)
     args = parser.parse_args()
     avro = Avro(Path(args.schemas))
@@ -295,6 +326,8 @@ def main() -> int:
     register(args, avro, signer, producer)
     print(f"registered {args.miner_id} with key {signer.public_key}", flush=True)
     consumer.subscribe([f"{args.namespace}sot.batches"])
+    operators = Reannouncements({n: Path(f) for n, f in (spec.split("=", 1) for spec in args.operator_key)})
+    submitted: set[str] = set()  # in memory: a restarted miner re-scores what it sees again
     handled, beat = 0, time.monotonic()
     try:
         while not stopping and (args.max_batches == 0 or handled < args.max_batches):
@@ -319,9 +352,14 @@ def main() -> int:
                     continue
                 key = unquote_plus(record["s3"]["object"]["key"])
                 parts = key.split("/")  # snapshots/<network>/<date>/<window_days>/manifest.json
-                if len(parts) == 5 and (parts[0], parts[1], parts[4]) == ("snapshots", args.network, "manifest.json"):
-                    submit(args, avro, signer, producer, key)
-                    handled += 1
+                if len(parts) != 5 or (parts[0], parts[1], parts[4]) != ("snapshots", args.network, "manifest.json"):
+                    continue
+                if key in submitted and not operators.signed(message.key(), message.value(), message.headers()):
+                    print(f"skipped {key}: announced again without an operator's signature", flush=True)
+                    continue
+                submit(args, avro, signer, producer, key)
+                submitted.add(key)
+                handled += 1
             consumer.commit(message=message, asynchronous=False)
     finally:
         consumer.close()

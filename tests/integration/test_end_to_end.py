@@ -94,7 +94,8 @@ def _document_miner(demo: Demo, env: dict[str, str], tmp_path: Path) -> Iterator
              "--store", demo.stack.object_store_url.removeprefix("file://"),
              "--schemas", str(ROOT / "schemas" / "avro"), "--miner-id", "doc-miner",
              "--namespace", demo.stack.topic_namespace, "--partitions", str(demo.stack.topic_partitions),
-             "--key-file", str(tmp_path / "doc-miner.pem")],
+             "--key-file", str(tmp_path / "doc-miner.pem"),
+             "--operator-key", f"operator={demo.stack.home / 'keys' / 'operator.pub'}"],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
@@ -219,5 +220,8 @@ def _serve(
     assert again["version"] == 2
     assert {s["alert_id"]: s["ensemble_score"] for s in again["ensemble_scores"]} == second_v1
     assert demo.available()[first.isoformat()] == 2
+    # the document miner scored the operator's signed repeat of the second date again, as the document says
+    submitted = (demo.processes.log_dir / "doc-miner.log").read_text().count(f"submitted {second.isoformat()}")
+    assert submitted == 2
     document_miner.terminate()  # a clean stop: it withdraws and exits 0
     assert document_miner.wait(timeout=60) == 0
