@@ -78,6 +78,16 @@ class TopicNames:
         return self._name("validator.control")
 
     @property
+    def validator_partials(self) -> str:
+        """Validator-internal, several workers: each inbox partition's share of a miner's round."""
+        return self._name("validator.partials")
+
+    @property
+    def validator_steps(self) -> str:
+        """Validator-internal, several workers: the steps that close a round (progress, close, weights...)."""
+        return self._name("validator.steps")
+
+    @property
     def miner_scores_prefix(self) -> str:
         return self._name(MINER_SCORES_PREFIX)
 

@@ -25,6 +25,10 @@ def _worker(args: argparse.Namespace) -> int:
         overrides["web_port"] = args.web_port
     settings = ValidatorSettings(**overrides)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.partitioned:  # one of several workers sharing the inbox partitions
+        from validator.workers import run_partitioned
+
+        return run_partitioned(settings)
     return run_worker(create_validator(settings))
 
 

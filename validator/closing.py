@@ -7,7 +7,7 @@ encodes and sends only its own alerts and clusters: those whose bucket ``b`` has
 to its partition. Ranks are over the whole batch, so each worker scores every entity (numpy, a
 small part of the cost) and encodes and sends its share (most of it).
 
-    inputs = closing_inputs(rkey, state, contents, shares, expected)
+    inputs = closing_inputs(rkey, state, contents, shares, expected, priors)
     outcome = evaluate_round(inputs, settings)                              # the closer, once
     miners, alerts, clusters = shared_ensemble(inputs, weights, top_k)      # every partition
     rows = share_of(contents.alert_ids, partition, partitions, buckets)
@@ -40,9 +40,14 @@ def closing_inputs(
     contents: BatchContents,
     shares: Iterable[Partial],
     expected: Sequence[str],
-    history: Mapping[str, Mapping[str, float]] | None = None,
+    priors: Mapping[str, float] | None = None,
+    fixed_weights: Mapping[str, float] | None = None,
 ) -> RoundInputs:
-    """What one worker's ``Emitter.evaluate`` would pass ``evaluate_round`` for a first version."""
+    """What one worker's ``Emitter.evaluate`` would pass ``evaluate_round`` for a first version.
+
+    ``priors`` are those the close fixed (a miner it does not name: the default prior; None: from
+    no history, which gives the same); ``fixed_weights`` those emitted (ground truth reuses them).
+    """
     submissions, facts = merge_partials(shares)
     miners = set(submissions) | set(facts) | set(expected)
     return RoundInputs(
@@ -52,8 +57,9 @@ def closing_inputs(
         submissions=submissions,
         facts=facts,
         expected=list(expected),
-        history={m: dict((history or {}).get(m) or {}) for m in miners},
-        priors=dict(state.priors) if state.priors else None,
+        history={m: {} for m in miners},
+        fixed_weights=dict(fixed_weights) if fixed_weights is not None else None,
+        priors=dict(priors) if priors is not None else None,
     )
 
 

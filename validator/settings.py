@@ -67,6 +67,14 @@ class ValidatorSettings(ServiceSettings):
         description="Faust producer batch bytes; 1 keeps table recovery exact on brokers whose ListOffsets "
         "latest is the last batch's first offset + 1 (the local broker); 16384 on Apache Kafka",
     )
+    partitioned: bool = Field(
+        False,
+        description="run as one of several workers of this app id sharing the inbox partitions (validator.workers); "
+        "off: the single Faust worker",
+    )
+    progress_interval_s: float = Field(
+        1.0, gt=0, description="several workers: how often a partition reports its progress on an open round"
+    )
     web_enabled: bool = Field(False, description="run Faust's web server")
     web_port: int = Field(6066, ge=1, le=65535)
     bridge_max_records: int = Field(5000, ge=1)

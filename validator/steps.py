@@ -13,6 +13,8 @@ some inbox partitions; one of them (the holder of inbox partition 0) is the roun
 4. ``weights`` (the closer): evaluated once from the merged partials; the first one is the one.
 5. ``emitted`` (each partition): its share of the ensemble is out under those weights.
 6. ``done`` (the closer): the validation results and the batch record are out.
+7. ``judged`` (the closer, once the labels are due): tier 3 is out; every worker adds the miners'
+   final scores to the history the next dates' priors come from (the close carries the priors used).
 
 Steps and partials are signed by the validator key and verified on read (``signed`` /
 ``verified``): a stranger on the broker cannot close, weigh or feed a round.
@@ -37,7 +39,8 @@ from streams.signing import VALIDATOR, SignatureError, Signer, verify
 from validator.tables import RoundKey
 
 PROGRESS, CLOSE, READY, WEIGHTS, EMITTED, DONE = "progress", "close", "ready", "weights", "emitted", "done"
-STEPS = (PROGRESS, CLOSE, READY, WEIGHTS, EMITTED, DONE)
+JUDGED = "judged"
+STEPS = (PROGRESS, CLOSE, READY, WEIGHTS, EMITTED, DONE, JUDGED)
 PARTIALS_PURPOSE = "validator.partials"  # the signature's purpose line of each internal topic
 STEPS_PURPOSE = "validator.steps"
 
@@ -51,6 +54,8 @@ class MinerStep:
     marker_cluster_chunks: int = -1
     digest: str = ""
     weight: float = 0.0
+    prior: float = 0.0
+    final_score: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,8 @@ def encode_step(codec: AvroCodec, step: Step) -> bytes:
                     "marker_cluster_chunks": m.marker_cluster_chunks,
                     "digest": m.digest,
                     "weight": m.weight,
+                    "prior": m.prior,
+                    "final_score": m.final_score,
                 }
                 for m in step.miners
             ],
@@ -129,6 +136,8 @@ def decode_step(codec: AvroCodec, value: bytes) -> Step:
                 int(m["marker_cluster_chunks"]),
                 str(m["digest"]),
                 float(m["weight"]),
+                float(m["prior"]),
+                float(m["final_score"]),
             )
             for m in body["miners"]
         ),
@@ -162,6 +171,7 @@ class RoundLedger:
     weights: Step | None = None
     emitted: set[int] = field(default_factory=set)
     done: bool = False
+    judged: Step | None = None
 
     def apply(self, step: Step) -> None:
         if step.version != self.version:
@@ -180,6 +190,8 @@ class RoundLedger:
             self.emitted.add(step.partition)
         elif step.step == DONE:
             self.done = True
+        elif step.step == JUDGED and self.done and self.judged is None:
+            self.judged = step
 
     def complete(self, expected: Sequence[str], partitions: int) -> bool:
         """Every partition reported, and every expected miner's marker and announced chunks are held."""
@@ -216,3 +228,7 @@ class RoundLedger:
 
     def weight_map(self) -> Mapping[str, float]:
         return {m.miner_id: m.weight for m in self.weights.miners} if self.weights is not None else {}
+
+    def priors(self) -> dict[str, float]:
+        """The priors the close fixed (miners it does not name take the default prior)."""
+        return {m.miner_id: m.prior for m in self.close.miners} if self.close is not None else {}

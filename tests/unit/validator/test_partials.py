@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 from validator_fakes import DATE, PANEL, RecordingProducer
 
-from simulation import SyntheticBatch, adversarial_panel, make_batch, submission_records, write_batch
+from simulation import SyntheticBatch, adversarial_panel, make_batch, submission_records, write_batch, write_labels
 from streams.codec import AvroCodec
 from streams.objectstore import FileObjectStore
+from validator.batches import load_labels, read_manifest
 from validator.bridge import InboxRecord
 from validator.closing import closing_inputs, share_of, shared_ensemble, take
 from validator.encoding import EnsembleEncoder
 from validator.intake import Intake, Outputs
-from validator.outcome import evaluate_round
+from validator.outcome import evaluate_round, judge_ground_truth
 from validator.partials import (
     Partial,
     PartialChunk,
@@ -27,6 +28,7 @@ from validator.partials import (
     merge_partials,
     partials_of,
 )
+from validator.results import ground_truth_records, ground_truth_results, stored_verdicts
 from validator.rounds import Rounds
 from validator.state import RoundState
 from validator.tables import RoundKey, ValidatorTables
@@ -156,3 +158,36 @@ def test_a_chunk_in_two_partitions_counts_once_as_the_later_position(codec: Avro
     ]
     submissions, facts = merge_partials(shares)
     assert submissions["m"].alert_scores == [0.1] and facts["m"].resubmissions == 1
+
+
+def test_ground_truth_from_the_partials_is_one_workers(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    _open(rounds, store, batch)
+    records = _records(codec, batch, PANEL)
+    _, shares = _partitioned(rounds, records, 3, codec)
+    rounds.ingest(records)
+    assert rounds.check(_ms(T0))
+    labels_key = write_labels(store, batch)
+    rounds.note_labels(store.object_created_event(labels_key, 1, "e", T0), "sot.labels:0:0")
+    rounds.check(_ms(T0 + dt.timedelta(days=rounds.settings.labels_tau_days)))
+    one = [v for _, _, v, _ in producer.on(rounds.topics.validator_results) if b"ground_truth" in (v or b"")]
+    assert len(one) == len(PANEL) + 1
+
+    state = RoundState.from_value(rounds.tables.batches[RKEY.text])
+    contents = rounds.contents_of(rounds.tables.batches[RKEY.text])
+    emitted = evaluate_round(
+        closing_inputs(RKEY, state, contents, shares, rounds.expected_miners(), {}), rounds.settings
+    )
+    weights = dict(zip(emitted.miners, emitted.weights.tolist(), strict=True))
+    inputs = closing_inputs(RKEY, state, contents, shares, rounds.expected_miners(), {}, weights)
+    outcome = evaluate_round(inputs, rounds.settings)
+    labels = load_labels(store, read_manifest(store, labels_key))
+    s = rounds.settings
+    truth = judge_ground_truth(outcome, contents, labels, k=s.precision_k, top_k=s.top_contributors)
+    results = ground_truth_results(outcome, truth, stored_verdicts(outcome, 1))
+    merged = [
+        codec.encode("riskstream.ValidationResult", r) for _, r in ground_truth_records(results, "ethereum", DATE, 1)
+    ]
+    assert sorted(merged) == sorted(one)
