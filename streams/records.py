@@ -336,6 +336,8 @@ class StepMiner(AvroRecord):
     marker_cluster_chunks: int = -1
     digest: str = ""
     weight: float = 0.0
+    prior: float = 0.0
+    final_score: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

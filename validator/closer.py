@@ -23,6 +23,7 @@ from streams.batch import batch_key
 from streams.codec import AvroCodec
 from streams.kafka import BatchProducer
 from streams.objectstore import ObjectStore, open_stack_store
+from streams.records import ENSEMBLE_BATCH, VALIDATION_RESULT
 from streams.schema_registry import registry_from_url
 from streams.signing import VALIDATOR, Signer, SigningProducer, load_or_create_key
 from validator.batches import BatchContents, load_batch, load_labels, read_manifest
@@ -139,7 +140,7 @@ class Closer:
             assert ledger.close is not None
             for key, record in immediate_results(outcome, rkey.network, rkey.date, ledger.version):
                 self.ctx.producer.send(
-                    self.ctx.topics.validator_results, key, self.ctx.codec.encode("riskstream.ValidationResult", record)
+                    self.ctx.topics.validator_results, key, self.ctx.codec.encode(VALIDATION_RESULT, record)
                 )
             self.ctx.producer.flush()
             batch = batch_record(
@@ -147,7 +148,7 @@ class Closer:
                 batch_id=state.batch_id, version=ledger.version, trigger=ledger.close.trigger,
                 expected=list(ledger.close.expected), deadline_ms=state.deadline_at, priors="history",
             )  # fmt: skip
-            self._send_batch(rkey, self.ctx.codec.encode("riskstream.EnsembleBatch", batch))
+            self._send_batch(rkey, self.ctx.codec.encode(ENSEMBLE_BATCH, batch))
             self.sent.add((text, DONE, -1))
 
     def _send_batch(self, rkey: RoundKey, value: bytes) -> None:
@@ -172,7 +173,7 @@ class Closer:
                 version=ledger.version, trigger=ledger.close.trigger, expected=list(ledger.close.expected),
                 deadline_ms=state.deadline_at, reason=str(exc),
             )  # fmt: skip
-            self._send_batch(rkey, self.ctx.codec.encode("riskstream.EnsembleBatch", record))
+            self._send_batch(rkey, self.ctx.codec.encode(ENSEMBLE_BATCH, record))
             self.sent.update({(rkey.text, WEIGHTS, -1), (rkey.text, DONE, -1)})
             return None
         inputs = closing_inputs(rkey, state, contents, shares, ledger.close.expected, ledger.priors())
@@ -212,7 +213,7 @@ class Closer:
         truth = judge_ground_truth(outcome, contents, labels, k=s.precision_k, top_k=s.top_contributors)
         results = ground_truth_results(outcome, truth, stored_verdicts(outcome, ledger.version))
         for key, record in ground_truth_records(results, rkey.network, rkey.date, ledger.version):
-            value = self.ctx.codec.encode("riskstream.ValidationResult", record)
+            value = self.ctx.codec.encode(VALIDATION_RESULT, record)
             self.ctx.producer.send(self.ctx.topics.validator_results, key, value)
         self.ctx.producer.flush()
         finals = tuple(MinerStep(m, final_score=float(b["final_score"])) for m, b in results if m != ENSEMBLE_ID)

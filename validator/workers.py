@@ -40,6 +40,7 @@ import confluent_kafka
 
 from streams.errors import CodecError, KafkaError
 from streams.kafka import BatchProducer, client_security, ensure_topics
+from streams.records import ENSEMBLE_ALERT_SCORE, ENSEMBLE_CLUSTER_SCORE
 from streams.signing import Signer, claim_of
 from validator.bridge import Gate, InboxRecord, MarkerSender, forwarded_by_bridge, run_bridge
 from validator.closer import Closer, RoundContext
@@ -92,8 +93,8 @@ class PartitionedWorker(RoundContext):
         super().__init__(settings)
         self.stop = stop or threading.Event()
         self.opener = Intake(self.shared, settings, self.codec, self.store, Outputs(self.producer))
-        self.alert_encoder = EnsembleEncoder.for_record(self.codec, "riskstream.EnsembleAlertScore", "alert_id")
-        self.cluster_encoder = EnsembleEncoder.for_record(self.codec, "riskstream.EnsembleClusterScore", "cluster_id")
+        self.alert_encoder = EnsembleEncoder.for_record(self.codec, ENSEMBLE_ALERT_SCORE, "alert_id")
+        self.cluster_encoder = EnsembleEncoder.for_record(self.codec, ENSEMBLE_CLUSTER_SCORE, "cluster_id")
         self.closer = Closer(self)
         self.held: dict[int, Held] = {}
         self.ledgers: dict[str, RoundLedger] = {}

@@ -14,6 +14,7 @@ from validator_fakes import DATE, PANEL, RecordingProducer
 from simulation import SyntheticBatch, adversarial_panel, make_batch, submission_records, write_batch, write_labels
 from streams.codec import AvroCodec
 from streams.objectstore import FileObjectStore
+from streams.records import ALERT_SCORE_BATCH, ENSEMBLE_ALERT_SCORE, VALIDATION_RESULT
 from validator.batches import load_labels, read_manifest
 from validator.bridge import InboxRecord
 from validator.closing import closing_inputs, share_of, shared_ensemble, take
@@ -53,7 +54,7 @@ def _records(codec: AvroCodec, batch: SyntheticBatch, miners: list[str]) -> list
             key, value = sent[0]
             body = codec.decode(value).record
             body["scores"] = [min(1.0, body["scores"][0] + 0.25), *body["scores"][1:]]
-            sent.insert(1, (key, codec.encode("riskstream.AlertScoreBatch", body)))
+            sent.insert(1, (key, codec.encode(ALERT_SCORE_BATCH, body)))
             sent.insert(2, (key, b"\x00garbage"))  # undecodable: a dead letter of honest-2
         for offset, (key, value) in enumerate(sent):
             out.append(InboxRecord(key.encode(), value, f"scores.{miner}", i % 2, offset, seen_ms=_ms(seen)))
@@ -122,7 +123,7 @@ def test_merged_partials_give_one_workers_verdicts_weights_and_bytes(
 
     # the shared weights, applied by each partition to its share, give the one worker's records
     weights = dict(zip(merged.miners, merged.weights.tolist(), strict=True))
-    encoder = EnsembleEncoder.for_record(codec, "riskstream.EnsembleAlertScore", "alert_id")
+    encoder = EnsembleEncoder.for_record(codec, ENSEMBLE_ALERT_SCORE, "alert_id")
     ids = contents.alert_ids
     sent: list[bytes] = []
     for partition in range(partitions):
@@ -187,7 +188,5 @@ def test_ground_truth_from_the_partials_is_one_workers(
     s = rounds.settings
     truth = judge_ground_truth(outcome, contents, labels, k=s.precision_k, top_k=s.top_contributors)
     results = ground_truth_results(outcome, truth, stored_verdicts(outcome, 1))
-    merged = [
-        codec.encode("riskstream.ValidationResult", r) for _, r in ground_truth_records(results, "ethereum", DATE, 1)
-    ]
+    merged = [codec.encode(VALIDATION_RESULT, r) for _, r in ground_truth_records(results, "ethereum", DATE, 1)]
     assert sorted(merged) == sorted(one)

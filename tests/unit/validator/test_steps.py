@@ -8,6 +8,7 @@ from validator_fakes import DATE
 
 from streams.codec import AvroCodec
 from streams.errors import CodecError
+from streams.records import MINER_HEARTBEAT
 from streams.signing import VALIDATOR, Signer
 from validator.steps import (
     CLOSE,
@@ -41,7 +42,7 @@ def test_a_step_survives_the_wire(codec: AvroCodec) -> None:
     assert decode_step(codec, encode_step(codec, step)) == step
     assert step.key == f"ethereum:{DATE}" and step.round_text == f"{DATE}|ethereum"
     with pytest.raises(CodecError):
-        decode_step(codec, codec.encode("riskstream.MinerHeartbeat", {"miner_id": "m", "sent_at": 0}))
+        decode_step(codec, codec.encode(MINER_HEARTBEAT, {"miner_id": "m", "sent_at": 0}))
     with pytest.raises(CodecError):
         decode_step(codec, encode_step(codec, Step("ethereum", DATE, 1, "weighs")))
 
