@@ -25,6 +25,7 @@ MODULES = (
     "outside_miners",
     "signing",
     "validator",
+    "validator_workers",
     "gateway",
     "end_to_end",
     "miner_scale",
