@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import xgboost as xgb
 
 from miner.features import build_alert_features, build_cluster_features
+from miner.model_store import ModelStore
 from miner.profiles import get_profile
 from miner.records import submission_records
-from miner.registry import ModelRegistry
 from miner.scoring import ScoringModels, score_with_models
 from miner.training import labelled_dates, train_models
 from streams.batch import MANIFEST, read_batch, snapshot_key
@@ -59,7 +59,7 @@ def _row(case: str, value: float, unit: str, baseline: float | None) -> dict[str
     }
 
 
-def _train(root: Path) -> tuple[list[dict[str, Any]], ModelRegistry]:
+def _train(root: Path) -> tuple[list[dict[str, Any]], ModelStore]:
     from sot.generator import generate_batch
     from sot.publisher import publish_labels, write_batch
 
@@ -75,9 +75,9 @@ def _train(root: Path) -> tuple[list[dict[str, Any]], ModelRegistry]:
     featurised = time.perf_counter()
     models = train_models(dates, network=NETWORK, window_days=WINDOW, profile=get_profile("honest-a"))
     finished = time.perf_counter()
-    registry = ModelRegistry(root / "models")
+    model_store = ModelStore(root / "models")
     for model in models:
-        registry.save(model.stem, model.data, model.metadata)
+        model_store.save(model.stem, model.data, model.metadata)
 
     # baseline: one plain XGBoost binary model (same depth and rounds) on the same rows, features given
     profile = get_profile("honest-a")
@@ -101,10 +101,10 @@ def _train(root: Path) -> tuple[list[dict[str, Any]], ModelRegistry]:
         _row("  of which alert_scorer + alert_ranker + cluster_scorer", finished - featurised, "s", baseline),
         _row("  alert_scorer validation AUC-ROC (held-out dates)", float(auc), "auc", None),
     ]
-    return rows, registry
+    return rows, model_store
 
 
-def _score(root: Path, registry: ModelRegistry) -> list[dict[str, Any]]:
+def _score(root: Path, model_store: ModelStore) -> list[dict[str, Any]]:
     from sot.generator import generate_batch
     from sot.publisher import write_batch
 
@@ -112,7 +112,9 @@ def _score(root: Path, registry: ModelRegistry) -> list[dict[str, Any]]:
     date = FIRST + dt.timedelta(days=TRAIN_DAYS + 1)
     write_batch(store, generate_batch(NETWORK, date, **SCORE_SIZE))
     key = snapshot_key(NETWORK, date, WINDOW, MANIFEST)
-    models = ScoringModels(*(registry.latest(t, NETWORK) for t in ("alert_scorer", "alert_ranker", "cluster_scorer")))
+    models = ScoringModels(
+        *(model_store.latest(t, NETWORK) for t in ("alert_scorer", "alert_ranker", "cluster_scorer"))
+    )
     codec = AvroCodec(FileSchemaRegistry.default())
 
     started = time.perf_counter()
@@ -162,8 +164,8 @@ def _score(root: Path, registry: ModelRegistry) -> list[dict[str, Any]]:
 def run() -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="bench-miner-") as tmp:
         root = Path(tmp)
-        train_rows, registry = _train(root)
-        return _score(root, registry) + train_rows
+        train_rows, model_store = _train(root)
+        return _score(root, model_store) + train_rows
 
 
 def _print(rows: list[dict[str, Any]]) -> None:

@@ -53,7 +53,7 @@ from miner.features import build_alert_features, build_cluster_features
 from streams.batch import read_batch
 from miner.flows import use_arrow_memory_pool
 from miner.records import submission_records
-from miner.registry import ModelRegistry
+from miner.model_store import ModelStore
 from miner.scoring import ScoringModels, score_with_models
 from streams.codec import AvroCodec
 from streams.objectstore import FileObjectStore
@@ -80,8 +80,8 @@ from pathlib import Path
 from miner.settings import MinerSettings
 use_arrow_memory_pool(MinerSettings(_env_file=None).arrow_memory_pool)  # as the miner process does
 store, key, models_dir = FileObjectStore(Path(sys.argv[1])), sys.argv[2], Path(sys.argv[3])
-registry = ModelRegistry(models_dir)
-models = ScoringModels(*(registry.latest(t, "ethereum") for t in ("alert_scorer", "alert_ranker", "cluster_scorer")))
+model_store = ModelStore(models_dir)
+models = ScoringModels(*(model_store.latest(t, "ethereum") for t in ("alert_scorer", "alert_ranker", "cluster_scorer")))
 codec = AvroCodec(FileSchemaRegistry.default())
 t0 = time.perf_counter()
 batch = read_batch(store, key)
@@ -123,8 +123,8 @@ def _python(code: str, *args: str, cwd: Path) -> dict[str, Any]:
 
 
 def _train(root: Path) -> Path:
+    from miner.model_store import ModelStore
     from miner.profiles import get_profile
-    from miner.registry import ModelRegistry
     from miner.training import labelled_dates, train_models
     from sot.generator import generate_batch
     from sot.publisher import publish_labels, write_batch
@@ -145,9 +145,9 @@ def _train(root: Path) -> Path:
         write_batch(store, batch)
         publish_labels(store, _NoEvents(), TopicNames(), batch)
     dates = labelled_dates(store, NETWORK, days[0], days[-1], WINDOW, today=days[-1] + dt.timedelta(days=1))
-    registry = ModelRegistry(root / "models")
+    model_store = ModelStore(root / "models")
     for model in train_models(dates, network=NETWORK, window_days=WINDOW, profile=get_profile("honest-a")):
-        registry.save(model.stem, model.data, model.metadata)
+        model_store.save(model.stem, model.data, model.metadata)
     return root / "models"
 
 

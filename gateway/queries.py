@@ -357,7 +357,7 @@ async def miner_rankings(reader: WarehouseReader, network: str, days: int) -> Ro
         {"network": network, "days": days},
     )
     newest = rows[0]["through"] if rows else None
-    # active: waited for by the newest round (validator.registry: not withdrawn, beating, not missing rounds)
+    # active: waited for by the newest round (validator.roster: not withdrawn, beating, not missing rounds)
     latest = await reader.rows(
         "SELECT expected_miners FROM {db}.ensemble_batches FINAL WHERE network = {network:String}"
         " ORDER BY processing_date DESC, version DESC LIMIT 1",

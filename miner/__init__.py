@@ -1,4 +1,4 @@
-"""The miner: features, XGBoost training, model registry, scoring and the agent on its own Avro topic.
+"""The miner: features, XGBoost training, model store, scoring and the agent on its own Avro topic.
 
 Read first: ``features.py`` (the canonical feature order), ``training.py``, ``scoring.py``
 (pure functions), ``agent.py`` (the loop) and ``app.py`` (the one place clients are made).

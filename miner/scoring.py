@@ -15,7 +15,7 @@ import xgboost as xgb
 
 from miner.errors import MinerError
 from miner.features import FeatureMatrix
-from miner.registry import LoadedModel
+from miner.model_store import LoadedModel
 from streams.submission import rank_by_score
 
 Scores = npt.NDArray[np.float64]

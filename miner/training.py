@@ -5,7 +5,7 @@ of the dates (at least one) is held out; its AUC-ROC / AUC-PR go into the metada
 
     dates = labelled_dates(store, "ethereum", start, end, window_days=7)
     for model in train_models(dates, network="ethereum", window_days=7, profile=get_profile("honest-a")):
-        registry.save(model.stem, model.data, model.metadata)
+        model_store.save(model.stem, model.data, model.metadata)
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from miner.features import (
     index_of,
 )
 from miner.metrics import auc_pr, auc_roc
+from miner.model_store import model_stem
 from miner.profiles import Profile
-from miner.registry import model_stem
 from miner.scorer import LabelledDay, TrainingDay
 from streams.batch import MANIFEST, labels_for, labels_key, read_batch, snapshot_key
 from streams.objectstore import ObjectStore

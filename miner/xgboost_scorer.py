@@ -15,8 +15,8 @@ import xgboost as xgb
 
 from miner.errors import ModelNotFoundError, TrainingError
 from miner.features import build_alert_features, build_cluster_features
+from miner.model_store import MODEL_TYPES, LoadedModel, ModelStore
 from miner.profiles import Profile
-from miner.registry import MODEL_TYPES, LoadedModel, ModelRegistry
 from miner.scorer import Scorer, TrainingDay
 from miner.scoring import BatchScores, ScoringModels, score_with_models
 from miner.training import featurise_history, train_models
@@ -76,14 +76,14 @@ class XGBoostScorer:
         if not self._saved:
             msg = "only a model fitted in this process can be saved (a loaded one is already on disk)"
             raise TrainingError(msg)
-        registry = ModelRegistry(directory)
+        model_store = ModelStore(directory)
         for stem, _, data, metadata in self._saved:
-            registry.save(stem, data, dict(metadata))
+            model_store.save(stem, data, dict(metadata))
         return self.version
 
     def load(self, directory: Path) -> Scorer:
-        registry = ModelRegistry(directory)
-        models = ScoringModels(*(registry.latest(t, self.network) for t in MODEL_TYPES))
+        model_store = ModelStore(directory)
+        models = ScoringModels(*(model_store.latest(t, self.network) for t in MODEL_TYPES))
         return replace(self, models=models, _saved=())
 
     def score(self, batch: Batch) -> BatchScores:

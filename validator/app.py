@@ -43,7 +43,7 @@ from validator.control import ControlAuthority, read_date
 from validator.errors import ControlRefused, ReplayError, ValidatorError
 from validator.identity import IdentityError, KeyBook
 from validator.monitoring import RoundMeter
-from validator.registry import apply_registry_record
+from validator.roster import apply_registration
 from validator.rounds import Rounds
 from validator.settings import ValidatorSettings
 from validator.tables import ValidatorTables, define_tables, source_position
@@ -229,7 +229,7 @@ def _wire(v: Validator) -> None:
     async def register_miners(stream: Any) -> None:
         async for event in stream.events():
             try:
-                miner_id, what = apply_registry_record(
+                miner_id, what = apply_registration(
                     v.tables.registry, v.keys, rounds.codec, event.key, event.value, event.message.headers,
                     now_ms=_now_ms(), liveness=settings.liveness,
                 )  # fmt: skip

@@ -28,7 +28,7 @@ from streams.records import ALERT_SCORE_BATCH, CLUSTER_SCORE_BATCH, SUBMISSION_C
 from validator.batches import read_manifest
 from validator.bridge import InboxRecord
 from validator.errors import BatchLoadError
-from validator.registry import miners_to_wait_for
+from validator.roster import miners_to_wait_for
 from validator.settings import ValidatorSettings
 from validator.state import RoundState
 from validator.tables import (
@@ -202,7 +202,7 @@ class Intake:
             self.tables.stats[key] = kept
 
     def expected_miners(self, now_ms: int | None = None) -> list[str]:
-        """Configured and registered miners that are active (``validator.registry``) at ``now_ms``."""
+        """Configured and registered miners that are active (``validator.roster``) at ``now_ms``."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         return miners_to_wait_for(self.settings.expected_miners, self.tables, self.settings.liveness, now)
 

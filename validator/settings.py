@@ -13,7 +13,7 @@ from pydantic_settings import SettingsConfigDict
 
 from streams.settings import ServiceSettings
 from streams.signing import VALIDATOR, key_path
-from validator.registry import Liveness
+from validator.roster import Liveness
 
 
 class ValidatorSettings(ServiceSettings):

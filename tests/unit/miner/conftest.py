@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from miner_synth import FIRST_DAY, NETWORK, WINDOW, Published, make_batch, publish
 
+from miner.model_store import ModelStore
 from miner.profiles import get_profile
-from miner.registry import ModelRegistry
 from miner.training import labelled_dates, train_models
 from streams.objectstore import FileObjectStore
 
@@ -23,24 +23,24 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
     return Published(store, batches, keys)
 
 
-def _train(published: Published, directory: Path, profile: str) -> ModelRegistry:
+def _train(published: Published, directory: Path, profile: str) -> ModelStore:
     dates = labelled_dates(
         published.store, NETWORK, published.train_dates[0], published.train_dates[-1], WINDOW, today=dt.date(2027, 1, 1)
     )
-    registry = ModelRegistry(directory)
+    model_store = ModelStore(directory)
     stamp = dt.datetime(2026, 1, 20, 3, 0, tzinfo=dt.UTC)
     for model in train_models(
         dates, network=NETWORK, window_days=WINDOW, profile=get_profile(profile), trained_at=stamp
     ):
-        registry.save(model.stem, model.data, model.metadata)
-    return registry
+        model_store.save(model.stem, model.data, model.metadata)
+    return model_store
 
 
 @pytest.fixture(scope="session")
-def registry_a(published: Published, tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
+def model_store_a(published: Published, tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
     return _train(published, tmp_path_factory.mktemp("models-a"), "honest-a")
 
 
 @pytest.fixture(scope="session")
-def registry_b(published: Published, tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
+def model_store_b(published: Published, tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
     return _train(published, tmp_path_factory.mktemp("models-b"), "honest-b")

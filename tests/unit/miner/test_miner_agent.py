@@ -18,8 +18,8 @@ from miner_synth import Published, event_for, make_batch, parquet_bytes, publish
 from miner.agent import FAILED, STOPPED, SUBMITTED, MinerAgent
 from miner.app import scorer_context
 from miner.errors import MinerError
+from miner.model_store import ModelStore
 from miner.plugins import make_scorer
-from miner.registry import ModelRegistry
 from miner.scoring import BatchScores
 from miner.settings import MinerSettings
 from miner.submitted import SubmittedBatches
@@ -80,12 +80,12 @@ def _settings(tmp_path: Path, **kw: Any) -> MinerSettings:
 
 
 def _agent(
-    tmp_path: Path, store: FileObjectStore, registry: ModelRegistry, **kw: Any
+    tmp_path: Path, store: FileObjectStore, model_store: ModelStore, **kw: Any
 ) -> tuple[MinerAgent, FakeProducer]:
     producer = FakeProducer()
     peers = kw.pop("peers", None)
     submitted = kw.pop("submitted", None)
-    settings = _settings(tmp_path, model_dir=registry.directory, **kw)
+    settings = _settings(tmp_path, model_dir=model_store.directory, **kw)
     context = scorer_context(settings, peers)
     agent = MinerAgent(
         settings,
@@ -113,9 +113,9 @@ def _submission(producer: FakeProducer, topic: str = "t.scores.m1") -> dict[str,
 
 
 async def test_a_batch_event_yields_a_complete_submission(
-    tmp_path: Path, published: Published, registry_a: ModelRegistry
+    tmp_path: Path, published: Published, model_store_a: ModelStore
 ) -> None:
-    agent, producer = _agent(tmp_path, published.store, registry_a)
+    agent, producer = _agent(tmp_path, published.store, model_store_a)
     key = published.keys[-1]
     [outcome] = await agent.handle(_message(published.store, key))
     assert outcome.status == SUBMITTED
@@ -148,9 +148,9 @@ async def test_a_batch_event_yields_a_complete_submission(
 
 
 async def test_the_same_event_twice_gives_the_same_scores(
-    tmp_path: Path, published: Published, registry_a: ModelRegistry
+    tmp_path: Path, published: Published, model_store_a: ModelStore
 ) -> None:
-    agent, producer = _agent(tmp_path, published.store, registry_a)
+    agent, producer = _agent(tmp_path, published.store, model_store_a)
     message = _message(published.store, published.keys[-2])
     await agent.handle(message)
     first = _submission(producer)
@@ -200,10 +200,10 @@ def _corrupt_copy(published: Published, tmp_path: Path, how: str) -> tuple[FileO
     ],
 )
 async def test_a_bad_batch_is_reported_and_nothing_is_submitted(
-    how: str, error_type: str, tmp_path: Path, published: Published, registry_a: ModelRegistry
+    how: str, error_type: str, tmp_path: Path, published: Published, model_store_a: ModelStore
 ) -> None:
     store, key = _corrupt_copy(published, tmp_path, how)
-    agent, producer = _agent(tmp_path, store, registry_a)
+    agent, producer = _agent(tmp_path, store, model_store_a)
     [outcome] = await agent.handle(_message(store, key))
     assert outcome.status == FAILED
     assert producer.on("t.scores.m1") == []
@@ -216,7 +216,7 @@ async def test_a_bad_batch_is_reported_and_nothing_is_submitted(
 
 
 async def test_the_loop_reports_a_bad_batch_then_serves_the_next(
-    tmp_path: Path, published: Published, registry_a: ModelRegistry
+    tmp_path: Path, published: Published, model_store_a: ModelStore
 ) -> None:
     bad_store, bad_key = _corrupt_copy(published, tmp_path, "checksum")
     good_key = published.keys[-1]
@@ -227,7 +227,7 @@ async def test_the_loop_reports_a_bad_batch_then_serves_the_next(
     consumer = FakeConsumer(
         [_message(bad_store, bad_key, 0), not_a_batch, other_object, _message(bad_store, good_key, 1)]
     )
-    agent, producer = _agent(tmp_path, bad_store, registry_a)
+    agent, producer = _agent(tmp_path, bad_store, model_store_a)
     stats = await asyncio.wait_for(agent.run(consumer, max_batches=3), 30)
     assert (stats.submitted, stats.failed, stats.skipped) == (1, 2, 1)
     assert consumer.commits == [1, 2, 3, 4]
@@ -236,7 +236,7 @@ async def test_the_loop_reports_a_bad_batch_then_serves_the_next(
 
 
 async def test_an_honest_miner_without_models_says_so(tmp_path: Path, published: Published) -> None:
-    agent, producer = _agent(tmp_path, published.store, ModelRegistry(tmp_path / "empty"))
+    agent, producer = _agent(tmp_path, published.store, ModelStore(tmp_path / "empty"))
     [outcome] = await agent.handle(_message(published.store, published.keys[-1]))
     assert outcome.status == FAILED and "riskstream miner train" in outcome.error
     [(_, error)] = producer.on("t.miner.errors")
@@ -246,7 +246,7 @@ async def test_an_honest_miner_without_models_says_so(tmp_path: Path, published:
 
 @pytest.mark.parametrize("profile", ["random", "constant"])
 async def test_gaming_profiles_are_seeded_by_miner_and_date(tmp_path: Path, published: Published, profile: str) -> None:
-    empty = ModelRegistry(tmp_path / "none")
+    empty = ModelStore(tmp_path / "none")
     runs = []
     for miner_id in ("m1", "m1", "m2"):
         agent, producer = _agent(tmp_path, published.store, empty, profile=profile, miner_id=miner_id)
@@ -260,9 +260,9 @@ async def test_gaming_profiles_are_seeded_by_miner_and_date(tmp_path: Path, publ
 
 
 async def test_partial_sends_part_of_the_alerts(
-    tmp_path: Path, published: Published, registry_a: ModelRegistry
+    tmp_path: Path, published: Published, model_store_a: ModelStore
 ) -> None:
-    agent, producer = _agent(tmp_path, published.store, registry_a, profile="partial", partial_fraction=0.5)
+    agent, producer = _agent(tmp_path, published.store, model_store_a, profile="partial", partial_fraction=0.5)
     await agent.handle(_message(published.store, published.keys[-1]))
     sub = _submission(producer)
     assert sub["complete"][0]["alert_count"] == 400
@@ -270,14 +270,14 @@ async def test_partial_sends_part_of_the_alerts(
 
 
 async def test_late_holds_its_submission_and_stops_cleanly(
-    tmp_path: Path, published: Published, registry_a: ModelRegistry
+    tmp_path: Path, published: Published, model_store_a: ModelStore
 ) -> None:
-    agent, producer = _agent(tmp_path, published.store, registry_a, profile="late", delay_s=0.3)
+    agent, producer = _agent(tmp_path, published.store, model_store_a, profile="late", delay_s=0.3)
     loop = asyncio.get_running_loop()
     started = loop.time()
     [outcome] = await agent.handle(_message(published.store, published.keys[-1]))
     assert outcome.status == SUBMITTED and loop.time() - started >= 0.3
-    agent2, producer2 = _agent(tmp_path, published.store, registry_a, profile="late", delay_s=30)
+    agent2, producer2 = _agent(tmp_path, published.store, model_store_a, profile="late", delay_s=30)
     task = asyncio.create_task(agent2.handle(_message(published.store, published.keys[-1])))
     await asyncio.sleep(0.5)
     agent2.stop.set()
@@ -305,7 +305,7 @@ async def test_copycat_reemits_its_source_with_small_noise(tmp_path: Path, publi
     source = BatchScores(ids, np.linspace(0, 1, 50), [cluster], np.array([0.7]), {"alert_scorer": "v9"})
     peers = FakePeers(source)
     agent, producer = _agent(
-        tmp_path, published.store, ModelRegistry(tmp_path / "none"), profile="copycat", copy_of="m0", peers=peers
+        tmp_path, published.store, ModelStore(tmp_path / "none"), profile="copycat", copy_of="m0", peers=peers
     )
     await agent.handle(_message(published.store, published.keys[-1]))
     sub = _submission(producer)
@@ -324,7 +324,7 @@ async def test_copycat_reemits_its_source_with_small_noise(tmp_path: Path, publi
     nothing, producer2 = _agent(
         tmp_path,
         published.store,
-        ModelRegistry(tmp_path / "none"),
+        ModelStore(tmp_path / "none"),
         profile="copycat",
         copy_of="m0",
         peers=FakePeers(None),
@@ -335,18 +335,18 @@ async def test_copycat_reemits_its_source_with_small_noise(tmp_path: Path, publi
 
 def test_copycat_needs_a_source(tmp_path: Path, published: Published) -> None:
     with pytest.raises(MinerError, match="copy_of"):
-        _agent(tmp_path, published.store, ModelRegistry(tmp_path), profile="copycat")
+        _agent(tmp_path, published.store, ModelStore(tmp_path), profile="copycat")
 
 
 async def test_an_unexpected_failure_is_reported_not_fatal(
-    tmp_path: Path, published: Published, registry_a: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, published: Published, model_store_a: ModelStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import miner.xgboost_scorer
 
     def broken(batch: object) -> None:
         raise ValueError("a library choked on this batch")
 
-    agent, producer = _agent(tmp_path, published.store, registry_a)
+    agent, producer = _agent(tmp_path, published.store, model_store_a)
     with monkeypatch.context() as patch:
         patch.setattr(miner.xgboost_scorer, "build_alert_features", broken)
         [outcome] = await agent.handle(_message(published.store, published.keys[-1]))
@@ -380,9 +380,9 @@ def test_registration_record_encodes_with_the_shared_schema() -> None:
 
 
 async def test_a_repeat_announcement_is_scored_again_only_when_an_operator_signed_it(
-    tmp_path: Path, published: Published, registry_a: ModelRegistry
+    tmp_path: Path, published: Published, model_store_a: ModelStore
 ) -> None:
-    agent, producer = _agent(tmp_path, published.store, registry_a)
+    agent, producer = _agent(tmp_path, published.store, model_store_a)
     agent.reannounced = lambda message: dict(message.headers).get("operator") == b"yes"
     key = published.keys[-1]
     [first] = await agent.handle(_message(published.store, key))
@@ -396,15 +396,15 @@ async def test_a_repeat_announcement_is_scored_again_only_when_an_operator_signe
 
 
 async def test_a_restarted_miner_still_refuses_a_strangers_repeat_of_a_batch_it_submitted(
-    tmp_path: Path, published: Published, registry_a: ModelRegistry
+    tmp_path: Path, published: Published, model_store_a: ModelStore
 ) -> None:
     key = published.keys[-1]
     kept = tmp_path / "state" / "submitted"
-    agent, producer = _agent(tmp_path, published.store, registry_a, submitted=SubmittedBatches(kept))
+    agent, producer = _agent(tmp_path, published.store, model_store_a, submitted=SubmittedBatches(kept))
     [first] = await agent.handle(_message(published.store, key))
     assert first.status == SUBMITTED
     # a new process: nothing in memory, the same file
-    restarted, producer = _agent(tmp_path, published.store, registry_a, submitted=SubmittedBatches(kept))
+    restarted, producer = _agent(tmp_path, published.store, model_store_a, submitted=SubmittedBatches(kept))
     restarted.reannounced = lambda message: False
     [again] = await restarted.handle(_message(published.store, key, offset=1))
     assert again.status == "skipped" and producer.sent == []

@@ -11,13 +11,13 @@ from miner_synth import NETWORK, Published
 from miner.errors import MinerError
 from miner.features import FeatureMatrix, build_alert_features, build_cluster_features
 from miner.metrics import auc_pr, auc_roc
-from miner.registry import ModelRegistry
+from miner.model_store import ModelStore
 from miner.scoring import ScoringModels, percentile, predict, rank_scores, score_with_models
 from streams.batch import read_batch
 
 
-def _models(registry: ModelRegistry) -> ScoringModels:
-    return ScoringModels(*(registry.latest(t, NETWORK) for t in ("alert_scorer", "alert_ranker", "cluster_scorer")))
+def _models(model_store: ModelStore) -> ScoringModels:
+    return ScoringModels(*(model_store.latest(t, NETWORK) for t in ("alert_scorer", "alert_ranker", "cluster_scorer")))
 
 
 def test_ranks_put_the_highest_score_first_and_break_ties_by_id() -> None:
@@ -43,11 +43,11 @@ def test_metrics_match_brute_force() -> None:
     assert auc_pr([1, 0, 1], [0.9, 0.8, 0.7]) == pytest.approx((1 + 2 / 3) / 2)
 
 
-def test_prediction_uses_the_trained_feature_order(published: Published, registry_a: ModelRegistry) -> None:
+def test_prediction_uses_the_trained_feature_order(published: Published, model_store_a: ModelStore) -> None:
     """The seed's train/score column-order bug: scoring picks columns by name, whatever order they come in."""
     batch = read_batch(published.store, published.keys[-1])
     features = build_alert_features(batch)
-    model = registry_a.latest("alert_scorer", NETWORK)
+    model = model_store_a.latest("alert_scorer", NETWORK)
     reference = predict(model, features)
     perm = np.random.default_rng(0).permutation(len(features.names))
     permuted = FeatureMatrix(features.ids, tuple(features.names[i] for i in perm), features.values[:, perm])
@@ -59,13 +59,13 @@ def test_prediction_uses_the_trained_feature_order(published: Published, registr
         predict(stale, features)
 
 
-def test_rescoring_the_same_batch_is_identical(published: Published, registry_a: ModelRegistry) -> None:
+def test_rescoring_the_same_batch_is_identical(published: Published, model_store_a: ModelStore) -> None:
     runs = []
     for _ in range(2):
         batch = read_batch(published.store, published.keys[-1])
         alerts = build_alert_features(batch)
         runs.append(
-            score_with_models(alerts, build_cluster_features(batch, alerts), _models(registry_a), ranker_weight=0.3)
+            score_with_models(alerts, build_cluster_features(batch, alerts), _models(model_store_a), ranker_weight=0.3)
         )
     a, b = runs
     assert a.alert_ids == b.alert_ids and a.cluster_ids == b.cluster_ids
@@ -75,11 +75,11 @@ def test_rescoring_the_same_batch_is_identical(published: Published, registry_a:
     assert set(a.model_versions) == {"alert_scorer", "alert_ranker", "cluster_scorer"}
 
 
-def test_ranker_blend_keeps_scores_in_unit_interval(published: Published, registry_a: ModelRegistry) -> None:
+def test_ranker_blend_keeps_scores_in_unit_interval(published: Published, model_store_a: ModelStore) -> None:
     batch = read_batch(published.store, published.keys[-1])
     alerts = build_alert_features(batch)
     clusters = build_cluster_features(batch, alerts)
-    plain = score_with_models(alerts, clusters, _models(registry_a), ranker_weight=0.0)
-    blended = score_with_models(alerts, clusters, _models(registry_a), ranker_weight=0.5)
+    plain = score_with_models(alerts, clusters, _models(model_store_a), ranker_weight=0.0)
+    blended = score_with_models(alerts, clusters, _models(model_store_a), ranker_weight=0.5)
     assert not np.array_equal(plain.alert_scores, blended.alert_scores)
     assert ((blended.alert_scores >= 0) & (blended.alert_scores <= 1)).all()

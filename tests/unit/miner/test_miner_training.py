@@ -1,4 +1,4 @@
-"""Training: deterministic models with complete metadata, the registry, and beating the SOT's confidence."""
+"""Training: deterministic models with complete metadata, the model store, and beating the SOT's confidence."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from miner_synth import NETWORK, WINDOW, Published
 from miner.errors import ModelNotFoundError, TrainingError
 from miner.features import FEATURE_NAMES, FEATURE_VERSION, build_alert_features, build_cluster_features
 from miner.metrics import auc_pr, auc_roc
+from miner.model_store import ModelStore
 from miner.profiles import get_profile
-from miner.registry import ModelRegistry
 from miner.scoring import ScoringModels, score_with_models
 from miner.training import labelled_dates, train_models
 from streams.batch import read_batch
@@ -22,8 +22,8 @@ from streams.batch import read_batch
 FUTURE = dt.date(2027, 1, 1)
 
 
-def _models(registry: ModelRegistry) -> ScoringModels:
-    return ScoringModels(*(registry.latest(t, NETWORK) for t in ("alert_scorer", "alert_ranker", "cluster_scorer")))
+def _models(model_store: ModelStore) -> ScoringModels:
+    return ScoringModels(*(model_store.latest(t, NETWORK) for t in ("alert_scorer", "alert_ranker", "cluster_scorer")))
 
 
 def test_training_is_deterministic_for_a_seed(published: Published) -> None:
@@ -40,13 +40,13 @@ def test_training_is_deterministic_for_a_seed(published: Published) -> None:
     assert [m.data for m in other] != [m.data for m in first]
 
 
-def test_model_files_and_metadata(registry_a: ModelRegistry, published: Published) -> None:
-    stems = registry_a.versions()
+def test_model_files_and_metadata(model_store_a: ModelStore, published: Published) -> None:
+    stems = model_store_a.versions()
     assert len(stems) == 3
     for stem in stems:
         assert re.fullmatch(r"(alert_scorer|alert_ranker|cluster_scorer)_ethereum_v1\.0\.0_\d{8}_\d{6}", stem)
-        assert (registry_a.directory / f"{stem}.ubj").is_file()
-    meta = json.loads((registry_a.directory / f"{registry_a.versions('alert_scorer')[0]}.json").read_text())
+        assert (model_store_a.directory / f"{stem}.ubj").is_file()
+    meta = json.loads((model_store_a.directory / f"{model_store_a.versions('alert_scorer')[0]}.json").read_text())
     assert meta["feature_names"] == list(FEATURE_NAMES)
     assert meta["feature_version"] == FEATURE_VERSION
     assert meta["hyperparameters"]["objective"] == "binary:logistic"
@@ -58,12 +58,12 @@ def test_model_files_and_metadata(registry_a: ModelRegistry, published: Publishe
     assert len(meta["data_checksum"]) == 64
     assert 0.5 < meta["validation"]["auc_roc"] <= 1.0
     assert 0.0 < meta["validation"]["auc_pr"] <= 1.0
-    ranker = json.loads((registry_a.directory / f"{registry_a.versions('alert_ranker')[0]}.json").read_text())
+    ranker = json.loads((model_store_a.directory / f"{model_store_a.versions('alert_ranker')[0]}.json").read_text())
     assert ranker["hyperparameters"]["objective"] == "rank:pairwise"
 
 
-def test_honest_b_trains_on_its_feature_subset_in_canonical_order(registry_b: ModelRegistry) -> None:
-    model = registry_b.latest("alert_scorer", NETWORK)
+def test_honest_b_trains_on_its_feature_subset_in_canonical_order(model_store_b: ModelStore) -> None:
+    model = model_store_b.latest("alert_scorer", NETWORK)
     names = model.feature_names
     assert names == list(get_profile("honest-b").feature_names)
     assert names == [n for n in FEATURE_NAMES if n in names]
@@ -74,10 +74,10 @@ def test_honest_b_trains_on_its_feature_subset_in_canonical_order(registry_b: Mo
 
 @pytest.mark.parametrize("profile", ["honest-a", "honest-b"])
 def test_honest_profiles_beat_the_sot_confidence_on_held_out_dates(
-    profile: str, published: Published, registry_a: ModelRegistry, registry_b: ModelRegistry
+    profile: str, published: Published, model_store_a: ModelStore, model_store_b: ModelStore
 ) -> None:
-    registry = registry_a if profile == "honest-a" else registry_b
-    models = _models(registry)
+    model_store = model_store_a if profile == "honest-a" else model_store_b
+    models = _models(model_store)
     labels, ours, baseline, cluster_labels, cluster_scores = [], [], [], [], []
     for synth, key in zip(published.held_out, published.keys[-len(published.held_out) :], strict=True):
         assert synth.date.isoformat() not in json.dumps(models.alert_scorer.metadata["training_window"])
@@ -120,22 +120,22 @@ def test_training_refuses_too_few_dates(published: Published) -> None:
         labelled_dates(published.store, NETWORK, day, day - dt.timedelta(days=1), WINDOW)
 
 
-def test_registry_returns_the_newest_model(tmp_path: object, registry_a: ModelRegistry) -> None:
+def test_registry_returns_the_newest_model(tmp_path: object, model_store_a: ModelStore) -> None:
     from pathlib import Path
 
-    registry = ModelRegistry(Path(str(tmp_path)))
+    model_store = ModelStore(Path(str(tmp_path)))
     with pytest.raises(ModelNotFoundError, match="riskstream miner train"):
-        registry.latest("alert_scorer", NETWORK)
-    old = registry_a.versions("alert_scorer")[0]
-    data = (registry_a.directory / f"{old}.ubj").read_bytes()
-    meta = json.loads((registry_a.directory / f"{old}.json").read_text())
+        model_store.latest("alert_scorer", NETWORK)
+    old = model_store_a.versions("alert_scorer")[0]
+    data = (model_store_a.directory / f"{old}.ubj").read_bytes()
+    meta = json.loads((model_store_a.directory / f"{old}.json").read_text())
     for stem in ("alert_scorer_ethereum_v1.0.0_20260101_000000", "alert_scorer_ethereum_v0.9.0_20260301_000000"):
-        registry.save(stem, data, meta)
-    registry.save("alert_scorer_bitcoin_v2.0.0_20270101_000000", data, meta)
-    (registry.directory / "alert_scorer_ethereum_v3.0.0_20280101_000000.json").write_text("{}")  # no model file
-    assert registry.latest("alert_scorer", NETWORK).version == "alert_scorer_ethereum_v0.9.0_20260301_000000"
-    assert registry.latest("alert_scorer", "bitcoin").network == "bitcoin"
-    loaded = registry.latest("alert_scorer", NETWORK)
+        model_store.save(stem, data, meta)
+    model_store.save("alert_scorer_bitcoin_v2.0.0_20270101_000000", data, meta)
+    (model_store.directory / "alert_scorer_ethereum_v3.0.0_20280101_000000.json").write_text("{}")  # no model file
+    assert model_store.latest("alert_scorer", NETWORK).version == "alert_scorer_ethereum_v0.9.0_20260301_000000"
+    assert model_store.latest("alert_scorer", "bitcoin").network == "bitcoin"
+    loaded = model_store.latest("alert_scorer", NETWORK)
     assert np.isfinite(
         loaded.booster.predict(
             __import__("xgboost").DMatrix(np.zeros((1, len(loaded.feature_names))), feature_names=loaded.feature_names)

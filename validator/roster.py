@@ -8,7 +8,7 @@ future by the validator's clock. A round waits for the configured and registered
 *active*: not withdrawn, heartbeat not lapsed, and not ``missed_rounds`` rounds in a row without a
 submission; a signed submission in an open round makes a miner active again.
 
-    apply_registry_record(tables.registry, keys, codec, key, value, headers, now_ms=now)
+    apply_registration(tables.registry, keys, codec, key, value, headers, now_ms=now)
     miners_to_wait_for(configured, tables, liveness, now_ms)
 """
 
@@ -43,7 +43,7 @@ def _millis(value: Any) -> int:
     return int(value.timestamp() * 1000) if isinstance(value, dt.datetime) else int(value)
 
 
-def apply_registry_record(
+def apply_registration(
     table: Any,
     keys: KeyBook,
     codec: AvroCodec,
@@ -190,4 +190,4 @@ def miners_to_wait_for(
     return sorted(m for m, (active, _) in live.items() if active)
 
 
-__all__ = ["SEP", "Liveness", "activity", "apply_registry_record", "miners_to_wait_for", "missed_in_a_row"]
+__all__ = ["SEP", "Liveness", "activity", "apply_registration", "miners_to_wait_for", "missed_in_a_row"]

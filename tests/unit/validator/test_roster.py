@@ -14,7 +14,7 @@ from streams.codec import AvroCodec
 from streams.errors import CodecError
 from streams.signing import HEARTBEAT, REGISTRATION, WITHDRAWAL, Signer
 from validator.identity import IdentityError, KeyBook
-from validator.registry import Liveness, activity, apply_registry_record, miners_to_wait_for
+from validator.roster import Liveness, activity, apply_registration, miners_to_wait_for
 from validator.tables import ValidatorTables, miner_key, round_key
 
 WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -58,7 +58,7 @@ class Miner:
 
 
 def _apply(table: Any, book: KeyBook, codec: AvroCodec, record: tuple[bytes, bytes | None, Any]) -> tuple[str, str]:
-    return apply_registry_record(table, book, codec, *record, now_ms=_now())
+    return apply_registration(table, book, codec, *record, now_ms=_now())
 
 
 def test_registered_miners_are_waited_for_until_they_withdraw(codec: AvroCodec) -> None:
@@ -124,7 +124,7 @@ def test_the_allow_list_binds_and_nothing_else_does(codec: AvroCodec) -> None:
 def test_bad_registrations_raise_codec_error(codec: AvroCodec, key: bytes | None, value: Any, reason: str) -> None:
     value = _registration(codec, "miner-z") if value == "other" else value
     with pytest.raises(CodecError, match=reason):
-        apply_registry_record({}, KeyBook({}), codec, key, value, [], now_ms=_now())
+        apply_registration({}, KeyBook({}), codec, key, value, [], now_ms=_now())
 
 
 def test_a_miner_that_stops_beating_or_misses_rounds_is_not_waited_for(codec: AvroCodec) -> None:
@@ -133,7 +133,7 @@ def test_a_miner_that_stops_beating_or_misses_rounds_is_not_waited_for(codec: Av
     live = Liveness(missed_rounds=2, heartbeat_timeout_s=60)
     now = _now()
     for name in ("beating", "silent"):
-        apply_registry_record(tables.registry, book, codec, *Miner(codec, name).register(), now_ms=now - 5_000)
+        apply_registration(tables.registry, book, codec, *Miner(codec, name).register(), now_ms=now - 5_000)
     assert miners_to_wait_for([], tables, live, now) == ["beating", "silent"]
     tables.registry["silent"] = {**tables.registry["silent"], "last_seen_at": now - 61_000}
     assert activity([], tables, live, now)["silent"] == (False, "no heartbeat for more than 60s")
@@ -174,7 +174,7 @@ def test_a_miner_that_dies_mid_submission_is_not_waited_for_once_its_chunks_stop
 def test_a_round_waits_for_a_registered_miner(make_rounds: Any, codec: AvroCodec) -> None:
     rounds, _ = make_rounds(expected_miners=["honest-1"])
     joiner = Miner(codec, "late-joiner")
-    apply_registry_record(rounds.tables.registry, KeyBook(rounds.tables.identities), codec, *joiner.register(),
+    apply_registration(rounds.tables.registry, KeyBook(rounds.tables.identities), codec, *joiner.register(),
                           now_ms=_now())  # fmt: skip
     assert rounds.expected_miners() == ["honest-1", "late-joiner"]
     assert not rounds.all_complete(round_key(DATE, "ethereum"))

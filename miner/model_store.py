@@ -1,7 +1,7 @@
 """Trained models on disk: ``{model}_{network}_v{semver}_{YYYYMMDD_HHMMSS}.ubj`` plus ``.json`` metadata.
 
-registry = ModelRegistry(settings.models_path)
-model = registry.latest("alert_scorer", "ethereum")   # newest by training time
+model_store = ModelStore(settings.models_path)
+model = model_store.latest("alert_scorer", "ethereum")   # newest by training time
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class LoadedModel:
         return list(self.metadata["feature_names"])
 
 
-class ModelRegistry:
+class ModelStore:
     """A directory of models; ``latest`` picks the newest of a type for a network."""
 
     def __init__(self, directory: Path) -> None:
