@@ -2,9 +2,10 @@
 
 The one implementation behind the validator's tier 3, the miner's training reports and ``miner
 check``, on scikit-learn (``roc_auc_score``, ``average_precision_score``, ``brier_score_loss``,
-``calibration_curve``). Arguments are aligned arrays, scores first; a label is positive when it
-is above 0.5. A figure that the labels leave undefined (one class only, nothing labelled) is NaN
-and the caller says what it is worth. A NaN score or label is an error upstream (scores are
+``precision_recall_curve``); the reliability diagram and calibration error bin by hand (see
+``Reliability`` for why not ``calibration_curve``). Arguments are aligned arrays, scores first; a
+label is positive when it is above 0.5. A figure that the labels leave undefined (one class only,
+nothing labelled) is NaN and the caller says what it is worth. A NaN score or label is an error upstream (scores are
 checked to be in [0, 1] when they arrive) and raises ``ValueError``: it never becomes a figure.
 
     auc_roc(scores, labels), auc_pr(scores, labels), precision_at_k(scores, labels, 100)
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, brier_score_loss, precision_recall_curve, roc_auc_score
 
 NAN = float("nan")
@@ -75,8 +75,11 @@ def brier(scores: npt.ArrayLike, labels: npt.ArrayLike) -> float:
 class Reliability:
     """A reliability diagram over equal-width bins: per bin, its size, mean score and share of positives.
 
-    Bins as ``calibration_curve(strategy="uniform")`` draws them (a score on an inner edge falls in
-    the lower bin); an empty bin has NaN mean score and positive rate.
+    Bins are closed on the left (a score of 0.3 is in [0.3, 0.4); 1.0 is in the last bin), as the
+    services have always drawn them; an empty bin has NaN mean score and positive rate.
+    ``calibration_curve(strategy="uniform")`` closes its bins on the right instead, so it is not used:
+    it would move a score on an inner edge (a constant 0.5, say) and change published figures. Off
+    the edges the two agree exactly (a test checks it).
     """
 
     counts: npt.NDArray[np.int64]
@@ -88,14 +91,14 @@ def reliability(scores: npt.ArrayLike, labels: npt.ArrayLike, bins: int = 10) ->
     """The reliability diagram of the scores (clipped to [0, 1]) against the labels."""
     s, y = _arrays(scores, labels)
     clipped = np.clip(s, 0.0, 1.0)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    counts = np.bincount(np.searchsorted(edges[1:-1], clipped), minlength=bins).astype(np.int64)
+    which = np.minimum((clipped * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(which, minlength=bins).astype(np.int64)
+    sums = np.bincount(which, weights=clipped, minlength=bins)
+    positives = np.bincount(which, weights=y.astype(np.float64), minlength=bins)
+    filled = counts > 0
     mean_score, positive_rate = np.full(bins, np.nan), np.full(bins, np.nan)
-    if s.size:
-        # calibration_curve gives the non-empty bins only, in bin order
-        true_rate, mean_pred = calibration_curve(y, clipped, n_bins=bins, strategy="uniform")
-        filled = counts > 0
-        mean_score[filled], positive_rate[filled] = mean_pred, true_rate
+    mean_score[filled] = sums[filled] / counts[filled]
+    positive_rate[filled] = positives[filled] / counts[filled]
     return Reliability(counts, mean_score, positive_rate)
 
 

@@ -32,7 +32,6 @@ from validator.emitter import HISTORY_KEEP
 from validator.errors import BatchLoadError
 from validator.outcome import ENSEMBLE_ID, RoundOutcome, evaluate_round, judge_ground_truth, prior_of
 from validator.partials import Partial
-from validator.registry import miners_to_wait_for
 from validator.results import (
     batch_record,
     ground_truth_records,
@@ -41,6 +40,7 @@ from validator.results import (
     rejected_batch_record,
     stored_verdicts,
 )
+from validator.roster import miners_to_wait_for
 from validator.settings import ValidatorSettings
 from validator.state import RoundState
 from validator.steps import (

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 import pytest
+from sklearn.calibration import calibration_curve
 
 from miner import diagnostics
 from miner import metrics as miner_metrics
@@ -117,9 +118,9 @@ def test_rankings_and_brier_equal_the_hand_written_figures(seed: int, n: int, ti
     assert ground_truth.auc_pr(scores, labels) == label_metrics.auc_pr(scores, labels)
 
 
-@pytest.mark.parametrize(("seed", "n"), [(seed, n) for seed in range(6) for n in (7, 60, 2_000)])
-def test_calibration_equals_the_hand_written_figure_off_the_bin_edges(seed: int, n: int) -> None:
-    scores, labels = _sample(seed, n, ties=False)  # continuous: no score on an edge
+@pytest.mark.parametrize(("seed", "n", "ties"), CASES)
+def test_calibration_equals_the_hand_written_figure(seed: int, n: int, ties: bool) -> None:
+    scores, labels = _sample(seed, n, ties=ties)  # coarse scores: some on the bins' edges
     if labels.min() == labels.max():
         labels[0] = 1.0 - labels[0]
     expected = old_calibration(scores, labels)
@@ -131,13 +132,24 @@ def test_calibration_equals_the_hand_written_figure_off_the_bin_edges(seed: int,
     assert check["brier"] == pytest.approx(old_brier(scores, labels), abs=TOLERANCE)
 
 
-def test_a_score_on_an_inner_edge_falls_in_the_lower_bin_as_calibration_curve_draws_it() -> None:
-    diagram = label_metrics.reliability([0.1, 0.15, 0.5, 1.0, 0.0], [1, 0, 0, 1, 0], bins=10)
-    assert diagram.counts.tolist() == [2, 1, 0, 0, 1, 0, 0, 0, 0, 1]
-    assert diagram.mean_score[0] == pytest.approx(0.05) and diagram.positive_rate[0] == pytest.approx(0.5)
+@pytest.mark.parametrize(("seed", "n"), [(seed, n) for seed in range(6) for n in (7, 60, 2_000)])
+def test_the_reliability_diagram_equals_calibration_curve_off_the_bin_edges(seed: int, n: int) -> None:
+    scores, labels = _sample(seed, n, ties=False)  # continuous: no score on an edge
+    diagram = label_metrics.reliability(scores, labels)
+    true_rate, mean_score = calibration_curve(labels.astype(np.int8), scores, n_bins=10, strategy="uniform")
+    filled = diagram.counts > 0
+    np.testing.assert_allclose(diagram.positive_rate[filled], true_rate, atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(diagram.mean_score[filled], mean_score, atol=TOLERANCE, rtol=0)
+
+
+def test_a_score_on_an_inner_edge_falls_in_the_upper_bin() -> None:
+    scores, labels = [0.1, 0.15, 0.5, 1.0, 0.0], [1, 0, 0, 1, 0]
+    diagram = label_metrics.reliability(scores, labels, bins=10)
+    assert diagram.counts.tolist() == [1, 2, 0, 0, 0, 1, 0, 0, 0, 1]  # bins closed on the left; 1.0 in the last
+    assert diagram.mean_score[1] == pytest.approx(0.125) and diagram.positive_rate[1] == pytest.approx(0.5)
     assert math.isnan(diagram.mean_score[2]) and math.isnan(diagram.positive_rate[2])  # empty bin
-    gaps = 2 * 0.45 + 1 * 0.15 + 1 * 0.5 + 1 * 0.0
-    assert label_metrics.calibration_error([0.1, 0.15, 0.5, 1.0, 0.0], [1, 0, 0, 1, 0]) == pytest.approx(gaps / 5)
+    gaps = 1 * 0.0 + 2 * 0.375 + 1 * 0.5 + 1 * 0.0
+    assert label_metrics.calibration_error(scores, labels) == pytest.approx(gaps / 5)
 
 
 def test_one_class_only_leaves_the_rankings_undefined() -> None:

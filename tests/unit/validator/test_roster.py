@@ -155,7 +155,7 @@ def test_a_miner_that_dies_mid_submission_is_not_waited_for_once_its_chunks_stop
     tables = ValidatorTables.in_memory()
     live = Liveness(missed_rounds=2, heartbeat_timeout_s=60)
     now = _now()
-    apply_registry_record(tables.registry, KeyBook(tables.identities), codec, *Miner(codec, "dying").register(),
+    apply_registration(tables.registry, KeyBook(tables.identities), codec, *Miner(codec, "dying").register(),
                           now_ms=now - 100_000)  # fmt: skip
     tables.batches[round_key(DATE, "ethereum")] = {"opened": True, "emitted": False, "opened_at": now - 90_000}
     stats = miner_key(DATE, "ethereum", "dying")
