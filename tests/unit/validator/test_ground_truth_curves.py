@@ -16,15 +16,15 @@ from validator.ground_truth import (
 
 
 def test_a_hand_computed_example() -> None:
-    scores = np.array([0.9, 0.8, 0.8, 0.3, 0.05])
+    scores = np.array([0.95, 0.85, 0.85, 0.35, 0.05])  # off the bin edges (an edge score joins the lower bin)
     labels = np.array([1.0, 0.0, 1.0, 0.0, 1.0])
     bins = reliability_bins(scores, labels)
     assert bins["reliability_9_count"] == 1 and bins["reliability_9_positive_rate"] == 1.0
-    assert bins["reliability_8_count"] == 2 and bins["reliability_8_mean_score"] == pytest.approx(0.8)
+    assert bins["reliability_8_count"] == 2 and bins["reliability_8_mean_score"] == pytest.approx(0.85)
     assert bins["reliability_8_positive_rate"] == 0.5
     assert bins["reliability_0_mean_score"] == pytest.approx(0.05) and bins["reliability_5_count"] == 0
     assert "reliability_5_mean_score" not in bins  # an empty bin has no point
-    # thresholds (ties together): >=0.9 -> P 1, R 1/3; >=0.8 -> P 2/3, R 2/3; >=0.3 -> P 1/2; >=0.05 -> P 3/5, R 1
+    # thresholds (ties together): >=0.95 -> P 1, R 1/3; >=0.85 -> P 2/3, R 2/3; >=0.35 -> P 1/2; >=0.05 -> P 3/5, R 1
     curve = interpolated_precision(scores, labels)
     assert len(curve) == len(RECALL_LEVELS)
     assert curve["pr_precision_at_recall_0.30"] == 1.0
