@@ -260,7 +260,8 @@ def build_spec(max_limit: int, version: str) -> Schema:
         ),
         "/dates/latest": _get("The newest date with a committed ensemble", [_NETWORK], _answers(date_row, 400, 404)),
         "/weights": _get(
-            "Miner weights of the newest ensemble (or of ?date=), normalised like a Bittensor subnet emits them",
+            "Miner weights of the newest ensemble (or of ?date=), normalised like a Bittensor subnet emits them;"
+            " each row's key is the public key the validator bound the miner to (its signed batch record)",
             [
                 _param("date", "query", {"type": "string", "format": "date"}, "default: the newest ensembled date"),
                 _NETWORK,

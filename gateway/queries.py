@@ -57,7 +57,7 @@ async def committed_batch(reader: WarehouseReader, network: str, date: dt.date |
     """The newest committed ensemble version of ``date`` (or of the newest date); 404 if none."""
     sql = (
         "SELECT processing_date, version, window_days, batch_id, aggregation_method, trigger, alert_count,"  # noqa: S608
-        " cluster_count, expected_miners, miners, aggregated_at FROM {db}.ensemble_batches FINAL"
+        " cluster_count, expected_miners, miners, miner_keys, aggregated_at FROM {db}.ensemble_batches FINAL"
         f" WHERE network = {{network:String}} AND status = 'accepted'{_where_date(date)}"
         " ORDER BY processing_date DESC, version DESC LIMIT 1"
     )

@@ -22,7 +22,8 @@ from streams.subnet_weights import subnet_weights
 
 def weights_answer(batch: dict[str, Any], network: str, max_weight_limit: float) -> dict[str, Any]:
     """The answer for one committed ensemble batch row (``miners`` with their weights)."""
-    miners = [(str(m["miner_id"]), "", float(m["weight"])) for m in batch["miners"]]
+    keys = batch.get("miner_keys") or {}  # the keys the validator bound the miners to (its signed record)
+    miners = [(str(m["miner_id"]), str(keys.get(m["miner_id"], "")), float(m["weight"])) for m in batch["miners"]]
     rows = subnet_weights(miners, max_weight_limit=max_weight_limit)
     day: dt.date = batch["processing_date"]
     return {

@@ -227,6 +227,7 @@ class EnsembleBatch(AvroRecord):
     aggregated_at: dt.datetime
     status: str = "accepted"
     reason: str = ""
+    miner_keys: Mapping[str, str] = field(default_factory=dict)
     priors: str = "history"
 
 

@@ -24,9 +24,21 @@ from streams.errors import WarehouseError
 from streams.settings import StackSettings
 
 # ensemble.batches records written before these fields existed
-BATCH_DEFAULTS: dict[str, str] = {"status": "accepted", "reason": ""}
+BATCH_DEFAULTS: dict[str, Any] = {"status": "accepted", "reason": "", "miner_keys": {}}
 
-__all__ = ["BATCH_DEFAULTS", "COLUMNS", "TABLES", "check_database", "connect", "create_tables", "embedded", "reads_url"]
+# Columns added after a table's first release: ``create_tables`` adds them to tables created before.
+ADDED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ensemble_batches": (
+        "status LowCardinality(String) DEFAULT 'accepted'",
+        "reason String DEFAULT ''",
+        "miner_keys Map(String, String) DEFAULT map()",
+    ),
+}
+
+__all__ = [
+    "ADDED_COLUMNS", "BATCH_DEFAULTS", "COLUMNS", "TABLES",
+    "check_database", "connect", "create_tables", "embedded", "reads_url",
+]  # fmt: skip
 
 _DATABASE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -72,7 +84,8 @@ CREATE TABLE IF NOT EXISTS {db}.ensemble_batches (
     aggregated_at DateTime64(3, 'UTC'),
     ingested_at DateTime64(3, 'UTC'),
     status LowCardinality(String) DEFAULT 'accepted',
-    reason String DEFAULT ''
+    reason String DEFAULT '',
+    miner_keys Map(String, String) DEFAULT map()
 ) ENGINE = ReplacingMergeTree(ingested_at)
 PARTITION BY toYYYYMM(processing_date)
 ORDER BY (network, processing_date, version)""",
@@ -174,6 +187,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "ensemble_batches": (
         "network", "processing_date", "version", "window_days", "batch_id", "aggregation_method", "trigger",
         "alert_count", "cluster_count", "expected_miners", "miners", "aggregated_at", "ingested_at", "status", "reason",
+        "miner_keys",
     ),
     "miner_weights": (
         "network", "processing_date", "miner_id", "version", "weight", "immediate_score", "completed",
@@ -234,12 +248,15 @@ def connect(stack: StackSettings, *, reads: bool = False) -> Any:
 
 
 def create_tables(client: Any, database: str) -> None:
-    """Create the database and every table that does not exist yet."""
+    """Create the database and every table that does not exist yet; add columns newer than a table."""
     db = check_database(database)
     try:
         client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
         for ddl in TABLES.values():
             client.command(ddl.format(db=db))
+        for table, columns in ADDED_COLUMNS.items():
+            for column in columns:
+                client.command(f"ALTER TABLE {db}.{table} ADD COLUMN IF NOT EXISTS {column}")
     except Exception as exc:
         msg = f"cannot create the warehouse tables in {db}: {exc}"
         raise WarehouseError(msg) from exc

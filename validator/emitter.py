@@ -26,6 +26,7 @@ from streams.records import ENSEMBLE_ALERT_SCORE, ENSEMBLE_BATCH, ENSEMBLE_CLUST
 from validator.batches import BatchContents, Labels, load_batch, load_labels, read_manifest
 from validator.encoding import EnsembleEncoder
 from validator.errors import BatchLoadError
+from validator.identity import KeyBook
 from validator.intake import Outputs
 from validator.outcome import (
     ENSEMBLE_ID,
@@ -80,6 +81,7 @@ class RoundSnapshot:
     ensembles: dict[int, list[Any]]  # emitted versions' stored parts
     fixed_weights: dict[str, float] | None = None
     priors: dict[str, float] | None = None  # reused from the version before (None: from history)
+    keys: dict[str, str] | None = None  # miner id -> the public key (hex) it is bound to
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,7 @@ class Emitter:
         self._alert_encoder = EnsembleEncoder.for_record(codec, ENSEMBLE_ALERT_SCORE, "alert_id")
         self._cluster_encoder = EnsembleEncoder.for_record(codec, ENSEMBLE_CLUSTER_SCORE, "cluster_id")
         self._contents: dict[str, BatchContents] = {}
+        self.keys = KeyBook(tables.identities, settings.miner_keys)  # read on the event loop, in snapshot()
 
     # ---- reading the tables (event loop) -----------------------------------------------------
     def snapshot(
@@ -195,8 +198,9 @@ class Emitter:
         parts: dict[int, list[Any]] = {}
         for key, value in items_with_prefix(self.tables.ensembles, rkey.prefix):
             parts.setdefault(int(key.split(SEP)[2]), []).append(value)
+        keys = {m: k for m in miners if (k := self.keys.public_hex(m))}
         return RoundSnapshot(
-            rkey, state, version, chunks, decoded, facts, history, expected, parts, fixed_weights, priors
+            rkey, state, version, chunks, decoded, facts, history, expected, parts, fixed_weights, priors, keys
         )
 
     def prepare_emit(self, rkey: RoundKey, trigger: str, expected: list[str], *, reweigh: bool = False) -> EmitJob:
@@ -272,6 +276,7 @@ class Emitter:
             expected=snap.expected,
             deadline_ms=snap.state.deadline_at,
             priors=job.priors_source,
+            keys=snap.keys,
         )
         producer.send(self.topics.ensemble_batches, batch_key(network, date), self.codec.encode(ENSEMBLE_BATCH, batch))
         producer.flush()

@@ -66,8 +66,12 @@ def batch_record(
     expected: Sequence[str],
     deadline_ms: int,
     priors: str = "history",
+    keys: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The EnsembleBatch record; ``aggregated_at`` is the deadline or the latest completion used."""
+    """The EnsembleBatch record; ``aggregated_at`` is the deadline or the latest completion used.
+
+    ``keys`` are the public keys the miners are bound to (the hotkeys a subnet sets their weights for).
+    """
     completions = [t for t, c in zip(outcome.completed_at_ms, outcome.completed, strict=True) if c]
     aggregated_at = deadline_ms if trigger == "deadline" or not completions else max(completions)
     return {
@@ -93,6 +97,7 @@ def batch_record(
         "aggregated_at": dt.datetime.fromtimestamp(aggregated_at / 1000, tz=dt.UTC),
         "status": "accepted",
         "reason": "",
+        "miner_keys": {m: keys[m] for m in outcome.miners if keys and keys.get(m)},
         "priors": priors,
     }
 

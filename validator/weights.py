@@ -1,8 +1,9 @@
 """``riskstream validator weights``: the weights of a date's ensemble, as a subnet validator emits them.
 
 The weights come from the validator's own signed ``ensemble.batches`` records (newest version of
-the date, or of the newest date); each miner's key is the first signed registration it made on
-``miners.registry`` (the key the validator binds on first use). Normalisation follows the
+the date, or of the newest date), and so do the miners' keys (``miner_keys``: the keys the
+validator bound them to); for records written before that field, the first signed registration
+each miner made on ``miners.registry`` (the key the validator binds on first use). Normalisation follows the
 Bittensor SDK (``streams.subnet_weights``). ``--set-weights`` calls the SDK's
 ``subtensor.set_weights`` when the optional ``bittensor`` package is installed; ``--dry-run``
 prints the exact call instead.
@@ -38,6 +39,7 @@ class DateWeights:
     processing_date: dt.date
     version: int
     miners: list[tuple[str, float]]  # (miner id, ensemble weight)
+    keys: dict[str, str]  # miner id -> the key the validator bound it to (records before it: empty)
 
 
 def _read_all(stack: StackSettings, topic: str, timeout_s: float) -> list[Message]:
@@ -80,7 +82,11 @@ def newest_weights(
         if date is not None and day != date:
             continue
         candidate = DateWeights(
-            network, day, int(r["version"]), [(str(m["miner_id"]), float(m["weight"])) for m in r["miners"]]
+            network,
+            day,
+            int(r["version"]),
+            [(str(m["miner_id"]), float(m["weight"])) for m in r["miners"]],
+            dict(r.get("miner_keys") or {}),
         )
         if best is None or (candidate.processing_date, candidate.version) > (best.processing_date, best.version):
             best = candidate
@@ -175,7 +181,9 @@ def run_weights(args: argparse.Namespace) -> int:
         what = args.date.isoformat() if args.date else "any date"
         print(f"no validator-signed ensemble for {what} on {args.network}")
         return 1
-    keys = bound_keys(_read_all(stack, topics.miner_registry, args.timeout), codec)
+    keys = weights.keys
+    if any(m not in keys for m, _ in weights.miners):  # a record from before the batch carried the keys
+        keys = bound_keys(_read_all(stack, topics.miner_registry, args.timeout), codec) | keys
     uids = {str(k): int(v) for k, v in json.loads(Path(args.uids).read_text()).items()} if args.uids else None
     report = weights_report(
         weights, keys, max_weight_limit=args.max_weight_limit, min_allowed_weights=args.min_allowed_weights, uids=uids

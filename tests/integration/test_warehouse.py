@@ -265,3 +265,18 @@ def _committed(stack: StackSettings, group_id: str, wanted: list[Any]) -> list[A
         return list(consumer.committed(wanted, timeout=10))
     finally:
         consumer.close()
+
+
+def test_a_table_from_before_a_column_existed_gets_it(clickhouse: Any, database: str) -> None:
+    from streams.warehouse_schema import ADDED_COLUMNS, TABLES, create_tables
+
+    old = TABLES["ensemble_batches"].format(db=database)
+    for column in ADDED_COLUMNS["ensemble_batches"]:
+        old = old.replace(f",\n    {column}", "")  # the table as the first release created it
+    assert "miner_keys" not in old and "status" not in old
+    clickhouse.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    clickhouse.command(old)
+    create_tables(clickhouse, database)
+    create_tables(clickhouse, database)  # idempotent
+    names = {r[0] for r in clickhouse.query(f"DESCRIBE TABLE {database}.ensemble_batches").result_rows}
+    assert {"status", "reason", "miner_keys"} <= names

@@ -24,6 +24,8 @@ BATCH = {
         {"miner_id": "miner-c", "weight": 0.1, "immediate_score": 0.3, "completed": True},
         {"miner_id": "miner-d", "weight": 0.1, "immediate_score": 0.3, "completed": True},
     ],
+    # the keys the validator bound the miners to (miner-d's record predates its binding)
+    "miner_keys": {"miner-a": "aa" * 32, "miner-b": "bb" * 32, "copier": "cc" * 32, "miner-c": "dd" * 32},
 }
 
 
@@ -61,7 +63,7 @@ async def test_weights_match_the_hand_computed_example() -> None:
         ("miner-d", 4, 10922),
     ]
     assert body["uids"] == [1, 2, 3, 4] and body["weights_u16"] == [65535, 21845, 10922, 10922]
-    assert [w["key"] for w in body["weights"]] == ["", "", "", ""]
+    assert [w["key"] for w in body["weights"]] == ["aa" * 32, "bb" * 32, "dd" * 32, ""]
     assert sum(w["weight"] for w in body["weights"]) == pytest.approx(1.0, abs=1e-6)
 
     # capped at 0.4: [0.6, 0.2, 0.1, 0.1] -> [0.4, 0.3, 0.15, 0.15] -> 65535, 49151, 24576, 24576

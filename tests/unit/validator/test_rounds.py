@@ -82,6 +82,7 @@ def test_round_emits_every_alert_and_disqualifies_adversaries(
     make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
 ) -> None:
     rounds, producer = make_rounds()
+    rounds.tables.identities["honest-1"] = {"public_key": "ab" * 32}  # bound on first use (the others: not yet)
     _open(rounds, store, batch)
     rounds.ingest(_records(codec, batch, PANEL))
     assert rounds.check(int(T0.timestamp() * 1000)) == [(round_key(DATE, "ethereum"), 1, "all_complete")]
@@ -94,6 +95,7 @@ def test_round_emits_every_alert_and_disqualifies_adversaries(
     (summary,) = _decoded(codec, producer, topics.ensemble_batches)
     weights = {m["miner_id"]: m["weight"] for m in summary["miners"]}
     assert summary["trigger"] == "all_complete" and summary["alert_count"] == 400
+    assert summary["miner_keys"] == {"honest-1": "ab" * 32}  # the hotkeys its weights are for
     assert summary["aggregated_at"] == T0 + dt.timedelta(seconds=10 + 1 + 100)  # the copycat completed last
     for adversary in ("random", "constant", "copycat"):
         assert weights[adversary] < 0.01

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -19,8 +20,10 @@ TOPICS = TopicNames("t.")
 VALIDATOR_SIGNER = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
 
 
-def _batch(date: dt.date, version: int, weights: dict[str, float], signer: Signer = VALIDATOR_SIGNER) -> Message:
-    record = {
+def _batch(
+    date: dt.date, version: int, weights: dict[str, float], signer: Signer = VALIDATOR_SIGNER, **extra: Any
+) -> Message:
+    record = extra | {
         "network": "ethereum", "processing_date": date, "window_days": 7, "batch_id": f"b-{date}", "version": version,
         "aggregation_method": "weighted_mean", "trigger": "all_complete", "alert_count": 10, "cluster_count": 1,
         "expected_miners": [], "aggregated_at": dt.datetime(2026, 1, 11, tzinfo=dt.UTC),
@@ -79,6 +82,17 @@ def test_keys_are_the_first_self_signed_registration_and_the_report_follows_the_
         ("a", a.public_key, 0, 65535),
         ("b", "", 1, 28086),  # 0.3 / 0.7 * 65535 = 28086.4
     ]
+
+
+def test_the_keys_the_validator_bound_come_with_its_signed_batch_record() -> None:
+    bound = {"a": "ab" * 32}  # b's record predates its binding: no key, the report leaves it empty
+    found = newest_weights(
+        [_batch(dt.date(2026, 1, 10), 1, {"a": 0.7, "b": 0.3}, miner_keys=bound)], CODEC, network="ethereum",
+        date=None, verify_with=VALIDATOR_SIGNER.public_key, topics=TOPICS,
+    )  # fmt: skip
+    assert found is not None and found.keys == bound
+    report = weights_report(found, found.keys, max_weight_limit=1.0)
+    assert [(w["miner_id"], w["key"]) for w in report["weights"]] == [("a", "ab" * 32), ("b", "")]
 
 
 def test_set_weights_dry_run_prints_the_sdk_call() -> None:
