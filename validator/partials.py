@@ -16,6 +16,7 @@ ensemble bytes are the same.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
@@ -141,6 +142,31 @@ def partials_of(intake: Intake, rkey: RoundKey, version: int, partition: int, co
     return shares
 
 
+def _size(chunk: PartialChunk) -> int:
+    """About how many bytes a chunk takes in a ``RoundPartial`` (ids, 8-byte scores and ranks)."""
+    return 64 + len(chunk.position) + sum(len(i) + 2 for i in chunk.ids) + 8 * (len(chunk.scores) + len(chunk.ranks))
+
+
+def split_partial(share: Partial, max_bytes: int) -> list[Partial]:
+    """The share in pieces of at most about ``max_bytes`` of chunks (a broker caps a record's size).
+
+    The first piece carries the facts and the marker, the others only chunks, so the merge of the
+    pieces is the merge of the share (counts added once, chunks concatenated in key order).
+    """
+    pieces: list[list[PartialChunk]] = [[]]
+    used = 0
+    for chunk in share.chunks:
+        size = _size(chunk)
+        if pieces[-1] and used + size > max_bytes:
+            pieces.append([])
+            used = 0
+        pieces[-1].append(chunk)
+        used += size
+    first = dataclasses.replace(share, chunks=tuple(pieces[0]))
+    bare = Partial(share.network, share.date, share.version, share.partition, share.miner_id)
+    return [first, *(dataclasses.replace(bare, chunks=tuple(p)) for p in pieces[1:])]
+
+
 # ---- the wire ----------------------------------------------------------------------------------
 
 
@@ -253,7 +279,8 @@ def _marker_of(shares: list[Partial]) -> dict[str, Any] | None:
 def merge_partials(shares: Iterable[Partial]) -> tuple[dict[str, Submission], dict[str, MinerFacts]]:
     """Submissions (chunks concatenated in chunk-key order) and facts (counts added) of one round.
 
-    The shares are of one round and version, at most one per (miner, partition). A chunk id held
+    The shares are of one round and version: per (miner, partition) one share or its pieces
+    (``split_partial``; pieces hold disjoint chunks, only the first holds facts). A chunk id held
     by two partitions (its key routed it apart from its body's bucket) counts once, as the later
     source position, plus one resubmission: one worker would have replaced it.
     """

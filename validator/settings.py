@@ -72,6 +72,12 @@ class ValidatorSettings(ServiceSettings):
         description="run as one of several workers of this app id sharing the inbox partitions (validator.workers); "
         "off: the single Faust worker",
     )
+    partial_max_bytes: int = Field(
+        512 * 1024,
+        ge=1024,
+        description="several workers: a partition's share of a miner is sent in records of about this many bytes "
+        "of chunks (under the broker's message.max.bytes)",
+    )
     progress_interval_s: float = Field(
         1.0, gt=0, description="several workers: how often a partition reports its progress on an open round"
     )

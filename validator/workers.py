@@ -48,7 +48,7 @@ from validator.closing import closing_inputs, share_of, shared_ensemble, take
 from validator.encoding import EnsembleEncoder
 from validator.identity import KeyBook
 from validator.intake import Intake, Outputs
-from validator.partials import decode_partial, digest, encode_partial, partials_of
+from validator.partials import decode_partial, digest, encode_partial, partials_of, split_partial
 from validator.settings import ValidatorSettings
 from validator.state import RoundState
 from validator.steps import (
@@ -265,7 +265,8 @@ class PartitionedWorker(RoundContext):
 
     def _ready(self, rkey: RoundKey, ledger: RoundLedger, held: Held) -> None:
         named = []
-        for share in partials_of(held.intake, rkey, ledger.version, held.partition, self.codec):
+        shares = partials_of(held.intake, rkey, ledger.version, held.partition, self.codec)
+        for share in (piece for whole in shares for piece in split_partial(whole, self.settings.partial_max_bytes)):
             value = encode_partial(self.codec, share)
             headers = signed(self.signer, PARTIALS_PURPOSE, share.key, value, rkey.date)
             self.raw.send(self.topics.validator_partials, share.key, value, headers=headers)

@@ -129,7 +129,12 @@ def test_two_workers_one_killed_mid_date_give_the_one_worker_ensemble(
     # two workers sharing the partitions; the closer (holder of inbox partition 0) killed mid-date
     stack = _stack(stack_settings, tmp_path, "two", broker)
     logs = [tmp_path / "two" / f"worker-{i}.log" for i in (1, 2)]
-    env = {"VALIDATOR_EXPECTED_MINERS": EXPECTED, "VALIDATOR_PARTITIONED": "true"}
+    # shares cut in pieces of ~1 kB (each partition holds ~2-3 kB of a miner's chunks)
+    env = {
+        "VALIDATOR_EXPECTED_MINERS": EXPECTED,
+        "VALIDATOR_PARTITIONED": "true",
+        "VALIDATOR_PARTIAL_MAX_BYTES": "1024",
+    }
     public_key = generate_key(key_path(stack.home, VALIDATOR))  # the workers of one app share the validator key
     workers = [Worker(stack, log, **env) for log in logs]
     try:
@@ -149,6 +154,8 @@ def test_two_workers_one_killed_mid_date_give_the_one_worker_ensemble(
         survivors: list[Path] = []
         outputs.append(_run_dates(stack, broker, batches, kill))
         assert _held(survivors[0]) == [0, 1, 2, 3]  # the survivor finished the date and the next one
+        pieces = 2 * len(MINERS) * 4  # one record per date, miner and partition if none were cut
+        read_all(broker, stack.topics.validator_partials, lambda f: len(f) > pieces, raw=True)
         signed = read_all(broker, stack.topics.ensemble_alerts, lambda f: len(f) >= 600, raw=True)
         for key, value, headers in signed:  # signed like every validator output (the sink verifies them)
             verify_output(public_key, stack.topics, stack.topics.ensemble_alerts, key, value, headers)

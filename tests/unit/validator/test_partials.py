@@ -28,6 +28,7 @@ from validator.partials import (
     encode_partial,
     merge_partials,
     partials_of,
+    split_partial,
 )
 from validator.results import ground_truth_records, ground_truth_results, stored_verdicts
 from validator.rounds import Rounds
@@ -190,3 +191,17 @@ def test_ground_truth_from_the_partials_is_one_workers(
     results = ground_truth_results(outcome, truth, stored_verdicts(outcome, 1))
     merged = [codec.encode(VALIDATION_RESULT, r) for _, r in ground_truth_records(results, "ethereum", DATE, 1)]
     assert sorted(merged) == sorted(one)
+
+
+def test_a_share_split_in_pieces_merges_to_the_same(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, _ = make_rounds()
+    _open(rounds, store, batch)
+    _, shares = _partitioned(rounds, _records(codec, batch, PANEL), 2, codec)
+    pieces = [p for s in shares for p in split_partial(s, 2048)]
+    assert len(pieces) > 2 * len(shares)  # every share of 200 alerts is cut
+    assert all(len(encode_partial(codec, p)) < 2048 + 3000 for p in pieces)  # one chunk may pass the limit
+    assert sum(p.marker is not None for p in pieces) == sum(s.marker is not None for s in shares)
+    assert merge_partials(pieces) == merge_partials(shares)
+    assert split_partial(shares[0], 10**9) == [shares[0]]
