@@ -42,7 +42,9 @@ def _prepare(
     now = dt.datetime.now(dt.UTC)
     batch = make_batch(n, date, seed=date.day, published_at=now)
     key = write_batch(store, batch)
-    out = [(topics.sot_batches, f"{batch.network}:{date}", store.object_created_event(key, 1, "e", now), [])]
+    out: list[tuple[str, str, bytes, list[tuple[str, bytes]]]] = [
+        (topics.sot_batches, f"{batch.network}:{date}", store.object_created_event(key, 1, "e", now), [])
+    ]
     panel = adversarial_panel(batch, seed=1)
     scores = 0
     for miner in MINERS:

@@ -31,7 +31,7 @@ IDS: dict[str, int] = {k: v for k, v in json.loads((SCHEMAS / "ids.json").read_t
 PARSED: dict[str, Any] = {}
 _named: dict[str, Any] = {}
 for _path in sorted(SCHEMAS.glob("*.avsc")):
-    _schema = fastavro.parse_schema(json.loads(_path.read_text()), _named)
+    _schema: dict[str, Any] = fastavro.parse_schema(json.loads(_path.read_text()), _named)  # type: ignore[assignment]  # a record schema parses to a dict
     PARSED[_schema["name"]] = _schema
 BY_ID = {v: k for k, v in IDS.items()}
 KEY = Ed25519PrivateKey.generate()  # the attacker's own key: valid signatures, wrong signer
@@ -47,10 +47,13 @@ def encode(name: str, record: dict[str, Any]) -> bytes:
 def decode(value: bytes) -> tuple[str, dict[str, Any]]:
     _, schema_id = struct.unpack(">bI", value[:5])
     name = BY_ID[schema_id]
-    return name, fastavro.schemaless_reader(io.BytesIO(value[5:]), PARSED[name], PARSED[name])
+    record: dict[str, Any] = fastavro.schemaless_reader(io.BytesIO(value[5:]), PARSED[name], PARSED[name])  # type: ignore[assignment]  # a record reads as a dict
+    return name, record
 
 
-def sign(purpose: str, signer: str, key: bytes | None, value: bytes | None, date: str = "", batch: str = "") -> list:
+def sign(
+    purpose: str, signer: str, key: bytes | None, value: bytes | None, date: str = "", batch: str = ""
+) -> list[tuple[str, str | bytes | None]]:
     """Signature headers in the documented format, made with the attacker's key (so they never verify)."""
     at = int(time.time() * 1000)
     digest = hashlib.sha256(value).hexdigest() if value is not None else "null"
@@ -96,7 +99,13 @@ class Attack:
         self.producer = Producer({"bootstrap.servers": args.bootstrap})
         self.sent = 0
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None, headers: list | None = None) -> None:
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
         self.producer.produce(self.ns + topic, key=key, value=value, headers=headers or [])
         self.sent += 1
 

@@ -38,7 +38,8 @@ ALERTS = 300
 def _scores(demo: Demo, day: dt.date) -> dict[str, Any]:
     answer = httpx.get(f"{demo.gateway_url}/ensemble/scores/alerts/{day}", params={"limit": 10_000}, timeout=10)
     assert answer.status_code == 200, answer.text
-    return answer.json()
+    body: dict[str, Any] = answer.json()
+    return body
 
 
 def _subscribe(demo: Demo, env: dict[str, str], group: str) -> list[dict[str, Any]]:

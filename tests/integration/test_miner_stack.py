@@ -60,7 +60,7 @@ def _read_submission(stack: StackSettings, miner_id: str, date: dt.date, timeout
                 record = decoded.record
                 if record["processing_date"] != date:
                     continue
-                found["keys"].add(message.key().decode())
+                found["keys"].add((message.key() or b"").decode())
                 if decoded.name == "riskstream.AlertScoreBatch":
                     found["alerts"][(record["bucket"], record["chunk"])] = record
                 elif decoded.name == "riskstream.ClusterScoreBatch":
@@ -93,7 +93,7 @@ def _errors(stack: StackSettings) -> list[dict[str, Any]]:
     out = []
     try:
         for message in consumer.consume(100, timeout=3.0):
-            out.append(codec.decode(message.value()).record | {"_key": message.key().decode()})
+            out.append(codec.decode(message.value()).record | {"_key": (message.key() or b"").decode()})
     finally:
         consumer.close()
     return out
@@ -216,7 +216,7 @@ def test_the_cli_miner_serves_until_sigterm(stack_settings: StackSettings, tmp_p
         assert found["complete"]["alert_count"] == SIZE["alerts"]
         topic = stack_settings.topics.miner_scores("gamer")
         chunks = len(found["alerts"]) + len(found["clusters"]) + 1  # and the completion marker
-        expected = {
+        expected: dict[Sample, float] = {
             ("riskstream_miner_records_out_total", (("topic", topic),)): float(chunks),
             ("riskstream_miner_batches_total", (("status", "submitted"),)): 1.0,
             ("riskstream_miner_batch_seconds_count", ()): 1.0,

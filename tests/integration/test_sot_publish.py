@@ -91,7 +91,7 @@ async def test_cli_backfill_then_labels(
     assert {k: store.get(k) for k in store.list()} == before
 
     found = await _read(stack_settings.bootstrap_servers, group_id, [topics.sot_batches, topics.sot_labels], want=5)
-    batches = sorted(m.key for m in found if m.topic == topics.sot_batches)
+    batches = sorted(m.key or b"" for m in found if m.topic == topics.sot_batches)
     assert batches == [b"ethereum:2026-04-01", b"ethereum:2026-04-02", b"ethereum:2026-04-03", b"ethereum:2026-04-03"]
     [message] = [m for m in found if m.topic == topics.sot_labels]
     [event] = parse_object_created(message.value)

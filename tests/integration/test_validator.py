@@ -248,7 +248,7 @@ def test_ensemble_results_dlq_labels_and_replay(
     for _, r, _ in both:
         by_version.setdefault(r["version"], {})[r["alert_id"]] = r["ensemble_score"]
     assert by_version[1] == by_version[2]
-    expected = {
+    expected: dict[Sample, float] = {
         ("riskstream_validator_records_out_total", (("topic", topics.ensemble_alerts),)): 600.0,
         ("riskstream_validator_ensembles_total", (("trigger", "all_complete"),)): 1.0,
         ("riskstream_validator_ensembles_total", (("trigger", "replay"),)): 1.0,

@@ -247,7 +247,10 @@ async def test_the_service_consumes_commits_dead_letters_and_serves_reads(
             if found is not None and found.error():
                 found = None
         assert found is not None, "no dead letter"
-        letter = DeadLetter.from_headers(found.key(), found.value(), found.headers() or [])
+        raw = found.headers() or []
+        assert isinstance(raw, list)
+        pairs: list[tuple[str, bytes | None]] = [(n, d.encode() if isinstance(d, str) else d) for n, d in raw]
+        letter = DeadLetter.from_headers(found.key(), found.value(), pairs)
         assert letter.value == b"not avro at all" and letter.key == b"junk"
         assert letter.topic == topics.ensemble_alerts and letter.reason.startswith("undecodable")
     finally:

@@ -28,7 +28,8 @@ SETTINGS: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "docker-compose.kafka.yml").read_text())
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.kafka.yml").read_text())
+    return loaded
 
 
 def test_compose_has_the_infrastructure_and_one_service_per_component(compose: dict[str, Any]) -> None:

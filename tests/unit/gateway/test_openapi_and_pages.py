@@ -30,7 +30,7 @@ def test_every_documented_path_is_served_and_every_api_route_is_documented() -> 
 def test_spec_loads_in_schemathesis_and_limits_follow_settings() -> None:
     spec = build_spec(1234, "0.1.0")
     schema = schemathesis.openapi.from_dict(spec)
-    operations = [op.ok() for op in schema.get_all_operations()]
+    operations = [op.ok() for op in schema.get_all_operations()]  # type: ignore[union-attr]  # an Err fails the test
     assert len(operations) == len(spec["paths"])
     limit = next(
         p for p in spec["paths"]["/ensemble/scores/alerts/{date}"]["get"]["parameters"] if p["name"] == "limit"

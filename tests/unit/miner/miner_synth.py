@@ -66,7 +66,8 @@ def make_batch(date: dt.date, alerts: int = 300, flows: int = 3000, seed: int = 
     confidence = 1 / (1 + np.exp(-(0.35 * latent[alert_addr] + rng.normal(0, 1.2, alerts))))
     n_clusters = max(alerts // 20, 1)
     cluster_of = rng.integers(-n_clusters, n_clusters, alerts)  # negative: no cluster
-    cluster_ids = np.where(cluster_of >= 0, np.char.add(f"c-{date:%Y%m%d}-", cluster_of.astype(str)), None)
+    named = np.char.add(f"c-{date:%Y%m%d}-", cluster_of.astype(str)).astype(object)
+    cluster_ids = np.where(cluster_of >= 0, named, np.array(None, dtype=object))
     day0 = dt.datetime(date.year, date.month, date.day, tzinfo=dt.UTC)
     alerts_t = pa.table(
         {

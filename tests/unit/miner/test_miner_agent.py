@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,15 @@ class FakeProducer:
         self.flushed = 0
 
     def send(
-        self, topic: str, key: bytes | str | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None
+        self,
+        topic: str,
+        key: bytes | str | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> None:
         assert isinstance(key, str) and value is not None
         self.sent.append((topic, key, value))
-        self.headers.append(headers)
+        self.headers.append(None if headers is None else list(headers))
 
     def flush(self, timeout: float = 60.0) -> None:
         self.flushed = len(self.sent)
@@ -75,7 +79,7 @@ class FakeConsumer:
 
 
 def _settings(tmp_path: Path, **kw: Any) -> MinerSettings:
-    stack = StackSettings(_env_file=None, home=tmp_path / "home", topic_namespace="t.", score_buckets=4)  # type: ignore[call-arg]
+    stack = StackSettings(_env_file=None, home=tmp_path / "home", topic_namespace="t.", score_buckets=4)
     return MinerSettings(stack=stack, **{"miner_id": "m1", "chunk_size": 100, **kw})
 
 
@@ -174,9 +178,9 @@ def _corrupt_copy(published: Published, tmp_path: Path, how: str) -> tuple[FileO
     if how == "missing":
         (store.root / folder / "money_flows.parquet").unlink()
     elif how == "checksum":
-        data = bytearray(store.get(folder + "alerts.parquet"))
-        data[-20] ^= 0xFF
-        store.put(folder + "alerts.parquet", bytes(data))
+        corrupted = bytearray(store.get(folder + "alerts.parquet"))
+        corrupted[-20] ^= 0xFF
+        store.put(folder + "alerts.parquet", bytes(corrupted))
     elif how == "column":
         table = pq.read_table(io.BytesIO(store.get(folder + "features.parquet"))).drop_columns(["pagerank"])
         data = parquet_bytes(table)
@@ -184,7 +188,7 @@ def _corrupt_copy(published: Published, tmp_path: Path, how: str) -> tuple[FileO
         manifest = Manifest.from_json(store.get(key))
         files = dict(manifest.files)
         files["features.parquet"] = type(files["features.parquet"])(table.num_rows, sha256_hex(data), len(data))
-        store.put(key, Manifest(**{**{f: getattr(manifest, f) for f in manifest.__slots__}, "files": files}).to_json())  # type: ignore[attr-defined]
+        store.put(key, Manifest(**{**{f: getattr(manifest, f) for f in manifest.__slots__}, "files": files}).to_json())
     elif how == "manifest":
         store.put(key, b"{not json")
     return store, key

@@ -43,7 +43,7 @@ def test_train_command_writes_three_models(
     assert summary["validation_dates"] == [last.isoformat()] and summary["train_dates"] == [
         d.isoformat() for d in published.train_dates[:2]
     ]
-    settings = MinerSettings(miner_id="m7", stack=StackSettings(_env_file=None, home=tmp_path / "home"))  # type: ignore[call-arg]
+    settings = MinerSettings(miner_id="m7", stack=StackSettings(_env_file=None, home=tmp_path / "home"))
     assert check_models(settings) is None
 
 
@@ -57,7 +57,7 @@ def test_run_arguments() -> None:
 
 
 def test_settings_validate_and_name_things(tmp_path: Path) -> None:
-    stack = StackSettings(_env_file=None, home=tmp_path, topic_namespace="ns.")  # type: ignore[call-arg]
+    stack = StackSettings(_env_file=None, home=tmp_path, topic_namespace="ns.")
     settings = MinerSettings(miner_id="m-1", stack=stack)
     assert settings.models_path == tmp_path / "models" / "m-1"
     assert settings.group_id == "ns.miner-m-1"

@@ -81,6 +81,7 @@ def test_features_do_not_depend_on_row_order_of_any_table() -> None:
 def test_flow_features_match_a_plain_python_computation() -> None:
     batch = _batch(alerts=60, flows=400)
     features = build_alert_features(batch)
+    assert isinstance(batch.money_flows, pa.Table)  # built in memory, not read from a file
     flows = batch.money_flows.to_pylist()
     mixers = {r["address"] for r in batch.features.to_pylist() if r["is_mixer_like"]}
     for row, address in enumerate(batch.alerts["address"].to_pylist()):
@@ -100,6 +101,7 @@ def test_flow_features_match_a_plain_python_computation() -> None:
 
 def test_unknown_addresses_give_missing_values_not_errors() -> None:
     batch = _batch()
+    assert isinstance(batch.money_flows, pa.Table)
     empty = Batch(
         batch.manifest,
         batch.key,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import struct
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fastavro import parse_schema
@@ -49,7 +51,9 @@ MINER_ERROR = {
         ),
     ],
 )
-def test_encode_gives_exact_confluent_bytes(codec: AvroCodec, name: str, record: dict, expected: bytes) -> None:
+def test_encode_gives_exact_confluent_bytes(
+    codec: AvroCodec, name: str, record: dict[str, Any], expected: bytes
+) -> None:
     assert codec.encode(name, record) == expected
     assert codec.decode(expected).record == record
 
@@ -78,9 +82,10 @@ def _example(field_type: object) -> object:
 
 
 @pytest.mark.parametrize("path", sorted(SCHEMA_DIR.glob("*.avsc")), ids=lambda p: p.stem)
-def test_every_schema_round_trips(codec: AvroCodec, path: object) -> None:
-    schema = json.loads(path.read_text())  # type: ignore[attr-defined]
+def test_every_schema_round_trips(codec: AvroCodec, path: Path) -> None:
+    schema = json.loads(path.read_text())
     record = _example(schema)
+    assert isinstance(record, dict)
     assert validate(record, parse_schema(schema))
     name = f"{schema['namespace']}.{schema['name']}"
     decoded = codec.decode(codec.encode(name, record))

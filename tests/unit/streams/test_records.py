@@ -64,7 +64,7 @@ def test_the_dataclass_has_the_schema_fields_and_defaults(name: str) -> None:
             continue
         default = ours.default_factory() if ours.default_factory is not dataclasses.MISSING else ours.default
         assert (list(default) if isinstance(default, tuple) else default) == f["default"], f["name"]
-    params = cls.__dataclass_params__  # type: ignore[attr-defined]
+    params = cls.__dataclass_params__
     assert params.frozen and "__slots__" in cls.__dict__
 
 

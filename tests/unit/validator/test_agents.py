@@ -13,8 +13,9 @@ from validator_fakes import DATE, RecordingProducer, make_settings
 from simulation import adversarial_panel, make_batch, submission_records, write_batch
 from streams.codec import AvroCodec
 from streams.objectstore import FileObjectStore
+from streams.signing import INBOX
 from validator.app import create_validator
-from validator.bridge import INBOX, InboxRecord
+from validator.bridge import InboxRecord
 
 T0 = dt.datetime(2026, 1, 2, 6, 0, tzinfo=dt.UTC)
 

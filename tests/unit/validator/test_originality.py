@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from validator.originality import OriginalityThresholds, centred_ranks, explained_share, judge_originality
+from validator.originality import (
+    Originality,
+    OriginalityThresholds,
+    centred_ranks,
+    explained_share,
+    judge_originality,
+)
 
 N = 2000
 
@@ -18,7 +24,7 @@ def _honest_pair(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def _judge(rows: dict[str, np.ndarray], order: list[str]) -> dict[str, object]:
+def _judge(rows: dict[str, np.ndarray], order: list[str]) -> dict[str, Originality]:
     ids = sorted(rows)
     matrix = np.vstack([rows[m] for m in ids])
     at = [float(order.index(m)) for m in ids]

@@ -577,7 +577,7 @@ def test_a_chunk_is_a_sign_of_life_at_the_time_the_bridge_saw_it(
     rounds, _ = make_rounds()
     _open(rounds, store, batch)
     records = _records(codec, batch, ["honest-1"], claims={"honest-1": T0 + dt.timedelta(days=1)})
-    chunks = [r for r in records if not r.key.endswith(b":complete")]
+    chunks = [r for r in records if not (r.key or b"").endswith(b":complete")]
     rounds.ingest(chunks[: len(chunks) // 2])  # half a submission, seen 10 s after T0, claiming a day later
     st = rounds.tables.stats[miner_key(DATE, "ethereum", "honest-1")]
     assert st["last_chunk_at"] == _ms(T0 + dt.timedelta(seconds=10)) and "complete" not in st
