@@ -186,18 +186,21 @@ def _wire(v: Validator) -> None:
         async for events in stream.take_events(settings.take_size, within=settings.take_within_s):
             records = []
             marks: list[tuple[int, int]] = []
+            latest = dict(rounds.watermarks.latest) if rounds.watermarks is not None else {}
             monitoring.observe_inbox(topics.validator_inbox, len(events), max(e.message.timestamp for e in events))
             for e in events:
                 mark = watermark_of(public_key, e.key, e.value, e.message.headers)
                 if mark is not None:  # the bridge has forwarded everything on the broker before ``mark``
                     marks.append((e.message.partition, mark))
+                    latest[e.message.partition] = max(mark, latest.get(e.message.partition, mark))
                     continue
                 record = InboxRecord.from_message(
                     e.key, e.value, e.message.headers, e.message.topic, e.message.partition, e.message.offset
                 )
                 refused = forwarded_by_bridge(public_key, record, e.message.headers)
                 if refused is None:  # the bridge's signed time is the record's trusted arrival time
-                    records.append(dataclasses.replace(record, seen_ms=claim_of(e.message.headers).signed_at_ms))
+                    seen, after = claim_of(e.message.headers).signed_at_ms, latest.get(e.message.partition)
+                    records.append(dataclasses.replace(record, seen_ms=seen, after_ms=after))
                 else:  # written to the inbox by someone else: it never reaches a round
                     monitoring.REFUSED.inc()
                     log.warning("inbox record at %s dropped: %s", _position(e), refused)

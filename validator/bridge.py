@@ -51,6 +51,8 @@ class InboxRecord:
     offset: int
     signature: tuple[tuple[str, bytes], ...] = ()  # the sender's signature headers, where they are kept
     seen_ms: int | None = None  # when the bridge first saw it (its signed time): the trusted arrival time
+    # the newest bridge watermark before it on its inbox partition: it reached the broker after this time
+    after_ms: int | None = None
 
     @property
     def position(self) -> str:

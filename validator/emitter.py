@@ -137,6 +137,14 @@ def pick_previous(parts: Mapping[int, Sequence[Any]], version: int, contents: Ba
     return stored
 
 
+def _after_deadline(marker: dict[str, Any], state: RoundState, late_versions: bool) -> bool:
+    """The marker was forwarded after a bridge watermark at or past the deadline: it reached the
+    broker after the deadline (trusted time), though it was read before the round closed."""
+    if late_versions or state.deadline_at <= 0:
+        return False  # late versions take late markers on purpose
+    return int(marker.get("arrived_after", 0)) >= state.deadline_at
+
+
 class Emitter:
     """Evaluate, emit and keep a round's ensemble; apply its labels. See the module docstring."""
 
@@ -183,11 +191,13 @@ class Emitter:
         facts: dict[str, MinerFacts] = {}
         for key, value in items_with_prefix(self.tables.stats, rkey.prefix):
             miner = key.split(SEP)[2]
+            marker = value.get("complete")
+            after_deadline = bool(marker) and _after_deadline(marker, state, self.settings.allow_late_versions)
             facts[miner] = MinerFacts(
-                marker=value.get("complete"),
+                marker=None if after_deadline else marker,
                 resubmissions=len(value.get("resubmitted", [])),
                 determinism_violations=len(value.get("nondeterministic", [])),
-                late_records=len(value.get("late", [])),
+                late_records=len(value.get("late", [])) + int(after_deadline),
                 dead_letters=dlq.get(miner, 0),
             )
         for miner, count in dlq.items():

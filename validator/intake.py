@@ -198,7 +198,7 @@ class Intake:
             del self.tables.chunks[key]
         for key, value in list(items_with_prefix(self.tables.stats, rkey.prefix)):
             # arrival times survive: a replay or a re-scored batch reuses when the scores were first seen
-            kept = {k: value[k] for k in ("late", "arrivals", "firsts") if k in value} if keep_counts else {}
+            kept = {k: value[k] for k in ("late", "arrivals", "firsts", "after") if k in value} if keep_counts else {}
             self.tables.stats[key] = kept
 
     def expected_miners(self, now_ms: int | None = None) -> list[str]:
@@ -289,7 +289,11 @@ class Intake:
                 firsts = dict(st.get("firsts") or {})
                 checksum = str(body["checksum"])
                 firsts[checksum] = min(int(firsts.get(checksum, seen)), seen)
+                after = dict(st.get("after") or {})
+                if rec.after_ms is not None and rec.position not in after:  # as first forwarded, kept on replay
+                    after[rec.position] = int(rec.after_ms)
                 st["arrivals"] = dict(sorted(arrivals.items(), key=lambda kv: kv[1])[-KEEP_ARRIVALS:])
+                st["after"] = {p: after[p] for p in st["arrivals"] if p in after}
                 st["firsts"] = dict(sorted(firsts.items(), key=lambda kv: kv[1])[:KEEP_ARRIVALS])
                 st["complete"] = {
                     "position": rec.position,
@@ -302,6 +306,7 @@ class Intake:
                     "produced_at": _as_millis(body["produced_at"]),  # the miner's claim: informational
                     "seen_at": seen,
                     "first_seen": int(firsts[checksum]),
+                    "arrived_after": int(after.get(rec.position, 0)),  # a bridge watermark it came after
                 }
                 if emitted:
                     _add(st, "late", rec.position)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -153,6 +154,30 @@ def test_deadline_emits_without_a_silent_miner(
     miners = {m["miner_id"]: m for m in summary["miners"]}
     assert not miners["ghost"]["completed"] and miners["ghost"]["weight"] == 0.0
     assert summary["aggregated_at"] == T0 + dt.timedelta(seconds=5)
+    assert all(a["miner_count"] == 2 for a in _decoded(codec, producer, rounds.topics.ensemble_alerts))
+
+
+def test_a_marker_forwarded_after_a_watermark_past_the_deadline_is_late_though_read_before_the_close(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds(expected_miners=["honest-1", "honest-2", "honest-3"], deadline_s=5)
+    _open(rounds, store, batch)
+    deadline = int(T0.timestamp() * 1000) + 5000
+    on_time = _records(codec, batch, ["honest-1", "honest-2"])
+    # honest-3's records came after a bridge watermark at the deadline: they reached the broker after it
+    late = [
+        dataclasses.replace(r, after_ms=deadline + 100)
+        for r in _records(codec, batch, ["honest-1", "honest-2", "honest-3"])
+        if r.topic == "scores.honest-3"
+    ]
+    rounds.ingest(on_time + late)
+    assert rounds.check(deadline) == [(round_key(DATE, "ethereum"), 1, "all_complete")]
+    (summary,) = _decoded(codec, producer, rounds.topics.ensemble_batches)
+    miners = {m["miner_id"]: m for m in summary["miners"]}
+    assert not miners["honest-3"]["completed"] and miners["honest-3"]["weight"] == 0.0
+    assert miners["honest-1"]["weight"] > 0.3 and miners["honest-2"]["weight"] > 0.3
+    results = {r["miner_id"]: r for r in _decoded(codec, producer, rounds.topics.validator_results)}
+    assert "integrity: no submission-complete marker before the ensemble" in results["honest-3"]["reasons"]
     assert all(a["miner_count"] == 2 for a in _decoded(codec, producer, rounds.topics.ensemble_alerts))
 
 
@@ -634,7 +659,6 @@ def test_a_deadline_closes_only_once_the_inbox_is_read_up_to_it(
 def test_miners_seen_at_the_same_instant_are_ordered_by_their_claims(
     make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
 ) -> None:
-    import dataclasses
 
     rounds, producer = make_rounds()
     _open(rounds, store, batch)
