@@ -30,6 +30,7 @@ from validator.batches import BatchContents, load_batch, load_labels, read_manif
 from validator.closing import closing_inputs
 from validator.emitter import HISTORY_KEEP
 from validator.errors import BatchLoadError
+from validator.identity import KeyBook
 from validator.outcome import ENSEMBLE_ID, RoundOutcome, evaluate_round, judge_ground_truth, prior_of
 from validator.partials import Partial
 from validator.results import (
@@ -106,6 +107,9 @@ class Closer:
         self.ctx = ctx
         self.sent: set[tuple[str, str, int]] = set()  # (round, step, -1) sent by this worker
         self.outcomes: dict[str, tuple[RoundOutcome, BatchContents]] = {}
+        # the keys the miners are bound to, as the batch record names them (the allow-list: several
+        # workers share no trust-on-first-use bindings)
+        self.keys = KeyBook(ctx.shared.identities, ctx.settings.miner_keys)
 
     def forget(self, text: str) -> None:
         self.outcomes.pop(text, None)
@@ -147,6 +151,7 @@ class Closer:
                 outcome, contents, network=rkey.network, date=rkey.date, window_days=state.window_days,
                 batch_id=state.batch_id, version=ledger.version, trigger=ledger.close.trigger,
                 expected=list(ledger.close.expected), deadline_ms=state.deadline_at, priors="history",
+                keys={m: k for m in outcome.miners if (k := self.keys.public_hex(m))},
             )  # fmt: skip
             self._send_batch(rkey, self.ctx.codec.encode(ENSEMBLE_BATCH, batch))
             self.sent.add((text, DONE, -1))

@@ -46,6 +46,7 @@ from validator.bridge import Gate, InboxRecord, MarkerSender, forwarded_by_bridg
 from validator.closer import Closer, RoundContext
 from validator.closing import closing_inputs, share_of, shared_ensemble, take
 from validator.encoding import EnsembleEncoder
+from validator.ensemble import EnsembleScores
 from validator.identity import KeyBook
 from validator.intake import Intake, Outputs
 from validator.partials import decode_partial, digest, encode_partial, partials_of, split_partial
@@ -100,6 +101,7 @@ class PartitionedWorker(RoundContext):
         self.ledgers: dict[str, RoundLedger] = {}
         self.sent: set[tuple[str, str, int]] = set()  # (round, step, partition) this worker sent
         self.finished: set[str] = set()
+        self.ensembles: dict[str, tuple[list[str], EnsembleScores, EnsembleScores]] = {}  # round -> shared ensemble
         self.inbox: Any = None
         self.reader: Any = None
         self._committed_at = 0.0
@@ -281,8 +283,16 @@ class PartitionedWorker(RoundContext):
         if shares is None or ledger.close is None:
             return False
         contents = self.contents_of(state)
-        inputs = closing_inputs(rkey, state, contents, shares, ledger.close.expected)
-        miners, alerts, clusters = shared_ensemble(inputs, ledger.weight_map(), self.settings.top_contributors)
+        if rkey.text not in self.ensembles:  # once per round, whatever number of partitions this worker emits
+            held_outcome = self.closer.outcomes.get(rkey.text)
+            if held_outcome is not None:  # the closer's own evaluation: the same function under the same weights
+                outcome = held_outcome[0]
+                self.ensembles[rkey.text] = (outcome.miners, outcome.alerts, outcome.clusters)
+            else:
+                inputs = closing_inputs(rkey, state, contents, shares, ledger.close.expected)
+                top_k = self.settings.top_contributors
+                self.ensembles[rkey.text] = shared_ensemble(inputs, ledger.weight_map(), top_k)
+        miners, alerts, clusters = self.ensembles[rkey.text]
         buckets, prefix = self.settings.stack.score_buckets, f"{rkey.date.isoformat()}:"
         for topic, encoder, scores, ids in (
             (self.topics.ensemble_alerts, self.alert_encoder, alerts, contents.alert_ids),
@@ -346,6 +356,7 @@ class PartitionedWorker(RoundContext):
         for held in self.held.values():
             held.intake.clear_round(rkey, keep_counts=False)
         self.closer.forget(text)  # its partials stay: ground truth evaluates them again
+        self.ensembles.pop(text, None)
         log.info("round %s done", text)
         self._commit()
 
