@@ -288,6 +288,7 @@ class PartialMarker(AvroRecord):
     model_versions: Mapping[str, str]
     produced_at: int
     seen_at: int
+    arrived_after: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -181,7 +181,10 @@ class Closer:
             self._send_batch(rkey, self.ctx.codec.encode(ENSEMBLE_BATCH, record))
             self.sent.update({(rkey.text, WEIGHTS, -1), (rkey.text, DONE, -1)})
             return None
-        inputs = closing_inputs(rkey, state, contents, shares, ledger.close.expected, ledger.priors())
+        late = self.ctx.settings.allow_late_versions
+        inputs = closing_inputs(
+            rkey, state, contents, shares, ledger.close.expected, ledger.priors(), late_versions=late
+        )
         self.outcomes[rkey.text] = (evaluate_round(inputs, self.ctx.settings), contents)
         return self.outcomes[rkey.text]
 
@@ -212,7 +215,10 @@ class Closer:
             log.error("labels of %s cannot be applied: %s", rkey.text, exc)
             return
         weights = ledger.weight_map()
-        inputs = closing_inputs(rkey, state, contents, shares, ledger.close.expected, ledger.priors(), weights)
+        late = self.ctx.settings.allow_late_versions
+        inputs = closing_inputs(
+            rkey, state, contents, shares, ledger.close.expected, ledger.priors(), weights, late_versions=late
+        )
         outcome = evaluate_round(inputs, self.ctx.settings)
         s = self.ctx.settings
         truth = judge_ground_truth(outcome, contents, labels, k=s.precision_k, top_k=s.top_contributors)

@@ -16,6 +16,7 @@ small part of the cost) and encodes and sends its share (most of it).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy.typing as npt
 
 from streams.submission import buckets_of
 from validator.batches import BatchContents
+from validator.emitter import _after_deadline
 from validator.ensemble import EnsembleScores, ensemble_scores
 from validator.outcome import RoundInputs
 from validator.partials import Partial, merge_partials
@@ -42,6 +44,7 @@ def closing_inputs(
     expected: Sequence[str],
     priors: Mapping[str, float] | None = None,
     fixed_weights: Mapping[str, float] | None = None,
+    late_versions: bool = False,
 ) -> RoundInputs:
     """What one worker's ``Emitter.evaluate`` would pass ``evaluate_round`` for a first version.
 
@@ -49,6 +52,13 @@ def closing_inputs(
     no history, which gives the same); ``fixed_weights`` those emitted (ground truth reuses them).
     """
     submissions, facts = merge_partials(shares)
+    # a marker forwarded after a watermark past the deadline is late and not taken, as in ``Emitter.snapshot``
+    facts = {
+        m: dataclasses.replace(f, marker=None, late_records=f.late_records + 1)
+        if f.marker and _after_deadline(dict(f.marker), state, late_versions)
+        else f
+        for m, f in facts.items()
+    }
     miners = set(submissions) | set(facts) | set(expected)
     return RoundInputs(
         date=rkey.date,

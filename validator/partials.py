@@ -179,6 +179,7 @@ def _wire_marker(m: Mapping[str, Any]) -> dict[str, Any]:
         "model_versions": dict(sorted(dict(m.get("model_versions") or {}).items())),
         "produced_at": int(m.get("produced_at", 0)),
         "seen_at": int(m["seen_at"]),
+        "arrived_after": int(m.get("arrived_after", 0)),
     }
 
 

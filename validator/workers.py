@@ -218,7 +218,8 @@ class PartitionedWorker(RoundContext):
             if date_of_key(day) is not None:
                 held.first.setdefault(day, m.offset())
             seen = claim_of(m.headers()).signed_at_ms
-            by_partition.setdefault(m.partition(), []).append(_with_seen(record, seen))
+            after = held.watermark or None  # the newest bridge watermark before it here
+            by_partition.setdefault(m.partition(), []).append(dataclasses.replace(record, seen_ms=seen, after_ms=after))
         for partition, records in by_partition.items():
             self.held[partition].intake.ingest(records)
 
@@ -392,10 +393,6 @@ class PartitionedWorker(RoundContext):
             self.inbox.close()
             self.reader.close()
             self.raw.flush()
-
-
-def _with_seen(record: InboxRecord, seen_ms: int) -> InboxRecord:
-    return dataclasses.replace(record, seen_ms=seen_ms)
 
 
 def _bridge_thread(settings: ValidatorSettings, signer: Signer, stop: threading.Event) -> threading.Thread:

@@ -205,3 +205,24 @@ def test_a_share_split_in_pieces_merges_to_the_same(
     assert sum(p.marker is not None for p in pieces) == sum(s.marker is not None for s in shares)
     assert merge_partials(pieces) == merge_partials(shares)
     assert split_partial(shares[0], 10**9) == [shares[0]]
+
+
+def test_a_marker_forwarded_after_the_deadline_is_late_in_the_merge_too(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, _ = make_rounds()
+    _open(rounds, store, batch)
+    late = _ms(T0 + dt.timedelta(days=1))  # a bridge watermark far past the deadline came before it
+    records = [
+        dataclasses.replace(r, after_ms=late) if r.topic == "scores.honest-3" and b"complete" in (r.key or b"") else r
+        for r in _records(codec, batch, PANEL)
+    ]
+    _, shares = _partitioned(rounds, records, 3, codec)
+    assert any(s.marker and s.marker["arrived_after"] == late for s in shares)
+    rounds.ingest(records)
+    one, contents = rounds.evaluate(RKEY.text, 1)
+    state = RoundState.from_value(rounds.tables.batches[RKEY.text])
+    merged = evaluate_round(closing_inputs(RKEY, state, contents, shares, rounds.expected_miners()), rounds.settings)
+    row = one.miners.index("honest-3")
+    assert one.integrity[row].metrics["late_records"] == merged.integrity[row].metrics["late_records"] == 1.0
+    assert np.array_equal(merged.weights, one.weights)
