@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import struct
 import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from streams.errors import SubmissionError
 
@@ -69,7 +70,8 @@ def rank_by_score(ids: Sequence[str], scores: npt.ArrayLike) -> npt.NDArray[np.i
     return ranks
 
 
-def _entries(tag: bytes, ids: Sequence[str], scores: Sequence[float]) -> Iterator[bytes]:
+def _entries(tag: bytes, ids: Sequence[str], scores: Sequence[float]) -> bytes:
+    """Every entry of one kind, in checksum order, as one buffer (built per batch with Arrow and numpy)."""
     kind = {b"a": "alert", b"c": "cluster"}[tag]
     values = np.asarray(scores, dtype=np.float64)
     if len(ids) != values.size:
@@ -78,12 +80,24 @@ def _entries(tag: bytes, ids: Sequence[str], scores: Sequence[float]) -> Iterato
     if not np.isfinite(values).all():
         msg = f"{int((~np.isfinite(values)).sum())} {kind} scores are NaN or infinite: no checksum exists"
         raise SubmissionError(msg)
+    if values.size == 0:
+        return b""
     values = values + 0.0  # -0.0 becomes +0.0: equal scores give equal bytes
-    encoded = [i.encode() for i in ids]
-    little = values.astype("<f8")
-    for position in sorted(range(len(encoded)), key=lambda p: (encoded[p], values[p])):
-        entity = encoded[position]
-        yield tag + struct.pack("<I", len(entity)) + entity + little[position].tobytes()
+    names = pa.array(ids, pa.large_string())  # Arrow orders strings by their UTF-8 bytes
+    order = pc.sort_indices(pa.table({"id": names, "score": values}), [("id", "ascending"), ("score", "ascending")])
+    names = names.take(order)
+    ordered = values[order.to_numpy()]
+    offsets = np.frombuffer(names.buffers()[1], dtype=np.int64)[names.offset : names.offset + len(names) + 1]
+    data = np.frombuffer(names.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    lengths = np.diff(offsets)
+    sizes = 1 + 4 + lengths + 8  # tag, uint32-LE length, id bytes, float64-LE score
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    out = np.empty(int(sizes.sum()), dtype=np.uint8)
+    out[starts] = tag[0]
+    out[starts[:, None] + 1 + np.arange(4)] = lengths.astype("<u4").view(np.uint8).reshape(-1, 4)
+    out[np.repeat(starts + 5 - offsets[:-1], lengths) + np.arange(offsets[0], offsets[-1])] = data
+    out[(starts + 5 + lengths)[:, None] + np.arange(8)] = ordered.astype("<f8").view(np.uint8).reshape(-1, 8)
+    return out.tobytes()
 
 
 def submission_checksum(
@@ -101,6 +115,5 @@ def submission_checksum(
     """
     digest = hashlib.sha256()
     for tag, ids, scores in ((b"a", alert_ids, alert_scores), (b"c", cluster_ids, cluster_scores)):
-        for entry in _entries(tag, ids, scores):
-            digest.update(entry)
+        digest.update(_entries(tag, ids, scores))
     return digest.hexdigest()

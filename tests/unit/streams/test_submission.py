@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import struct
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.errors import SubmissionError
 from streams.submission import complete_key, rank_by_score, score_key, split_into_chunks, submission_checksum
@@ -65,3 +68,26 @@ def test_ranks_by_score_then_id_in_code_point_order() -> None:
     # 0.9 first; the 0.5 ties by code point: "B" < "a" < "b" < "é"
     assert ranks.tolist() == [4, 3, 1, 2, 5]
     assert rank_by_score([], np.array([])).tolist() == []
+
+
+def _reference_checksum(ids: list[str], scores: list[float], cids: list[str], cscores: list[float]) -> str:
+    """The rule of docs/miner-protocol.md, entry by entry, as a miner in any language would write it."""
+    digest = hashlib.sha256()
+    for tag, kind_ids, kind_scores in ((b"a", ids, scores), (b"c", cids, cscores)):
+        entries = sorted((i.encode(), s + 0.0) for i, s in zip(kind_ids, kind_scores, strict=True))
+        for entity, score in entries:
+            digest.update(tag + struct.pack("<I", len(entity)) + entity + struct.pack("<d", score))
+    return digest.hexdigest()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.text(max_size=12), st.floats(allow_nan=False, allow_infinity=False)), max_size=40),
+    st.lists(st.tuples(st.text(max_size=5), st.sampled_from([0.0, -0.0, 0.5, 1.0])), max_size=10),
+)
+def test_the_batch_checksum_equals_the_entry_by_entry_rule(
+    alerts: list[tuple[str, float]], clusters: list[tuple[str, float]]
+) -> None:
+    ids, scores = [a for a, _ in alerts], [s for _, s in alerts]  # repeated ids and any unicode included
+    cids, cscores = [c for c, _ in clusters], [s for _, s in clusters]
+    assert submission_checksum(ids, scores, cids, cscores) == _reference_checksum(ids, scores, cids, cscores)
