@@ -85,7 +85,7 @@ class ValidatorSettings(ServiceSettings):
     web_port: int = Field(6066, ge=1, le=65535)
     bridge_max_records: int = Field(5000, ge=1)
     close_when_caught_up: bool = Field(
-        False,
+        True,
         description="a deadline closes a round only once the bridge's watermarks say every record that reached "
         "the broker before it has been read (a restarted validator first reads what arrived while it was down)",
     )
