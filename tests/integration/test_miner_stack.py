@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import os
 import signal
 import subprocess
@@ -14,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import confluent_kafka
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from service_metrics import Sample, metrics_reach
 
 from miner.app import run_miner, train_miner
 from miner.settings import MinerSettings
@@ -97,28 +95,6 @@ def _errors(stack: StackSettings) -> list[dict[str, Any]]:
     finally:
         consumer.close()
     return out
-
-
-Sample = tuple[str, tuple[tuple[str, str], ...]]  # metric name, sorted labels
-
-
-def _metrics_reach(
-    home: Path, service: str, expected: dict[Sample, float], timeout: float = 30.0
-) -> dict[Sample, float]:
-    """The ``/metrics`` a running service serves beside its announced ``/health``, once it shows ``expected``."""
-    url = json.loads((home / "services" / f"{service}.json").read_text())["url"]
-    deadline = time.monotonic() + timeout
-    while True:
-        text = httpx.get(f"{url}/metrics", timeout=10).text
-        found = {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
-        if all(found.get(k) == v for k, v in expected.items()) or time.monotonic() > deadline:
-            assert {k: found.get(k) for k in expected} == expected
-            return found
-        time.sleep(0.5)
 
 
 async def test_a_published_date_becomes_a_complete_submission(stack_settings: StackSettings, tmp_path: Any) -> None:
@@ -221,7 +197,7 @@ def test_the_cli_miner_serves_until_sigterm(stack_settings: StackSettings, tmp_p
             ("riskstream_miner_batches_total", (("status", "submitted"),)): 1.0,
             ("riskstream_miner_batch_seconds_count", ()): 1.0,
         }
-        metrics = _metrics_reach(tmp_path / "home", "miner-gamer", expected)  # prometheus-client text
+        metrics = metrics_reach(tmp_path / "home", "miner-gamer", expected)  # prometheus-client text
         assert metrics[("riskstream_miner_events_in_total", ())] >= 1
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import confluent_kafka
-import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from prometheus_client.parser import text_string_to_metric_families
+from service_metrics import Sample, metrics_reach
 
 from simulation import (
     SyntheticBatch,
@@ -182,28 +181,6 @@ def submit(
     producer.flush()
 
 
-Sample = tuple[str, tuple[tuple[str, str], ...]]  # metric name, sorted labels
-
-
-def _metrics_reach(
-    home: Path, service: str, expected: dict[Sample, float], timeout: float = 30.0
-) -> dict[Sample, float]:
-    """The ``/metrics`` a running service serves beside its announced ``/health``, once it shows ``expected``."""
-    url = json.loads((home / "services" / f"{service}.json").read_text())["url"]
-    deadline = time.monotonic() + timeout
-    while True:
-        text = httpx.get(f"{url}/metrics", timeout=10).text
-        found = {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-        }
-        if all(found.get(k) == v for k, v in expected.items()) or time.monotonic() > deadline:
-            assert {k: found.get(k) for k in expected} == expected
-            return found
-        time.sleep(0.5)
-
-
 def test_ensemble_results_dlq_labels_and_replay(
     stack_settings: StackSettings, start_worker: Callable[..., Worker]
 ) -> None:
@@ -255,7 +232,7 @@ def test_ensemble_results_dlq_labels_and_replay(
         ("riskstream_dead_letters_total", (("topic", topics.dlq("scores")),)): 2.0,
         **{("riskstream_validator_miner_weight", (("miner_id", m),)): w for m, w in weights.items()},
     }
-    metrics = _metrics_reach(stack_settings.home, "validator", expected)  # prometheus-client text
+    metrics = metrics_reach(stack_settings.home, "validator", expected)  # prometheus-client text
     assert metrics[("riskstream_validator_round_seconds_count", ())] >= 1
     assert metrics[("riskstream_validator_records_in_total", (("topic", topics.validator_inbox),))] > 0
     assert worker.stop() == 0  # SIGTERM stops cleanly
