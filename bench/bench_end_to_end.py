@@ -23,7 +23,7 @@ import confluent_kafka
 
 from bench.table import print_rows
 from ops.demo import Demo, DemoPlan, MinerPlan, isolated_run
-from streams.kafka import partitions_of
+from streams.kafka_admin import partitions_of
 from streams.stack import LocalStack, free_port, start_broker, stop_process_group, wait_for_broker
 
 MINERS = (

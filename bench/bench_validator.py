@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from simulation import adversarial_panel, make_batch, submission_records, write_batch
 from streams.codec import AvroCodec
-from streams.kafka import BatchProducer, ensure_topics, high_watermarks
+from streams.kafka import BatchProducer
+from streams.kafka_admin import ensure_topics, high_watermarks
 from streams.objectstore import FileObjectStore
 from streams.schema_registry import FileSchemaRegistry
 from streams.signing import SCORE, Signer

@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.bench_validator import ALERTS, CHUNK, MINERS, SIGNERS, _prepare, _send, _wait_version
 from streams.codec import AvroCodec
-from streams.kafka import ensure_topics
+from streams.kafka_admin import ensure_topics
 from streams.objectstore import FileObjectStore
 from streams.schema_registry import FileSchemaRegistry
 from streams.signing import VALIDATOR, generate_key, key_path

@@ -38,7 +38,9 @@ from streams.codec import AvroCodec
 from streams.control import OperatorCheck, operator_keys
 from streams.errors import CodecError
 from streams.health import Health, HealthServer, announce, watch_broker, withdraw
-from streams.kafka import AsyncBatchConsumer, BatchProducer, Message, RangeReader, ensure_topics, partitions_of
+from streams.kafka import BatchProducer, Message
+from streams.kafka_admin import ensure_topics, partitions_of
+from streams.kafka_readers import AsyncBatchConsumer, RangeReader
 from streams.monitoring import CountingProducer, metrics_route
 from streams.objectstore import open_stack_store
 from streams.progress import say

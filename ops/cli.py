@@ -10,7 +10,8 @@ from ops.demo import DemoPlan, run_demo, stack_env
 from ops.replay import replay_from_scores, replay_from_sot
 from streams.cli import parse_date
 from streams.control import operator_signer
-from streams.kafka import BatchProducer, ensure_topics
+from streams.kafka import BatchProducer
+from streams.kafka_admin import ensure_topics
 from streams.objectstore import open_stack_store
 from streams.progress import say, step
 from streams.settings import STACK_ENV_FILE, StackSettings

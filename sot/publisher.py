@@ -23,7 +23,8 @@ from sot.errors import PublishError
 from sot.generator import GENERATOR_VERSION, GeneratedBatch
 from streams import batch as contract
 from streams.errors import EventError, KafkaError, ObjectStoreError
-from streams.kafka import BatchProducer, Producer, ensure_topics, list_topics
+from streams.kafka import BatchProducer, Producer
+from streams.kafka_admin import ensure_topics, list_topics
 from streams.objectstore import ObjectStore, sha256_hex
 from streams.settings import StackSettings
 from streams.signing import REANNOUNCE, Signer

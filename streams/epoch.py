@@ -17,7 +17,9 @@ import uuid
 from pathlib import Path
 
 from streams.errors import KafkaError, StackError
-from streams.kafka import BatchProducer, RangeReader, ensure_topics, partitions_of
+from streams.kafka import BatchProducer
+from streams.kafka_admin import ensure_topics, partitions_of
+from streams.kafka_readers import RangeReader
 
 
 class LostLogError(StackError):

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.errors import KafkaError
-from streams.kafka import list_topics
+from streams.kafka_admin import list_topics
 
 log = logging.getLogger(__name__)
 Answer = tuple[int, str, bytes]  # status, content type, body

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.errors import KafkaError, StackError
-from streams.kafka import list_topics
+from streams.kafka_admin import list_topics
 
 
 def free_port() -> int:

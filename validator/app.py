@@ -32,7 +32,8 @@ from streams.deadletter import send_dead_letter
 from streams.epoch import LostLogError, check_epoch, epoch_present
 from streams.errors import CodecError, RiskstreamError
 from streams.health import Health, HealthServer, announce, watch_broker, withdraw
-from streams.kafka import BatchProducer, ensure_topics
+from streams.kafka import BatchProducer
+from streams.kafka_admin import ensure_topics
 from streams.monitoring import metrics_route
 from streams.objectstore import open_stack_store
 from streams.schema_registry import registry_from_url

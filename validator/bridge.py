@@ -30,7 +30,8 @@ from streams.deadletter import (
     source_headers,
 )
 from streams.errors import KafkaError
-from streams.kafka import AsyncBatchConsumer, BatchProducer, Message
+from streams.kafka import BatchProducer, Message
+from streams.kafka_readers import AsyncBatchConsumer
 from streams.signing import INBOX, SignatureError, Signer, verify_forwarded
 from streams.topics import TopicNames
 from validator.identity import IdentityError, KeyBook

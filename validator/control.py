@@ -17,7 +17,7 @@ from typing import Any
 
 from streams.codec import AvroCodec
 from streams.errors import CodecError
-from streams.kafka import RangeReader
+from streams.kafka_readers import RangeReader
 from streams.signing import SignatureError, claim_of, verify
 from validator.bridge import InboxRecord
 from validator.errors import ControlRefused, ReplayError

@@ -25,7 +25,9 @@ import confluent_kafka
 
 from streams.codec import AvroCodec
 from streams.errors import CodecError, ConfigError
-from streams.kafka import Message, RangeReader, partitions_of
+from streams.kafka import Message
+from streams.kafka_admin import partitions_of
+from streams.kafka_readers import RangeReader
 from streams.records import ENSEMBLE_BATCH, MINER_REGISTRATION
 from streams.schema_registry import registry_from_url
 from streams.settings import StackSettings

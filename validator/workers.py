@@ -39,7 +39,8 @@ from typing import Any
 import confluent_kafka
 
 from streams.errors import CodecError, KafkaError
-from streams.kafka import BatchProducer, client_security, ensure_topics
+from streams.kafka import BatchProducer, client_security
+from streams.kafka_admin import ensure_topics
 from streams.records import ENSEMBLE_ALERT_SCORE, ENSEMBLE_CLUSTER_SCORE
 from streams.signing import Signer, claim_of
 from validator.bridge import Gate, InboxRecord, MarkerSender, forwarded_by_bridge, run_bridge

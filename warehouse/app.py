@@ -24,7 +24,8 @@ from streams.codec import AvroCodec
 from streams.deadletter import send_dead_letter
 from streams.errors import ConfigError, KafkaError, WarehouseError
 from streams.health import Health, announce, watch_broker, withdraw
-from streams.kafka import AsyncBatchConsumer, BatchProducer, Message
+from streams.kafka import BatchProducer, Message
+from streams.kafka_readers import AsyncBatchConsumer
 from streams.retention import apply_retention
 from streams.schema_registry import registry_from_url
 from streams.settings import StackSettings

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.kafka import BatchProducer, RangeReader, ensure_topics, list_topics
+from streams.kafka import BatchProducer
+from streams.kafka_admin import ensure_topics, list_topics
+from streams.kafka_readers import RangeReader
 from streams.stack import free_port, start_broker, stop_process_group, wait_for_broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -20,7 +20,8 @@ from miner.app import run_miner, train_miner
 from miner.settings import MinerSettings
 from streams.batch import MANIFEST, snapshot_key
 from streams.codec import AvroCodec
-from streams.kafka import BatchProducer, high_watermarks, partitions_of
+from streams.kafka import BatchProducer
+from streams.kafka_admin import high_watermarks, partitions_of
 from streams.objectstore import open_store
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings

@@ -13,7 +13,9 @@ from sot.generator import generate_batch
 from sot.publisher import publish_batch, publish_labels
 from streams import batch as contract
 from streams.cli import main
-from streams.kafka import AsyncBatchConsumer, BatchProducer, Message, ensure_topics
+from streams.kafka import BatchProducer, Message
+from streams.kafka_admin import ensure_topics
+from streams.kafka_readers import AsyncBatchConsumer
 from streams.objectstore import S3ObjectStore, open_store, parse_object_created, sha256_hex
 from streams.settings import StackSettings
 from streams.topics import TopicNames

@@ -16,7 +16,9 @@ import pytest
 
 from streams.codec import AvroCodec
 from streams.faust_codec import SCHEMA_FIELD
-from streams.kafka import AsyncBatchConsumer, BatchProducer, ensure_topics, high_watermarks, list_topics
+from streams.kafka import BatchProducer
+from streams.kafka_admin import ensure_topics, high_watermarks, list_topics
+from streams.kafka_readers import AsyncBatchConsumer
 from streams.objectstore import S3ObjectStore, open_store, parse_object_created, sha256_hex
 from streams.schema_registry import FileSchemaRegistry
 from streams.stack import stop_process_group

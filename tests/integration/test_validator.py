@@ -28,7 +28,8 @@ from simulation import (
 )
 from streams.codec import AvroCodec
 from streams.control import request_replay
-from streams.kafka import BatchProducer, ensure_topics
+from streams.kafka import BatchProducer
+from streams.kafka_admin import ensure_topics
 from streams.objectstore import FileObjectStore
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from test_validator import CODEC, DATE, T0, Worker, publish_batch, publish_labels, read_all, submit
 
 from simulation import make_batch
-from streams.kafka import BatchProducer, ensure_topics
+from streams.kafka import BatchProducer
+from streams.kafka_admin import ensure_topics
 from streams.settings import StackSettings
 from streams.signing import VALIDATOR, Signer, generate_key, key_path, verify_output
 from validator.steps import CLOSE, STEPS_PURPOSE, WEIGHTS, MinerStep, Step, decode_step, encode_step
