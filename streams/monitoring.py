@@ -39,6 +39,7 @@ class CountingProducer:
         self.inner = inner
         self.counter = counter
         self.on_send = on_send
+        self._by_topic: dict[str, Any] = {}  # the counter's child per topic (``labels`` costs more than ``inc``)
 
     def send(
         self,
@@ -48,7 +49,10 @@ class CountingProducer:
         headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> None:
         self.inner.send(topic, key, value, headers=headers)
-        self.counter.labels(topic).inc()
+        child = self._by_topic.get(topic)
+        if child is None:
+            child = self._by_topic[topic] = self.counter.labels(topic)
+        child.inc()
         if self.on_send is not None:
             self.on_send(topic, key, value)
 

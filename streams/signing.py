@@ -98,6 +98,10 @@ def canonical_bytes(
         hashlib.sha256(value).hexdigest() if value is not None else "null",
         str(int(signed_at_ms)),
     ]
+    return _lines(fields)
+
+
+def _lines(fields: Sequence[str]) -> bytes:
     for field in fields:
         if "\n" in field or "\r" in field:
             msg = f"a signed field cannot contain a line break: {field[:40]!r}"
@@ -191,6 +195,27 @@ class Signer:
         if batch_id:
             found.append((BATCH_HEADER, batch_id.encode()))
         found.append((SIGNATURE_HEADER, self._key.sign(message).hex().encode()))
+        return found
+
+    def headers_many(
+        self, records: Sequence[tuple[str, bytes | str | None, bytes | None]], *, signed_at_ms: int | None = None
+    ) -> list[Headers]:
+        """The signature headers of many (purpose, key, value) records without a date or batch, signed at
+        one time: the same bytes ``headers`` gives each, without rebuilding the constant lines per record."""
+        at = int(time.time() * 1000) if signed_at_ms is None else int(signed_at_ms)
+        heads: dict[str, bytes] = {}
+        tail = f"{at}\n".encode()
+        common: Headers = [(SIGNER_HEADER, self.name.encode()), (SIGNED_AT_HEADER, str(at).encode())]
+        sign = self._key.sign
+        found = []
+        for purpose, key, value in records:
+            head = heads.get(purpose)
+            if head is None:  # the lines before the key (no date, no batch), checked once per purpose
+                head = heads[purpose] = _lines([VERSION_LINE, purpose, self.name, "", ""])
+            key_bytes = key.encode() if isinstance(key, str) else key
+            digest = hashlib.sha256(value).hexdigest().encode() if value is not None else b"null"
+            message = b"".join((head, key_bytes.hex().encode() if key_bytes else b"", b"\n", digest, b"\n", tail))
+            found.append([*common, (SIGNATURE_HEADER, sign(message).hex().encode())])
         return found
 
 
@@ -338,14 +363,21 @@ def output_purposes(topics: TopicNames) -> dict[str, str]:
 class SigningProducer:
     """A producer that signs, as the validator, every record sent to one of its output topics.
 
+    Those records are signed in batches (one signing time per batch, the constant lines built once):
+    they reach the inner producer every ``batch`` records and at ``flush``, in the order sent; records
+    for other topics pass straight through.
+
     producer = SigningProducer(BatchProducer(servers), Signer(key, VALIDATOR), stack.topics)
     producer.send(topics.ensemble_batches, key, value)     # headers carry the validator's signature
+    producer.flush()                                        # signed, handed on, delivered
     """
 
-    def __init__(self, inner: Any, signer: Signer, topics: TopicNames) -> None:
+    def __init__(self, inner: Any, signer: Signer, topics: TopicNames, batch: int = 5000) -> None:
         self.inner = inner
         self.signer = signer
+        self.batch = batch
         self._purposes = output_purposes(topics)
+        self._unsigned: list[tuple[str, str, bytes | str | None, bytes | None, Sequence[tuple[str, bytes]]]] = []
 
     def send(
         self,
@@ -355,11 +387,21 @@ class SigningProducer:
         headers: Sequence[tuple[str, bytes]] | None = None,
     ) -> None:
         purpose = self._purposes.get(topic)
-        if purpose is not None:
-            headers = [*(headers or ()), *self.signer.headers(purpose, key, value)]
-        self.inner.send(topic, key, value, headers=headers)
+        if purpose is None:
+            self.inner.send(topic, key, value, headers=headers)
+            return
+        self._unsigned.append((topic, purpose, key, value, headers or ()))
+        if len(self._unsigned) >= self.batch:
+            self._sign_and_pass()
+
+    def _sign_and_pass(self) -> None:
+        unsigned, self._unsigned = self._unsigned, []
+        signed = self.signer.headers_many([(purpose, key, value) for _, purpose, key, value, _ in unsigned])
+        for (topic, _, key, value, headers), signature in zip(unsigned, signed, strict=True):
+            self.inner.send(topic, key, value, headers=[*headers, *signature])
 
     def flush(self, timeout: float = 60.0) -> None:
+        self._sign_and_pass()
         self.inner.flush(timeout)
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -13,9 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from streams.signing import (
     SCORE,
     SIGNATURE_HEADER,
+    VALIDATOR,
     WITHDRAWAL,
     SignatureError,
     Signer,
+    SigningProducer,
     canonical_bytes,
     generate_key,
     header_map,
@@ -23,7 +26,9 @@ from streams.signing import (
     load_private_key,
     read_public_key,
     verify,
+    verify_output,
 )
+from streams.topics import TopicNames
 
 DATE = dt.date(2026, 1, 10)
 VALUE = b"\x00\x00\x00\x00\x01payload"
@@ -67,6 +72,51 @@ def test_signed_records_verify_and_any_change_does_not() -> None:
     for public, purpose, who, k, v, h, reason in cases:
         with pytest.raises(SignatureError, match=reason):
             verify(public, purpose, who, k, v, h)
+
+
+def test_headers_many_are_the_headers_of_each_record() -> None:
+    signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
+    records: list[tuple[str, bytes | str | None, bytes | None]] = [
+        ("ensemble.alerts", "2026-01-10:a1", VALUE),
+        ("validator.results", b"k", b""),
+        ("ensemble.batches", None, None),
+    ]
+    many = signer.headers_many(records, signed_at_ms=1234)
+    assert many == [signer.headers(p, k, v, signed_at_ms=1234) for p, k, v in records]
+    with pytest.raises(SignatureError, match="line break"):
+        signer.headers_many([("ensemble\nalerts", b"k", VALUE)])
+
+
+class _Recording:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | str | None, bytes | None, list[tuple[str, bytes]]]] = []
+        self.flushes = 0
+
+    def send(self, topic: str, key: bytes | str | None, value: bytes | None, headers: Any = None) -> None:
+        self.sent.append((topic, key, value, list(headers or [])))
+
+    def flush(self, timeout: float = 60.0) -> None:
+        self.flushes += 1
+
+
+def test_the_signing_producer_signs_output_records_in_batches_and_in_order() -> None:
+    topics = TopicNames("t.")
+    signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
+    inner = _Recording()
+    producer = SigningProducer(inner, signer, topics, batch=3)
+    producer.send(topics.ensemble_alerts, "2026-01-10:a1", b"v1", headers=[("x", b"1")])
+    producer.send(topics.dlq("scores"), b"k", b"dead")  # not an output topic: passes straight through, unsigned
+    assert inner.sent == [(topics.dlq("scores"), b"k", b"dead", [])]
+    producer.send(topics.ensemble_alerts, "2026-01-10:a2", b"v2")
+    producer.send(topics.validator_results, "2026-01-10:m", b"r")  # the third: the batch is signed and handed on
+    producer.send(topics.ensemble_batches, "ethereum:2026-01-10", b"b")
+    assert [s[1] for s in inner.sent] == [b"k", "2026-01-10:a1", "2026-01-10:a2", "2026-01-10:m"]
+    producer.flush()
+    assert inner.flushes == 1 and inner.sent[-1][1] == "ethereum:2026-01-10"
+    assert inner.sent[1][3][0] == ("x", b"1")  # the sender's own headers come first
+    for topic, key, value, headers in inner.sent[1:]:
+        key_bytes = key.encode() if isinstance(key, str) else key
+        assert verify_output(signer.public_key, topics, topic, key_bytes, value, headers).signer == VALIDATOR
 
 
 def test_key_files_are_private_and_never_silently_replaced(tmp_path: Path) -> None:
