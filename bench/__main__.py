@@ -31,7 +31,7 @@ MODULES = (
     "miner_scale",
     "end_to_end_scale",
 )
-OPT_IN = ("soak",)  # minutes long: only with --only
+OPT_IN = ("soak", "end_to_end_day")  # minutes long: only with --only
 
 
 def main() -> int:

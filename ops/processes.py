@@ -85,6 +85,14 @@ class ProcessGroup:
         """Current resident memory (VmRSS) of each running process, in MiB (Linux /proc)."""
         return self._memory("VmRSS:")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """User + system CPU time so far of each running process, in seconds (Linux /proc)."""
+        found: dict[str, float] = {}
+        for name, running in self._running.items():
+            if running.process.poll() is None and (value := proc_cpu_seconds(running.process.pid)) is not None:
+                found[name] = value
+        return found
+
     def _memory(self, field: str) -> dict[str, float]:
         found: dict[str, float] = {}
         for name, running in self._running.items():
@@ -129,6 +137,16 @@ def proc_memory_mb(pid: int, field: str = "VmRSS:") -> float | None:
         if line.startswith(field):
             return int(line.split()[1]) / 1024
     return None
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of /proc/<pid>/stat (all threads), in seconds (None when the process is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_until(what: str, check: Callable[[], object], timeout: float, interval: float = 0.5) -> None:
