@@ -18,8 +18,10 @@ The day is generated and written before the services start, so announcing it is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -103,6 +105,7 @@ class Watch:
     cpu_s: dict[str, float] = field(default_factory=dict)  # since the announcement
     busy_until: dict[str, float] = field(default_factory=dict)  # seconds after the announcement
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # service -> its /metrics samples
+    warehouse_bytes: int = 0  # the embedded warehouse's directory on disk
 
 
 def _wait_for_miners_assigned(demo: Demo, timeout: float = 120.0) -> None:
@@ -163,6 +166,8 @@ def announce_and_watch(demo: Demo, timeout: float, interval: float = 1.0, report
             say(f"{now:.0f}s after the announcement: {_progress(demo.processes, samples[-1][1], base)}")
     watch = Watch(seconds=time.perf_counter() - announced, peak_mb=demo.processes.peak_rss_mb())
     watch.metrics = {name: service_metrics(demo.stack.home, name) for name in ("validator", "warehouse")}
+    if demo.stack.clickhouse_url.startswith("chdb://"):
+        watch.warehouse_bytes = _directory_bytes(Path(demo.stack.clickhouse_url.removeprefix("chdb://")))
     watch.cpu_s = {name: used - base.get(name, 0.0) for name, used in demo.processes.cpu_seconds().items()}
     for name, used in watch.cpu_s.items():
         done = next((t for t, cpu in samples if cpu.get(name, 0.0) - base.get(name, 0.0) >= DONE * used), None)
@@ -170,6 +175,16 @@ def announce_and_watch(demo: Demo, timeout: float, interval: float = 1.0, report
     say(f"ensemble of {day} queryable {watch.seconds:.1f}s after the announcement; {DONE:.0%} of CPU used by (s): "
         + ", ".join(f"{n} {t:.0f}" for n, t in sorted(watch.busy_until.items(), key=lambda kv: kv[1])))  # fmt: skip
     return watch
+
+
+def _directory_bytes(path: Path) -> int:
+    """Bytes of the files under ``path``; files merged away while it is counted are skipped."""
+    total = 0
+    for folder, _, names in os.walk(path):  # os.walk skips directories that vanish
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(folder, name)).st_size
+    return total
 
 
 def _progress(processes: ProcessGroup, cpu: dict[str, float], base: dict[str, float]) -> str:
@@ -209,6 +224,9 @@ def where_time_goes(watch: Watch, label: str) -> list[dict[str, Any]]:
     if inserted:
         rows.append({"component": "end-to-end", "case": f"| sink rows inserted, all tables ({label})",
                      "value": round(inserted), "unit": "rows"})  # fmt: skip
+        if watch.warehouse_bytes:
+            rows.append({"component": "end-to-end", "case": f"| chDB directory on disk per row inserted ({label})",
+                         "value": round(watch.warehouse_bytes / inserted, 1), "unit": "B/row"})  # fmt: skip
     return rows
 
 
