@@ -30,6 +30,7 @@ MODULES = (
     "end_to_end",
     "miner_scale",
     "end_to_end_scale",
+    "weights",
 )
 OPT_IN = ("soak", "end_to_end_day")  # minutes long: only with --only
 

@@ -9,7 +9,14 @@ wire records for it), ``adversaries.py`` (honest, random, constant and copycat s
     records = submission_records(codec, batch, "m1", *adversarial_panel(batch, seed=2)["honest-1"], produced_at)
 """
 
-from simulation.adversaries import adversarial_panel, constant_scores, copied_scores, honest_scores, random_scores
+from simulation.adversaries import (
+    adversarial_panel,
+    constant_scores,
+    copied_scores,
+    honest_models,
+    honest_scores,
+    random_scores,
+)
 from simulation.batches import SyntheticBatch, make_batch, write_batch, write_labels
 from simulation.sample import as_messages, as_published, sample_date
 from simulation.submissions import submission_records
@@ -21,6 +28,7 @@ __all__ = [
     "as_published",
     "constant_scores",
     "copied_scores",
+    "honest_models",
     "honest_scores",
     "make_batch",
     "random_scores",

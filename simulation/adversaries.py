@@ -1,10 +1,13 @@
-"""Score vectors of honest and adversarial miners (random, constant, copycat), for known-answer tests.
+"""Score vectors of honest and adversarial miners (random, constant, copycat), for known-answer tests
+and for the weight study (``honest_models``: several honest models with shared errors).
 
 panel = adversarial_panel(batch, seed=3)
 alert_scores, cluster_scores = panel["copycat"]
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +23,22 @@ def honest_scores(labels: npt.NDArray[np.int8], noise: float, *, seed: int) -> F
     logit = np.where(labels > 0, 1.2, -1.2) + rng.normal(0.0, noise, len(labels))
     scores: Floats = 1.0 / (1.0 + np.exp(-logit))
     return scores
+
+
+def honest_models(
+    labels: npt.NDArray[np.int8], strengths: Sequence[float], scales: Sequence[float], shared: float, *, seed: int
+) -> list[Floats]:
+    """Honest models of one batch that share part of their errors, as models with different features
+    trained on the same data do: logit = scale x (strength x (+1 | -1) + noise), the noise's share
+    ``shared`` common to all. ``strength`` sets a model's skill, ``scale`` how confident its scores are."""
+    rng = np.random.default_rng(seed)
+    sign = np.where(labels > 0, 1.0, -1.0)
+    common = rng.normal(0.0, 1.0, len(labels))
+    models = []
+    for strength, scale in zip(strengths, scales, strict=True):
+        noise = np.sqrt(shared) * common + np.sqrt(1.0 - shared) * rng.normal(0.0, 1.0, len(labels))
+        models.append(1.0 / (1.0 + np.exp(-(scale * (strength * sign + noise) - 1.0))))
+    return models
 
 
 def random_scores(n: int, *, seed: int) -> Floats:

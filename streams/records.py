@@ -340,6 +340,7 @@ class StepMiner(AvroRecord):
     weight: float = 0.0
     prior: float = 0.0
     final_score: float = 0.0
+    ground_truth_score: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -227,7 +227,11 @@ class Closer:
             value = self.ctx.codec.encode(VALIDATION_RESULT, record)
             self.ctx.producer.send(self.ctx.topics.validator_results, key, value)
         self.ctx.producer.flush()
-        finals = tuple(MinerStep(m, final_score=float(b["final_score"])) for m, b in results if m != ENSEMBLE_ID)
+        finals = tuple(
+            MinerStep(m, final_score=float(b["final_score"]), ground_truth_score=float(b["ground_truth_score"]))
+            for m, b in results
+            if m != ENSEMBLE_ID
+        )
         step = Step(rkey.network, rkey.date, ledger.version, JUDGED, miners=finals)
         self.ctx.send_step(step)
         self.judged(step)  # the next close here uses it at once; read back, it changes nothing
@@ -236,7 +240,7 @@ class Closer:
         """A date's final scores join each miner's history (the next dates' priors)."""
         for m in step.miners:
             history = dict(self.ctx.shared.weights.get(m.miner_id) or {})
-            history[step.date.isoformat()] = m.final_score
+            history[step.date.isoformat()] = m.ground_truth_score
             self.ctx.shared.weights[m.miner_id] = dict(sorted(history.items())[-HISTORY_KEEP:])
         text = RoundKey(step.date, step.network).text
         state = RoundState.from_value(self.ctx.shared.batches.get(text))

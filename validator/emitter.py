@@ -62,7 +62,7 @@ from validator.tables import (
 )
 
 log = logging.getLogger(__name__)
-HISTORY_KEEP = 60  # final scores kept per miner
+HISTORY_KEEP = 60  # ground-truth scores kept per miner
 CONTENTS_KEPT = 8  # batches whose ids stay loaded
 
 
@@ -365,7 +365,7 @@ class Emitter:
             if miner == ENSEMBLE_ID:
                 continue
             history = dict(self.tables.weights.get(miner) or {})
-            history[snap.key.date.isoformat()] = body["final_score"]
+            history[snap.key.date.isoformat()] = body["ground_truth_score"]  # what the priors follow
             self.tables.weights[miner] = dict(sorted(history.items())[-HISTORY_KEEP:])
         state = RoundState.from_value(self.tables.batches[snap.key.text])
         self.tables.batches[snap.key.text] = state.replace(labels_version=snap.version).to_value()

@@ -3,7 +3,7 @@
 Inputs are a score matrix (miners x entities, NaN where a miner gave no score) and one weight
 per miner; nothing here knows about Kafka or tables.
 
-    w = combine_weights(priors, immediate, eligible, min_weight=0.01)
+    w = combine_weights(priors, immediate, eligible, min_weight=0.01, temperature=0.03)
     out = ensemble_scores(matrix, w, entity_ids, top_k=3)
 """
 
@@ -34,12 +34,21 @@ def moving_average(history: Sequence[float], alpha: float, default: float) -> fl
     return value
 
 
-def combine_weights(priors: Floats, immediate: Floats, eligible: Bools, *, min_weight: float) -> Floats:
-    """prior x immediate over eligible miners, normalised to 1, weights under ``min_weight`` dropped.
+def combine_weights(
+    priors: Floats, immediate: Floats, eligible: Bools, *, min_weight: float, temperature: float
+) -> Floats:
+    """exp((prior - best prior) / temperature) x immediate over eligible miners, normalised to 1,
+    weights under ``min_weight`` dropped.
 
-    All zeros when no eligible miner has a positive product.
+    A softmax of the priors: a lead of ``temperature`` in prior multiplies a miner's weight by e
+    against another's, whatever the priors' level, so weights follow ground truth as sharply as
+    the temperature says. All zeros when no eligible miner has a positive immediate score.
     """
-    raw = np.where(eligible, np.clip(priors, 0.0, None) * np.clip(immediate, 0.0, None), 0.0).astype(np.float64)
+    if not eligible.any():
+        return np.zeros(len(priors), dtype=np.float64)
+    lead = priors - priors[eligible].max()  # <= 0 for every eligible miner: exp never overflows
+    sharp = np.exp(np.where(eligible, lead, 0.0) / temperature)
+    raw = np.where(eligible, sharp * np.clip(immediate, 0.0, None), 0.0).astype(np.float64)
     total = raw.sum()
     if total <= 0.0:
         return np.zeros_like(raw)

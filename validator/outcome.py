@@ -52,7 +52,7 @@ class RoundInputs:
     submissions: Mapping[str, Submission]
     facts: Mapping[str, MinerFacts]
     expected: Sequence[str]
-    history: Mapping[str, Mapping[str, float]]  # miner -> {iso date: final score}
+    history: Mapping[str, Mapping[str, float]]  # miner -> {iso date: ground-truth (tier 3) score}
     fixed_weights: Mapping[str, float] | None = None  # the weights already emitted (ground truth)
     # the priors of the version a replay replays (exact replays); None: from ``history``
     priors: Mapping[str, float] | None = None
@@ -163,7 +163,7 @@ def _facts_of(
 
 
 def prior_of(history: Mapping[str, float] | None, before: dt.date, alpha: float, default: float) -> float:
-    """Moving average of a miner's final scores of dates before ``before`` (oldest first)."""
+    """Moving average of a miner's ground-truth (tier 3) scores of dates before ``before`` (oldest first)."""
     past = [float(v) for d, v in sorted((history or {}).items()) if d < before.isoformat()]
     return moving_average(past, alpha, default)
 
@@ -234,7 +234,13 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
     else:
         # what a miner adds beyond the earlier submissions scales its weight: a copy adds nothing
         contribution = np.array([b.metrics.get("contribution", 1.0) for b in behaviour], dtype=np.float64)
-        weights = combine_weights(priors, immediate * contribution, eligible, min_weight=settings.min_weight)
+        weights = combine_weights(
+            priors,
+            immediate * contribution,
+            eligible,
+            min_weight=settings.min_weight,
+            temperature=settings.weight_temperature,
+        )
     reasons: list[list[str]] = []
     for row in range(len(miners)):
         why = [*integrity[row].reasons, *behaviour[row].reasons]

@@ -15,7 +15,7 @@ from typing import Any
 from validator.batches import BatchContents
 from validator.outcome import ENSEMBLE_ID, GroundTruth, RoundOutcome
 
-AGGREGATION_METHOD = "weighted_mean(prior_ema x immediate)"
+AGGREGATION_METHOD = "weighted_mean(softmax(tier3_ema / T) x immediate x contribution)"
 
 
 def result_key(date: dt.date, miner_id: str) -> str:

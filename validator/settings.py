@@ -31,8 +31,22 @@ class ValidatorSettings(ServiceSettings):
     take_size: int = Field(500, ge=1, description="inbox records handled per batch")
     take_within_s: float = Field(0.05, gt=0, description="max wait to fill a batch")
     timer_interval_s: float = Field(0.5, gt=0, description="how often deadlines and retention are checked")
-    weight_alpha: float = Field(0.3, gt=0, le=1, description="moving average factor of past final scores")
-    default_prior: float = Field(0.5, gt=0, le=1, description="weight prior of a miner with no ground-truth history")
+    weight_alpha: float = Field(
+        0.3, gt=0, le=1, description="moving average factor of past ground-truth (tier 3) scores: the weight prior"
+    )
+    default_prior: float = Field(
+        0.3,
+        ge=0,
+        le=0.5,
+        description="weight prior (tier-3 scale, 0-0.5) of a miner with no labelled date yet; an honest model of the "
+        "demo earns about 0.35-0.40",
+    )
+    weight_temperature: float = Field(
+        0.03,
+        gt=0,
+        description="softmax temperature of the priors: a lead of this much in prior multiplies a miner's weight by "
+        "e (the README gives the simulation it was chosen from)",
+    )
     min_weight: float = Field(0.01, ge=0, lt=1, description="normalised weights below this are dropped")
     min_completeness: float = Field(0.95, ge=0, le=1, description="share of the batch a miner must score")
     on_time_s: float = Field(300.0, ge=0, description="latency (from the announcement) that still earns every point")

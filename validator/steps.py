@@ -56,6 +56,7 @@ class MinerStep:
     weight: float = 0.0
     prior: float = 0.0
     final_score: float = 0.0
+    ground_truth_score: float = 0.0  # judged: tier 3, what the priors follow
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ def encode_step(codec: AvroCodec, step: Step) -> bytes:
                     "weight": m.weight,
                     "prior": m.prior,
                     "final_score": m.final_score,
+                    "ground_truth_score": m.ground_truth_score,
                 }
                 for m in step.miners
             ],
@@ -138,6 +140,7 @@ def decode_step(codec: AvroCodec, value: bytes) -> Step:
                 float(m["weight"]),
                 float(m["prior"]),
                 float(m["final_score"]),
+                float(m["ground_truth_score"]),
             )
             for m in body["miners"]
         ),

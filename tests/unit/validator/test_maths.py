@@ -40,9 +40,9 @@ def panels(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
 @given(panels())
 def test_weights_sum_to_one_and_scores_stay_in_unit_range(panel: tuple[np.ndarray, ...]) -> None:
     matrix, priors, immediate, eligible = panel
-    w = combine_weights(priors, immediate, eligible, min_weight=0.01)
+    w = combine_weights(priors, immediate, eligible, min_weight=0.01, temperature=0.03)
     assert np.all(w >= 0) and np.all(w[~eligible] == 0)
-    if (priors * immediate * eligible).sum() > 0:
+    if (immediate * eligible).sum() > 0:
         assert w.sum() == pytest.approx(1.0)
         assert np.all((w == 0) | (w >= 0.01 - 1e-12)) or (w < 0.01).all()
     else:
@@ -61,8 +61,8 @@ def test_miner_order_does_not_change_the_ensemble(panel: tuple[np.ndarray, ...],
     matrix, priors, immediate, eligible = panel
     perm = np.random.default_rng(0).permutation(matrix.shape[0])
     ids = [f"a{i:03d}" for i in range(matrix.shape[1])]
-    w = combine_weights(priors, immediate, eligible, min_weight=0.01)
-    wp = combine_weights(priors[perm], immediate[perm], eligible[perm], min_weight=0.01)
+    w = combine_weights(priors, immediate, eligible, min_weight=0.01, temperature=0.03)
+    wp = combine_weights(priors[perm], immediate[perm], eligible[perm], min_weight=0.01, temperature=0.03)
     a = ensemble_scores(matrix, w, ids, top_k=3)
     b = ensemble_scores(matrix[perm], wp, ids, top_k=3)
     np.testing.assert_allclose(a.score, b.score, atol=1e-12)
@@ -83,10 +83,32 @@ def test_ensemble_of_known_values() -> None:
 
 def test_ties_rank_by_id_and_small_weights_drop() -> None:
     assert rank_by_score(np.array([0.5, 0.5, 0.9]), ["b", "a", "c"]).tolist() == [3, 2, 1]
-    w = combine_weights(np.ones(3), np.array([1.0, 1.0, 0.005]), np.ones(3, dtype=bool), min_weight=0.01)
+    w = combine_weights(
+        np.ones(3), np.array([1.0, 1.0, 0.005]), np.ones(3, dtype=bool), min_weight=0.01, temperature=0.03
+    )
     assert w.tolist() == [0.5, 0.5, 0.0]
     assert moving_average([0.2, 0.6], 0.5, 0.9) == pytest.approx(0.4)
     assert moving_average([], 0.5, 0.9) == 0.9
+
+
+def test_weights_are_a_softmax_of_the_priors_times_immediate() -> None:
+    everyone = np.ones(3, dtype=bool)
+    # a lead of one temperature in prior is a factor e, at any level of the priors
+    for level in (0.0, 0.35):
+        w = combine_weights(
+            np.array([level + 0.03, level, level]), np.full(3, 0.5), everyone, min_weight=0.0, temperature=0.03
+        )
+        np.testing.assert_allclose(w, np.array([np.e, 1.0, 1.0]) / (np.e + 2.0))
+    # immediate scales linearly; an ineligible miner's prior changes nothing, however high
+    w = combine_weights(
+        np.array([0.30, 0.30, 0.50]), np.array([0.5, 0.25, 0.5]), np.array([True, True, False]),
+        min_weight=0.0, temperature=0.03,
+    )  # fmt: skip
+    np.testing.assert_allclose(w, [2 / 3, 1 / 3, 0.0])
+    # a prior 0.2 behind (a miner without credit for a while) weighs e^-6.7 of the leader: dropped
+    behind = np.array([0.35, 0.15])
+    w = combine_weights(behind, np.full(2, 0.5), np.ones(2, dtype=bool), min_weight=0.01, temperature=0.03)
+    assert w.tolist() == [1.0, 0.0]
 
 
 def test_ground_truth_metrics_on_known_cases() -> None:

@@ -101,10 +101,17 @@ def test_evaluate_round_weighs_honest_miners_and_zeroes_a_constant(tmp_path: Pat
 def test_evaluate_round_priors_move_weights_and_fixed_weights_are_kept(tmp_path: Path) -> None:
     _, labels = _contents()
     panel = {"honest-1": _honest(labels, 0.9, 1), "honest-2": _honest(labels, 1.1, 2)}
-    history = {"honest-1": {"2026-01-01": 0.9}, "honest-2": {"2026-01-01": 0.3, "2026-01-02": 1.0}}
-    outcome = evaluate_round(_inputs(tmp_path, panel, history=history), make_settings(tmp_path))
+    # tier-3 history: honest-1 leads by 0.03 (its prior 0.38; honest-2's 0.35, the date's own 0.5 ignored)
+    history = {"honest-1": {"2026-01-01": 0.38}, "honest-2": {"2026-01-01": 0.35, "2026-01-02": 0.5}}
+    settings = make_settings(tmp_path)
+    outcome = evaluate_round(_inputs(tmp_path, panel, history=history), settings)
     weights = dict(zip(outcome.miners, outcome.weights.tolist(), strict=True))
-    assert weights["honest-1"] / weights["honest-2"] == pytest.approx(3.0, rel=0.05)  # the date's own score is ignored
+    assert outcome.priors.tolist() == pytest.approx([0.38, 0.35])
+    # softmax at the default temperature 0.03: a lead of 0.03 is a factor e, times today's immediate x contribution
+    today = [i * b.metrics.get("contribution", 1.0) for i, b in zip(outcome.immediate, outcome.behaviour, strict=True)]
+    immediate = today[0] / today[1]
+    assert settings.weight_temperature == 0.03
+    assert weights["honest-1"] / weights["honest-2"] == pytest.approx(np.e * immediate, rel=1e-9)
     fixed = evaluate_round(
         _inputs(tmp_path, panel, fixed_weights={"honest-1": 0.25, "honest-2": 0.75}), make_settings(tmp_path)
     )

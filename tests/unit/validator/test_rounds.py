@@ -134,7 +134,7 @@ def test_labels_give_tier_three_and_ensemble_beats_best_honest(
     assert truth["ensemble"]["metrics"]["auc_pr"] >= best_honest
     assert truth["copycat"]["metrics"]["contribution_auc_pr"] == 0.0  # weight 0: contributes nothing
     history = rounds.tables.weights["honest-1"]
-    assert history[DATE.isoformat()] == pytest.approx(truth["honest-1"]["final_score"])
+    assert history[DATE.isoformat()] == pytest.approx(truth["honest-1"]["ground_truth_score"])
     # the ensemble figure matches a direct computation on the emitted scores
     emitted = {a["alert_id"]: a["ensemble_score"] for a in _decoded(codec, producer, rounds.topics.ensemble_alerts)}
     direct = auc_pr(np.array([emitted[a] for a in batch.alert_ids]), batch.alert_labels.astype(float))

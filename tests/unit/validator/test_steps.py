@@ -14,6 +14,7 @@ from validator.steps import (
     CLOSE,
     DONE,
     EMITTED,
+    JUDGED,
     PARTIALS_PURPOSE,
     PROGRESS,
     READY,
@@ -40,6 +41,8 @@ def test_a_step_survives_the_wire(codec: AvroCodec) -> None:
         "ethereum", DATE, 1, WEIGHTS, -1, "all_complete", 5, 9, (MinerStep("m1", 1, 2, 3, 4, "ab", 0.25),), ("m1",)
     )
     assert decode_step(codec, encode_step(codec, step)) == step
+    judged = Step("ethereum", DATE, 1, JUDGED, miners=(MinerStep("m1", final_score=0.8, ground_truth_score=0.35),))
+    assert decode_step(codec, encode_step(codec, judged)) == judged
     assert step.key == f"ethereum:{DATE}" and step.round_text == f"{DATE}|ethereum"
     with pytest.raises(CodecError):
         decode_step(codec, codec.encode(MINER_HEARTBEAT, {"miner_id": "m", "sent_at": 0}))
