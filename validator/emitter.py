@@ -12,6 +12,7 @@ sends and flushes (touches no table: a worker thread may run it), ``commit_*`` w
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -233,6 +234,12 @@ class Emitter:
                 self._contents.pop(next(iter(self._contents)))
             self._contents[key] = load_batch(self.store, read_manifest(self.store, key), self.private_store)
         return self._contents[key]
+
+    def preload(self, states: Sequence[RoundState]) -> None:
+        """Load the batches of newly opened rounds; one that fails verification is reported at its close."""
+        for state in states:
+            with contextlib.suppress(BatchLoadError):
+                self.contents_of(state)
 
     def forget_contents(self, manifest_key: str) -> None:
         self._contents.pop(manifest_key, None)

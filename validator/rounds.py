@@ -105,7 +105,10 @@ class Rounds:
     ) -> list[str]:
         async with self._lock:
             found = await _in_thread(self.intake.manifests, data, position, key)
-            return self._opened(found, position, reopen)
+            opened = self._opened(found, position, reopen)
+            states = [RoundState.from_value(self.tables.batches[k]) for k in opened]
+            await _in_thread(self.emitter.preload, states)  # while the miners score: the close finds it loaded
+            return opened
 
     def _opened(self, found: Found, position: str, reopen: Reopen | None = None) -> list[str]:
         for _, object_key, _ in found:
