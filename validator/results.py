@@ -53,6 +53,22 @@ def immediate_results(
     return out
 
 
+def _batch_fields(
+    network: str, date: dt.date, window_days: int, batch_id: str, version: int, trigger: str, expected: Sequence[str]
+) -> dict[str, Any]:
+    """What every EnsembleBatch record says of its round, accepted or rejected."""
+    return {
+        "network": network,
+        "processing_date": date,
+        "window_days": window_days,
+        "batch_id": batch_id,
+        "version": version,
+        "aggregation_method": AGGREGATION_METHOD,
+        "trigger": trigger,
+        "expected_miners": sorted(expected),
+    }
+
+
 def batch_record(
     outcome: RoundOutcome,
     contents: BatchContents,
@@ -75,16 +91,9 @@ def batch_record(
     completions = [t for t, c in zip(outcome.completed_at_ms, outcome.completed, strict=True) if c]
     aggregated_at = deadline_ms if trigger == "deadline" or not completions else max(completions)
     return {
-        "network": network,
-        "processing_date": date,
-        "window_days": window_days,
-        "batch_id": batch_id,
-        "version": version,
-        "aggregation_method": AGGREGATION_METHOD,
-        "trigger": trigger,
+        **_batch_fields(network, date, window_days, batch_id, version, trigger, expected),
         "alert_count": len(contents.alert_ids),
         "cluster_count": len(contents.cluster_ids),
-        "expected_miners": sorted(expected),
         "miners": [
             {
                 "miner_id": miner,
@@ -201,16 +210,9 @@ def rejected_batch_record(
 ) -> dict[str, Any]:
     """The EnsembleBatch record of a batch that failed verification: no alerts, no miners judged."""
     return {
-        "network": network,
-        "processing_date": date,
-        "window_days": window_days,
-        "batch_id": batch_id,
-        "version": version,
-        "aggregation_method": AGGREGATION_METHOD,
-        "trigger": trigger,
+        **_batch_fields(network, date, window_days, batch_id, version, trigger, expected),
         "alert_count": 0,
         "cluster_count": 0,
-        "expected_miners": sorted(expected),
         "miners": [],
         "aggregated_at": dt.datetime.fromtimestamp(deadline_ms / 1000, tz=dt.UTC),
         "status": "rejected",

@@ -27,15 +27,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from streams.codec import AvroCodec
-from streams.errors import CodecError
 from streams.kafka import Producer
 from streams.objectstore import ObjectStore
-from validator.batches import BatchContents, batch_manifest_key, read_manifest
+from validator.batches import BatchContents
 from validator.bridge import InboxRecord
 from validator.emitter import EmitJob, Emitted, Emitter
-from validator.errors import BatchLoadError, ReplayError
-from validator.intake import Found, Intake, Outputs, millis
+from validator.errors import BatchLoadError
+from validator.intake import Found, Intake, Outputs
 from validator.outcome import RoundOutcome
+from validator.replay import Replays
 from validator.settings import ValidatorSettings
 from validator.state import RoundState
 from validator.tables import RoundKey, StoredEnsemble, ValidatorTables, date_of_key
@@ -74,6 +74,7 @@ class Rounds:
         self.outputs = Outputs(producer)
         self.intake = Intake(tables, settings, codec, store, self.outputs)
         self.emitter = Emitter(tables, settings, codec, store, self.outputs, self.intake.decoded, private_store)
+        self.replays = Replays(tables, settings, codec, store, self.intake)
         self._lock = asyncio.Lock()
         # with a bridge in front: deadlines close only once the inbox is read up to them
         self.watermarks = watermarks
@@ -234,7 +235,7 @@ class Rounds:
         key = RoundKey.parse(rkey)
         return self.emitter.evaluate(self.emitter.snapshot(key, version, self.expected_miners()))
 
-    # ---- replay ------------------------------------------------------------------------------
+    # ---- replay (validator.replay) -----------------------------------------------------------
     def replay(
         self,
         network: str,
@@ -251,12 +252,13 @@ class Rounds:
         same scores) unless ``reweigh`` asks for today's.
         """
         rkey = RoundKey(date, network)
-        if self._replayed(rkey, position):
+        if self.replays.seen(rkey, position):
             return None
-        self._reopen(rkey, None if self._opened_round(rkey) else self._manifest_for(rkey, records))
+        self.replays.reopen(rkey, None if self.replays.opened(rkey) else self.replays.manifest_for(rkey, records))
         self.intake.ingest(records, replaying=True)
-        job = self._job(rkey, "replay", reweigh=reweigh)
-        return self._replay_done(rkey, self._commit(self.emitter.run_emit(job)), position)
+        done = self._commit(self.emitter.run_emit(self._job(rkey, "replay", reweigh=reweigh)))
+        self.replays.mark(rkey, position)
+        return done
 
     async def replay_async(
         self,
@@ -269,61 +271,15 @@ class Rounds:
     ) -> Done | None:
         async with self._lock:
             rkey = RoundKey(date, network)
-            if self._replayed(rkey, position):
+            if self.replays.seen(rkey, position):
                 return None
-            opened = self._opened_round(rkey)
-            self._reopen(rkey, None if opened else await _in_thread(self._manifest_for, rkey, records))
+            opened = self.replays.opened(rkey)
+            self.replays.reopen(rkey, None if opened else await _in_thread(self.replays.manifest_for, rkey, records))
             self.intake.ingest(records, replaying=True, flush=False)
             emitted = await _in_thread(self.emitter.run_emit, self._job(rkey, "replay", reweigh=reweigh))
-            return self._replay_done(rkey, self._commit(emitted), position)
-
-    def _replayed(self, rkey: RoundKey, position: str) -> bool:
-        stored = self.tables.batches.get(rkey.text)
-        return bool(position) and stored is not None and position in RoundState.from_value(stored).replayed_by
-
-    def _opened_round(self, rkey: RoundKey) -> bool:
-        return RoundState.from_value(self.tables.batches.get(rkey.text)).opened
-
-    def _manifest_for(self, rkey: RoundKey, records: Sequence[InboxRecord]) -> tuple[str, Any]:
-        """The batch manifest of a round the tables lost (found from the records' window); blocking."""
-        window = next((w for w in map(self._window_of, records) if w is not None), None)
-        if window is None:
-            msg = f"replay of {rkey.network} {rkey.date}: no batch and no miner records to rebuild it from"
-            raise ReplayError(msg)
-        key = batch_manifest_key(rkey.network, rkey.date, window)
-        return key, read_manifest(self.store, key)
-
-    def _reopen(self, rkey: RoundKey, found: tuple[str, Any] | None) -> None:
-        if found is not None:
-            key, manifest = found
-            published = millis(manifest.published_at)
-            state = RoundState.from_value(self.tables.batches.get(rkey.text))
-            self.tables.batches[rkey.text] = state.replace(
-                opened=True,
-                emitted=False,
-                network=rkey.network,
-                date=rkey.date.isoformat(),
-                window_days=manifest.window_days,
-                batch_id=manifest.batch_id,
-                manifest_key=key,
-                published_at=published,
-                opened_at=published,
-                deadline_at=published + int(self.settings.deadline_s * 1000),
-            ).to_value()
-        self.intake.clear_round(rkey)
-
-    def _replay_done(self, rkey: RoundKey, done: Done, position: str) -> Done:
-        if position:
-            state = RoundState.from_value(self.tables.batches[rkey.text])
-            replayed = [*state.replayed_by[-20:], position]
-            self.tables.batches[rkey.text] = state.replace(replayed_by=replayed).to_value()
-        return done
-
-    def _window_of(self, rec: InboxRecord) -> int | None:
-        try:
-            return int(self.codec.decode(rec.value).record["window_days"])
-        except (CodecError, KeyError, TypeError, ValueError):
-            return None
+            done = self._commit(emitted)
+            self.replays.mark(rkey, position)
+            return done
 
     # ---- retention ---------------------------------------------------------------------------
     def expire(self) -> int:
