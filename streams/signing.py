@@ -37,6 +37,7 @@ import os
 import stat
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
 
 from streams.errors import RiskstreamError
 from streams.topics import TopicNames
@@ -66,6 +68,8 @@ SIGNATURE_HEADER = "riskstream-signature"
 SIGNATURE_HEADERS = (SIGNER_HEADER, SIGNED_AT_HEADER, DATE_HEADER, BATCH_HEADER, SIGNATURE_HEADER)
 
 Headers = list[tuple[str, bytes]]
+SIGNATURE_BYTES = 64
+SIGNING_PART = 1000  # records per thread at least: smaller batches are signed in the calling thread
 
 
 class SignatureError(RiskstreamError):
@@ -161,10 +165,15 @@ class Signer:
     headers = signer.headers(SCORE, b"2026-01-10:0003", value, date=d, batch_id="b1")
     """
 
-    __slots__ = ("_key", "name", "public_key")
+    __slots__ = ("_secret", "name", "public_key")
 
     def __init__(self, key: Ed25519PrivateKey, name: str) -> None:
-        self._key = key
+        # Signed with libsodium (PyNaCl): Ed25519 is deterministic, so the signatures are the bytes
+        # OpenSSL gives, ~1.7x faster, and the call releases the GIL (batches sign on several cores)
+        seed = key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        self._secret = crypto_sign_seed_keypair(seed)[1]
         self.name = name
         self.public_key = public_key_hex(key)
 
@@ -194,29 +203,37 @@ class Signer:
             found.append((DATE_HEADER, day.encode()))
         if batch_id:
             found.append((BATCH_HEADER, batch_id.encode()))
-        found.append((SIGNATURE_HEADER, self._key.sign(message).hex().encode()))
+        found.append((SIGNATURE_HEADER, self.sign(message).hex().encode()))
         return found
 
+    def sign(self, message: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of ``message`` (already canonical bytes)."""
+        return crypto_sign(message, self._secret)[:SIGNATURE_BYTES]
+
     def headers_many(
-        self, records: Sequence[tuple[str, bytes | str | None, bytes | None]], *, signed_at_ms: int | None = None
+        self,
+        records: Sequence[tuple[str, bytes | str | None, bytes | None]],
+        *,
+        signed_at_ms: int | None = None,
     ) -> list[Headers]:
         """The signature headers of many (purpose, key, value) records without a date or batch, signed at
         one time: the same bytes ``headers`` gives each, without rebuilding the constant lines per record."""
         at = int(time.time() * 1000) if signed_at_ms is None else int(signed_at_ms)
         heads: dict[str, bytes] = {}
         tail = f"{at}\n".encode()
-        common: Headers = [(SIGNER_HEADER, self.name.encode()), (SIGNED_AT_HEADER, str(at).encode())]
-        sign = self._key.sign
-        found = []
+        messages = []
         for purpose, key, value in records:
             head = heads.get(purpose)
             if head is None:  # the lines before the key (no date, no batch), checked once per purpose
                 head = heads[purpose] = _lines([VERSION_LINE, purpose, self.name, "", ""])
             key_bytes = key.encode() if isinstance(key, str) else key
             digest = hashlib.sha256(value).hexdigest().encode() if value is not None else b"null"
-            message = b"".join((head, key_bytes.hex().encode() if key_bytes else b"", b"\n", digest, b"\n", tail))
-            found.append([*common, (SIGNATURE_HEADER, sign(message).hex().encode())])
-        return found
+            messages.append(
+                b"".join((head, key_bytes.hex().encode() if key_bytes else b"", b"\n", digest, b"\n", tail))
+            )
+        signatures = [crypto_sign(m, self._secret)[:SIGNATURE_BYTES] for m in messages]
+        common: Headers = [(SIGNER_HEADER, self.name.encode()), (SIGNED_AT_HEADER, str(at).encode())]
+        return [[*common, (SIGNATURE_HEADER, signature.hex().encode())] for signature in signatures]
 
 
 def claim_of(headers: Any) -> SignedClaim:
@@ -363,20 +380,25 @@ def output_purposes(topics: TopicNames) -> dict[str, str]:
 class SigningProducer:
     """A producer that signs, as the validator, every record sent to one of its output topics.
 
-    Those records are signed in batches (one signing time per batch, the constant lines built once):
-    they reach the inner producer every ``batch`` records and at ``flush``, in the order sent; records
-    for other topics pass straight through.
+    Those records are signed in batches (one signing time per batch, the constant lines built once,
+    large batches in parts on ``threads`` threads): they reach the inner producer every ``batch``
+    records and at ``flush``, in the order sent; records for other topics pass straight through.
 
     producer = SigningProducer(BatchProducer(servers), Signer(key, VALIDATOR), stack.topics)
     producer.send(topics.ensemble_batches, key, value)     # headers carry the validator's signature
     producer.flush()                                        # signed, handed on, delivered
     """
 
-    def __init__(self, inner: Any, signer: Signer, topics: TopicNames, batch: int = 5000) -> None:
+    def __init__(
+        self, inner: Any, signer: Signer, topics: TopicNames, batch: int = 5000, threads: int | None = None
+    ) -> None:
         self.inner = inner
         self.signer = signer
         self.batch = batch
         self._purposes = output_purposes(topics)
+        # a batch is signed in parts on these threads (the signing call releases the GIL)
+        self.threads = threads if threads is not None else min(4, os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="signing") if self.threads > 1 else None
         self._unsigned: list[tuple[str, str, bytes | str | None, bytes | None, Sequence[tuple[str, bytes]]]] = []
 
     def send(
@@ -396,7 +418,15 @@ class SigningProducer:
 
     def _sign_and_pass(self) -> None:
         unsigned, self._unsigned = self._unsigned, []
-        signed = self.signer.headers_many([(purpose, key, value) for _, purpose, key, value, _ in unsigned])
+        records = [(purpose, key, value) for _, purpose, key, value, _ in unsigned]
+        at = int(time.time() * 1000)
+        size = max(SIGNING_PART, -(-len(records) // self.threads))
+        if self._pool is None or len(records) <= size:
+            signed = self.signer.headers_many(records, signed_at_ms=at)
+        else:
+            parts = [records[i : i + size] for i in range(0, len(records), size)]
+            found = self._pool.map(lambda part: self.signer.headers_many(part, signed_at_ms=at), parts)
+            signed = [headers for part in found for headers in part]
         for (topic, _, key, value, headers), signature in zip(unsigned, signed, strict=True):
             self.inner.send(topic, key, value, headers=[*headers, *signature])
 

@@ -74,6 +74,13 @@ def test_signed_records_verify_and_any_change_does_not() -> None:
             verify(public, purpose, who, k, v, h)
 
 
+def test_signatures_are_the_ones_openssl_gives() -> None:
+    key = Ed25519PrivateKey.generate()
+    signer = Signer(key, VALIDATOR)
+    for message in (b"", b"riskstream-signature-v1\n", bytes(range(256)) * 40):
+        assert signer.sign(message) == key.sign(message)  # Ed25519 is deterministic: libsodium or OpenSSL
+
+
 def test_headers_many_are_the_headers_of_each_record() -> None:
     signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
     records: list[tuple[str, bytes | str | None, bytes | None]] = [
@@ -103,7 +110,7 @@ def test_the_signing_producer_signs_output_records_in_batches_and_in_order() -> 
     topics = TopicNames("t.")
     signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
     inner = _Recording()
-    producer = SigningProducer(inner, signer, topics, batch=3)
+    producer = SigningProducer(inner, signer, topics, batch=3, threads=1)
     producer.send(topics.ensemble_alerts, "2026-01-10:a1", b"v1", headers=[("x", b"1")])
     producer.send(topics.dlq("scores"), b"k", b"dead")  # not an output topic: passes straight through, unsigned
     assert inner.sent == [(topics.dlq("scores"), b"k", b"dead", [])]
@@ -117,6 +124,21 @@ def test_the_signing_producer_signs_output_records_in_batches_and_in_order() -> 
     for topic, key, value, headers in inner.sent[1:]:
         key_bytes = key.encode() if isinstance(key, str) else key
         assert verify_output(signer.public_key, topics, topic, key_bytes, value, headers).signer == VALIDATOR
+
+
+def test_a_large_batch_signed_on_threads_is_in_order_and_verifies() -> None:
+    topics = TopicNames("t.")
+    signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
+    inner = _Recording()
+    producer = SigningProducer(inner, signer, topics, batch=10_000, threads=3)
+    keys = [f"2026-01-10:a{i:05d}" for i in range(3500)]  # parts of 1167 records on three threads
+    for key in keys:
+        producer.send(topics.ensemble_alerts, key, key.encode())
+    producer.flush()
+    assert [s[1] for s in inner.sent] == keys
+    for topic, sent_key, value, headers in inner.sent:
+        assert isinstance(sent_key, str)
+        verify_output(signer.public_key, topics, topic, sent_key.encode(), value, headers)
 
 
 def test_key_files_are_private_and_never_silently_replaced(tmp_path: Path) -> None:
