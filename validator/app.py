@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import faulthandler
 import logging
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +32,7 @@ from streams.codec import AvroCodec
 from streams.control import ControlError, operator_keys, parse_command
 from streams.deadletter import send_dead_letter
 from streams.epoch import LostLogError, check_epoch, epoch_present
-from streams.errors import CodecError, RiskstreamError
+from streams.errors import CodecError, KafkaError, RiskstreamError
 from streams.health import Health, HealthServer, announce, watch_broker, withdraw
 from streams.kafka import BatchProducer
 from streams.kafka_admin import ensure_topics
@@ -51,6 +53,8 @@ from validator.tables import ValidatorTables, define_tables, source_position
 from validator.watermark import Watermarks, watermark_of
 
 log = logging.getLogger(__name__)
+STOP_FLUSH_S = 10.0  # a stop waits this long for each producer; the rest is sent again after a restart
+STOP_TRACEBACKS_S = 20.0  # a stop slower than this writes every thread's stack to stderr (the log)
 
 
 @dataclass
@@ -354,7 +358,7 @@ def run_worker(validator: Validator) -> int:
         remedy=f"Restore the broker log; or stop the validator, remove {_data_dir(settings)}, start it again and "
         "replay the dates still needed (riskstream replay --from sot).",
     )  # fmt: skip
-    worker = faust.Worker(validator.app, loglevel=settings.log_level, quiet=True)
+    worker = _Worker(validator.app, loglevel=settings.log_level, quiet=True)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
@@ -362,8 +366,40 @@ def run_worker(validator: Validator) -> int:
     else:
         code = 0
     finally:
-        validator.producer.flush()
-        validator.bridge_producer.flush()
+        _flush_at_stop(validator.producer, "outputs")
+        _flush_at_stop(validator.bridge_producer, "forwarded miner records")
     if validator.lost_log:
         raise LostLogError(validator.lost_log)
     return code
+
+
+class _Worker(faust.Worker):
+    """A stop that hangs says where: every thread's stack goes to the log ``STOP_TRACEBACKS_S`` after
+    the signal (a Faust service that does not stop, a worker thread the interpreter waits for)."""
+
+    def _schedule_shutdown(self, sig: signal.Signals) -> None:  # mode's hook for SIGTERM and SIGINT
+        super()._schedule_shutdown(sig)
+        arm_stop_tracebacks()
+
+
+def arm_stop_tracebacks(after_s: float = STOP_TRACEBACKS_S) -> None:
+    """Every thread's stack to the process's own stderr in ``after_s`` unless it has exited by then.
+
+    The original stream, not ``sys.stderr``: mode replaces that with a logging proxy that has no
+    file descriptor, which faulthandler needs.
+    """
+    if sys.__stderr__ is not None:
+        faulthandler.dump_traceback_later(after_s, exit=False, file=sys.__stderr__)
+
+
+def _flush_at_stop(producer: BatchProducer, what: str) -> None:
+    """Flush for at most ``STOP_FLUSH_S``: a stop is bounded, and nothing is lost by it.
+
+    Whatever is still unacknowledged then was produced for an input whose offset is not committed
+    yet (agents and the bridge flush before they commit; a round's emission is written to the
+    tables only after its flush), so it is read and produced again after a restart.
+    """
+    try:
+        producer.flush(STOP_FLUSH_S)
+    except KafkaError as exc:
+        log.warning("stopping with %s not flushed, to be sent again after a restart: %s", what, exc)

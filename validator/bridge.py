@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +40,7 @@ from validator.tables import source_position
 from validator.watermark import MARKER_VALUE, marker_headers
 
 log = logging.getLogger(__name__)
+FLUSH_SLICE_S = 0.2  # how soon a watermark flush notices that the bridge is stopping
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,19 +186,30 @@ def forward(
 class MarkerSender:
     """Writes a bridge watermark to every partition of the inbox (``partitions`` of them)."""
 
-    def __init__(self, make_producer: Callable[[], Any], inbox: str, partitions: int) -> None:
+    def __init__(self, make_producer: Callable[[], Any], inbox: str, partitions: int, *, flush_s: float = 30.0) -> None:
         self._make_producer = make_producer  # a confluent_kafka.Producer: markers go to named partitions
         self.producer: Any = None  # made on the first marker, by the running bridge
         self.inbox = inbox
         self.partitions = partitions
+        self.flush_s = flush_s
 
-    def send(self, signer: Signer, at_ms: int) -> None:
+    def send(self, signer: Signer, at_ms: int, stop: threading.Event | None = None) -> None:
+        """Write and flush one watermark per partition, for up to ``flush_s``; ``stop`` (the bridge
+        is stopping) ends the wait within ``FLUSH_SLICE_S``.
+
+        It runs in a worker thread, which a cancelled bridge cannot interrupt and the interpreter
+        waits for at exit: without ``stop`` a stop could hang on it. A watermark left undelivered
+        is lost harmlessly: it only says "read up to here", and the next bridge writes a newer one.
+        """
         if self.producer is None:
             self.producer = self._make_producer()
         for partition in range(self.partitions):
             headers = marker_headers(signer, at_ms, partition)
             self.producer.produce(self.inbox, value=MARKER_VALUE, partition=partition, headers=headers)
-        remaining = self.producer.flush(30.0)
+        deadline = time.monotonic() + self.flush_s
+        remaining = self.producer.flush(0)
+        while remaining and time.monotonic() < deadline and not (stop is not None and stop.is_set()):
+            remaining = self.producer.flush(FLUSH_SLICE_S)
         if remaining:
             msg = f"{remaining} watermarks not delivered to {self.inbox}"
             raise KafkaError(msg)
@@ -237,38 +250,42 @@ async def run_bridge(
     With ``markers``, whenever the bridge has forwarded everything that was on the broker (at most
     every ``watermark_interval_s``) it writes a signed watermark to every inbox partition.
     """
-    async with AsyncBatchConsumer(
-        bootstrap_servers,
-        group_id,
-        pattern=topics.miner_scores_pattern,
-        session_timeout_ms=session_timeout_ms,
-        max_records=max_records,
-    ) as consumer:
-        marked = 0.0
-        while True:
-            batch = await consumer.getmany()
-            if batch:
-                await wait_for_keys(gate, batch)
-                forward(producer, topics.validator_inbox, batch, gate, log_append_time=log_append_time)
-                await asyncio.to_thread(producer.flush)
-                await consumer.commit()
-                log.debug("bridge forwarded %d records", len(batch))
-            else:
-                await asyncio.sleep(0)
-            if markers is None or gate.signer is None or len(batch) >= max_records:
-                continue
-            if time.monotonic() - marked < watermark_interval_s:
-                continue
-            at_ms = int(time.time() * 1000)  # before the end offsets are asked for
-            try:  # forwarding never waits on it: a join or rebalance under way just means "not yet"
-                caught_up = await asyncio.wait_for(consumer.caught_up(), timeout=watermark_interval_s * 4)
-            except TimeoutError:
-                caught_up = False
-            marked = time.monotonic() if not caught_up else marked
-            if caught_up:
-                try:
-                    await asyncio.to_thread(markers.send, gate.signer, at_ms)
-                except KafkaError as exc:  # the next round of the loop tries again; forwarding goes on
-                    log.warning("watermark not written: %s", exc)
+    stopping = threading.Event()  # set when the bridge stops: a watermark flush under way gives up
+    try:
+        async with AsyncBatchConsumer(
+            bootstrap_servers,
+            group_id,
+            pattern=topics.miner_scores_pattern,
+            session_timeout_ms=session_timeout_ms,
+            max_records=max_records,
+        ) as consumer:
+            marked = 0.0
+            while True:
+                batch = await consumer.getmany()
+                if batch:
+                    await wait_for_keys(gate, batch)
+                    forward(producer, topics.validator_inbox, batch, gate, log_append_time=log_append_time)
+                    await asyncio.to_thread(producer.flush)
+                    await consumer.commit()
+                    log.debug("bridge forwarded %d records", len(batch))
+                else:
+                    await asyncio.sleep(0)
+                if markers is None or gate.signer is None or len(batch) >= max_records:
                     continue
-                marked = time.monotonic()
+                if time.monotonic() - marked < watermark_interval_s:
+                    continue
+                at_ms = int(time.time() * 1000)  # before the end offsets are asked for
+                try:  # forwarding never waits on it: a join or rebalance under way just means "not yet"
+                    caught_up = await asyncio.wait_for(consumer.caught_up(), timeout=watermark_interval_s * 4)
+                except TimeoutError:
+                    caught_up = False
+                marked = time.monotonic() if not caught_up else marked
+                if caught_up:
+                    try:
+                        await asyncio.to_thread(markers.send, gate.signer, at_ms, stopping)
+                    except KafkaError as exc:  # the next round of the loop tries again; forwarding goes on
+                        log.warning("watermark not written: %s", exc)
+                        continue
+                    marked = time.monotonic()
+    finally:
+        stopping.set()
