@@ -46,7 +46,7 @@ WHY = {  # the reason each adversary is refused, as the validator words it
     "dies-midway": "no submission-complete marker",
     "out-of-range": "scores outside [0, 1]",
 }
-# the ensemble may trail the best honest miner by at most this much AUC-PR, or half the honest miners' own gap
+# once labels have arrived, the ensemble may trail the best honest miner by at most this much AUC-PR
 AUC_PR_MARGIN = 0.01
 ENV = {
     "MINER_HEARTBEAT_S": "2",
@@ -135,13 +135,17 @@ def test_copies_transforms_blends_and_broken_submissions_earn_nothing(
     its labels arrived gives the same scores under a new version.
 
     AUC-PR: the ensemble is a weighted mean of two honest models whose relative quality the
-    validator learns only from ground truth (equal priors on the first date, 0.47/0.53 on the
-    second), so it lands near or above the midpoint of their AUC-PRs, not always above the better
-    one. The bound is the best honest AUC-PR minus max(0.01, half the gap between the two honest
-    miners): 0.01 when they are close (measured on the first date: ensemble +0.001 over the best),
-    the midpoint when they are not (second date: honest 0.710 / 0.773, ensemble 0.756, i.e. -0.017).
-    Copies, transforms or a broken miner with weight would not move it past that bound on their own
-    (they are near the honest vectors); the weight and exact-mean checks are what catch them.
+    validator learns only from ground truth. On the first date nobody has labels yet: equal priors,
+    the weights follow today's immediate scores alone, and no rule can know which honest miner is
+    the better one; the ensemble lands near the midpoint of their AUC-PRs (measured: honest 0.703 /
+    0.781, ensemble 0.764, i.e. -0.017), so that date is held to the best honest AUC-PR minus
+    max(0.01, half the honest gap). From the second date on the priors carry the first date's
+    ground truth and the weights are a softmax of them (temperature 0.03 of tier 3), so the
+    ensemble is held to the flat 0.01 below the best honest miner (2026-12-02's data: tier 3 0.352 /
+    0.387 on the first date gives weights 0.24 / 0.76 on the second, where honest 0.760 / 0.814
+    make an ensemble of 0.820). Copies, transforms or a broken miner with weight would not move it
+    past that bound on their own (they are near the honest vectors); the weight and exact-mean
+    checks are what catch them.
     """
     stack, env = isolated_run(tmp_path / "home", broker, namespace)
     env |= ENV
@@ -209,7 +213,10 @@ def test_copies_transforms_blends_and_broken_submissions_earn_nothing(
             figures[str(day)]["auc_pr"] = {"ensemble": ours, **honest, "positives": sum(labels.values())}
             print(figures[str(day)])
             best, worst = max(honest.values()), min(honest.values())
-            assert ours >= best - max(AUC_PR_MARGIN, (best - worst) / 2), figures[str(day)]
+            if day == first:  # no ground truth for anyone yet: equal priors, the midpoint at worst
+                assert ours >= best - max(AUC_PR_MARGIN, (best - worst) / 2), figures[str(day)]
+            else:
+                assert ours >= best - AUC_PR_MARGIN, figures[str(day)]
             reported = truth["ensemble"]["metrics"]["auc_pr"]
             assert reported == pytest.approx(ours, abs=1e-9), (reported, ours)  # the validator's own figure agrees
 
