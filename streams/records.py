@@ -325,6 +325,10 @@ class RoundPartial(AvroRecord):
     dead_letters: int = 0
     chunks: tuple[PartialChunk, ...] = ()
 
+    @property
+    def key(self) -> str:
+        return f"{self.processing_date.isoformat()}:{self.miner_id}"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepMiner(AvroRecord):

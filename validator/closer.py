@@ -23,7 +23,7 @@ from streams.batch import batch_key
 from streams.codec import AvroCodec
 from streams.kafka import BatchProducer
 from streams.objectstore import ObjectStore, open_stack_store
-from streams.records import ENSEMBLE_BATCH, VALIDATION_RESULT
+from streams.records import ENSEMBLE_BATCH, VALIDATION_RESULT, RoundPartial
 from streams.schema_registry import registry_from_url
 from streams.signing import VALIDATOR, Signer, SigningProducer, load_or_create_key
 from validator.batches import BatchContents, load_batch, load_labels, read_manifest
@@ -32,7 +32,6 @@ from validator.emitter import HISTORY_KEEP
 from validator.errors import BatchLoadError
 from validator.identity import KeyBook
 from validator.outcome import ENSEMBLE_ID, RoundOutcome, evaluate_round, judge_ground_truth, prior_of
-from validator.partials import Partial
 from validator.results import (
     batch_record,
     ground_truth_records,
@@ -77,7 +76,7 @@ class RoundContext:
         self.raw = BatchProducer(self.servers)
         self.producer = SigningProducer(self.raw, self.signer, self.topics)  # ensemble, results, batches
         self.shared = ValidatorTables.in_memory()  # round states and score history, as every worker reads them
-        self.partials: dict[str, Partial] = {}  # digest -> share
+        self.partials: dict[str, RoundPartial] = {}  # digest -> share
         self.contents: dict[str, BatchContents] = {}
         self.partitions = stack.topic_partitions
 
@@ -93,7 +92,7 @@ class RoundContext:
             self.contents[state.manifest_key] = load_batch(self.store, manifest, self.private_store)
         return self.contents[state.manifest_key]
 
-    def shares(self, ledger: RoundLedger) -> list[Partial] | None:
+    def shares(self, ledger: RoundLedger) -> list[RoundPartial] | None:
         wanted = ledger.digests(self.partitions)
         if wanted is None or any(d not in self.partials for d in wanted):
             return None

@@ -22,12 +22,13 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from streams.records import RoundPartial
 from streams.submission import buckets_of
 from validator.batches import BatchContents
 from validator.emitter import _after_deadline
 from validator.ensemble import EnsembleScores, ensemble_scores
 from validator.outcome import RoundInputs
-from validator.partials import Partial, merge_partials
+from validator.partials import merge_partials
 from validator.state import RoundState
 from validator.submissions import align, placement
 from validator.tables import RoundKey
@@ -40,7 +41,7 @@ def closing_inputs(
     rkey: RoundKey,
     state: RoundState,
     contents: BatchContents,
-    shares: Iterable[Partial],
+    shares: Iterable[RoundPartial],
     expected: Sequence[str],
     priors: Mapping[str, float] | None = None,
     fixed_weights: Mapping[str, float] | None = None,

@@ -20,12 +20,11 @@ import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from streams.codec import AvroCodec, Decoded
 from streams.errors import CodecError
-from streams.records import ALERT_SCORE_BATCH, ROUND_PARTIAL
+from streams.records import ALERT_SCORE_BATCH, ROUND_PARTIAL, PartialChunk, PartialMarker, RoundPartial
 from validator.intake import Intake
 from validator.outcome import MinerFacts
 from validator.submissions import Submission
@@ -40,47 +39,10 @@ def _millis(value: Any) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
-@dataclass(frozen=True, slots=True)
-class PartialChunk:
+def _chunk_of(
+    chunk_id: str, value: Mapping[str, Any], cached: tuple[str, Decoded] | None, codec: AvroCodec
+) -> PartialChunk | None:
     """One stored chunk, decoded: what ``collect_submissions`` takes from it."""
-
-    chunk_id: str
-    kind: str
-    ids: tuple[str, ...]
-    scores: tuple[float, ...]
-    ranks: tuple[float, ...]
-    model_version: str
-    produced_at: int
-    position: str
-
-
-@dataclass(frozen=True, slots=True)
-class Partial:
-    """One partition's share of one miner's round (``version``), as its worker held it at the close."""
-
-    network: str
-    date: dt.date
-    version: int
-    partition: int
-    miner_id: str
-    marker: Mapping[str, Any] | None = None
-    firsts: Mapping[str, int] = field(default_factory=dict)
-    resubmissions: int = 0
-    nondeterministic: tuple[str, ...] = ()
-    late_records: int = 0
-    dead_letters: int = 0
-    chunks: tuple[PartialChunk, ...] = ()
-
-    @property
-    def key(self) -> str:
-        return f"{self.date.isoformat()}:{self.miner_id}"
-
-    @property
-    def round(self) -> RoundKey:
-        return RoundKey(self.date, self.network)
-
-
-def _chunk_of(chunk_id: str, value: Mapping[str, Any], cached: tuple[str, Decoded] | None, codec: AvroCodec) -> Any:
     stored = StoredChunk.from_value(value)
     if cached is not None and cached[0] == stored.position:
         record = cached[1]
@@ -104,7 +66,7 @@ def _chunk_of(chunk_id: str, value: Mapping[str, Any], cached: tuple[str, Decode
     )
 
 
-def partials_of(intake: Intake, rkey: RoundKey, version: int, partition: int, codec: AvroCodec) -> list[Partial]:
+def partials_of(intake: Intake, rkey: RoundKey, version: int, partition: int, codec: AvroCodec) -> list[RoundPartial]:
     """Every miner's share of ``rkey`` held by ``intake`` (one partition's tables), by miner id."""
     tables = intake.tables
     chunks: dict[str, list[PartialChunk]] = {}
@@ -124,14 +86,14 @@ def partials_of(intake: Intake, rkey: RoundKey, version: int, partition: int, co
         st = stats.get(miner) or {}
         marker = st.get("complete")
         shares.append(
-            Partial(
+            RoundPartial(
                 network=rkey.network,
-                date=rkey.date,
+                processing_date=rkey.date,
                 version=version,
                 partition=partition,
                 miner_id=miner,
                 marker=_wire_marker(marker) if marker else None,
-                firsts={str(k): int(v) for k, v in dict(st.get("firsts") or {}).items()},
+                firsts={str(k): int(v) for k, v in sorted(dict(st.get("firsts") or {}).items())},
                 resubmissions=len(st.get("resubmitted", [])),
                 nondeterministic=tuple(sorted(st.get("nondeterministic", []))),
                 late_records=len(st.get("late", [])),
@@ -147,7 +109,7 @@ def _size(chunk: PartialChunk) -> int:
     return 64 + len(chunk.position) + sum(len(i) + 2 for i in chunk.ids) + 8 * (len(chunk.scores) + len(chunk.ranks))
 
 
-def split_partial(share: Partial, max_bytes: int) -> list[Partial]:
+def split_partial(share: RoundPartial, max_bytes: int) -> list[RoundPartial]:
     """The share in pieces of at most about ``max_bytes`` of chunks (a broker caps a record's size).
 
     The first piece carries the facts and the marker, the others only chunks, so the merge of the
@@ -163,94 +125,43 @@ def split_partial(share: Partial, max_bytes: int) -> list[Partial]:
         pieces[-1].append(chunk)
         used += size
     first = dataclasses.replace(share, chunks=tuple(pieces[0]))
-    bare = Partial(share.network, share.date, share.version, share.partition, share.miner_id)
+    bare = RoundPartial(
+        network=share.network,
+        processing_date=share.processing_date,
+        version=share.version,
+        partition=share.partition,
+        miner_id=share.miner_id,
+    )
     return [first, *(dataclasses.replace(bare, chunks=tuple(p)) for p in pieces[1:])]
 
 
 # ---- the wire ----------------------------------------------------------------------------------
 
 
-def _wire_marker(m: Mapping[str, Any]) -> dict[str, Any]:
+def _wire_marker(m: Mapping[str, Any]) -> PartialMarker:
     """A stored completion marker as the partial carries it (``first_seen`` is the merge's to find)."""
-    return {
-        "position": str(m["position"]),
+    return PartialMarker(
+        position=str(m["position"]),
         **{name: int(m[name]) for name in _MARKER_FIELDS},
-        "checksum": str(m["checksum"]),
-        "model_versions": dict(sorted(dict(m.get("model_versions") or {}).items())),
-        "produced_at": int(m.get("produced_at", 0)),
-        "seen_at": int(m["seen_at"]),
-        "arrived_after": int(m.get("arrived_after", 0)),
-    }
+        checksum=str(m["checksum"]),
+        model_versions=dict(sorted(dict(m.get("model_versions") or {}).items())),
+        produced_at=int(m.get("produced_at", 0)),
+        seen_at=int(m["seen_at"]),
+        arrived_after=int(m.get("arrived_after", 0)),
+    )
 
 
-def partial_record(share: Partial) -> dict[str, Any]:
-    marker = _wire_marker(share.marker) if share.marker is not None else None
-    return {
-        "network": share.network,
-        "processing_date": share.date,
-        "version": share.version,
-        "partition": share.partition,
-        "miner_id": share.miner_id,
-        "marker": marker,
-        "firsts": dict(sorted(share.firsts.items())),
-        "resubmissions": share.resubmissions,
-        "nondeterministic": list(share.nondeterministic),
-        "late_records": share.late_records,
-        "dead_letters": share.dead_letters,
-        "chunks": [
-            {
-                "chunk_id": c.chunk_id,
-                "kind": c.kind,
-                "ids": list(c.ids),
-                "scores": list(c.scores),
-                "ranks": list(c.ranks),
-                "model_version": c.model_version,
-                "produced_at": c.produced_at,
-                "position": c.position,
-            }
-            for c in share.chunks
-        ],
-    }
+def encode_partial(codec: AvroCodec, share: RoundPartial) -> bytes:
+    return codec.encode(ROUND_PARTIAL, share.to_avro())
 
 
-def encode_partial(codec: AvroCodec, share: Partial) -> bytes:
-    return codec.encode(ROUND_PARTIAL, partial_record(share))
-
-
-def decode_partial(codec: AvroCodec, value: bytes) -> Partial:
+def decode_partial(codec: AvroCodec, value: bytes) -> RoundPartial:
     """A ``RoundPartial`` from its bytes; ``CodecError`` if it is something else."""
     decoded = codec.decode(value)
     if decoded.name != ROUND_PARTIAL:
         msg = f"expected {ROUND_PARTIAL}, got {decoded.name}"
         raise CodecError(msg)
-    body = decoded.record
-    marker = body.get("marker")
-    return Partial(
-        network=str(body["network"]),
-        date=body["processing_date"],
-        version=int(body["version"]),
-        partition=int(body["partition"]),
-        miner_id=str(body["miner_id"]),
-        marker=dict(marker) if marker else None,
-        firsts={str(k): int(v) for k, v in body["firsts"].items()},
-        resubmissions=int(body["resubmissions"]),
-        nondeterministic=tuple(body["nondeterministic"]),
-        late_records=int(body["late_records"]),
-        dead_letters=int(body["dead_letters"]),
-        chunks=tuple(
-            PartialChunk(
-                str(c["chunk_id"]),
-                str(c["kind"]),
-                tuple(c["ids"]),
-                tuple(float(s) for s in c["scores"]),
-                tuple(float(r) for r in c["ranks"]),
-                str(c["model_version"]),
-                int(c["produced_at"]),
-                str(c["position"]),
-            )
-            for c in body["chunks"]
-        ),
-    )
+    return RoundPartial.from_avro(decoded.record)
 
 
 def digest(value: bytes) -> str:
@@ -264,20 +175,20 @@ def _order(position: str) -> tuple[str, int, int]:
     return topic, int(partition), int(offset)
 
 
-def _marker_of(shares: list[Partial]) -> dict[str, Any] | None:
+def _marker_of(shares: list[RoundPartial]) -> dict[str, Any] | None:
     """The completion marker as one worker would hold it: the last one seen (trusted time, then
     position), its first-seen time the earliest marker of the date with the same checksum."""
     markers = [s.marker for s in shares if s.marker is not None]
     if not markers:
         return None
-    chosen = dict(max(markers, key=lambda m: (int(m["seen_at"]), str(m["position"]))))
+    chosen = max(markers, key=lambda m: (m.seen_at, m.position)).to_avro()
     checksum = str(chosen["checksum"])
     firsts = [int(s.firsts[checksum]) for s in shares if checksum in s.firsts]
     chosen["first_seen"] = min([*firsts, int(chosen["seen_at"])])
     return chosen
 
 
-def merge_partials(shares: Iterable[Partial]) -> tuple[dict[str, Submission], dict[str, MinerFacts]]:
+def merge_partials(shares: Iterable[RoundPartial]) -> tuple[dict[str, Submission], dict[str, MinerFacts]]:
     """Submissions (chunks concatenated in chunk-key order) and facts (counts added) of one round.
 
     The shares are of one round and version: per (miner, partition) one share or its pieces
@@ -285,7 +196,7 @@ def merge_partials(shares: Iterable[Partial]) -> tuple[dict[str, Submission], di
     by two partitions (its key routed it apart from its body's bucket) counts once, as the later
     source position, plus one resubmission: one worker would have replaced it.
     """
-    by_miner: dict[str, list[Partial]] = {}
+    by_miner: dict[str, list[RoundPartial]] = {}
     for share in shares:
         by_miner.setdefault(share.miner_id, []).append(share)
     submissions: dict[str, Submission] = {}

@@ -14,7 +14,7 @@ from validator_fakes import DATE, PANEL, RecordingProducer
 from simulation import SyntheticBatch, adversarial_panel, make_batch, submission_records, write_batch, write_labels
 from streams.codec import AvroCodec
 from streams.objectstore import FileObjectStore
-from streams.records import ALERT_SCORE_BATCH, ENSEMBLE_ALERT_SCORE, VALIDATION_RESULT
+from streams.records import ALERT_SCORE_BATCH, ENSEMBLE_ALERT_SCORE, VALIDATION_RESULT, PartialChunk, RoundPartial
 from validator.batches import load_labels, read_manifest
 from validator.bridge import InboxRecord
 from validator.closing import closing_inputs, share_of, shared_ensemble, take
@@ -22,8 +22,6 @@ from validator.encoding import EnsembleEncoder
 from validator.intake import Intake, Outputs
 from validator.outcome import evaluate_round, judge_ground_truth
 from validator.partials import (
-    Partial,
-    PartialChunk,
     decode_partial,
     encode_partial,
     merge_partials,
@@ -81,7 +79,7 @@ def inbox_partition(key: bytes | None, partitions: int) -> int:
 
 def _partitioned(
     rounds: Rounds, records: list[InboxRecord], partitions: int, codec: AvroCodec
-) -> tuple[list[Intake], list[Partial]]:
+) -> tuple[list[Intake], list[RoundPartial]]:
     """Each partition's own intake (sharing only the round states), and its shares through the wire."""
     intakes = []
     for _ in range(partitions):
@@ -152,11 +150,30 @@ def test_a_partition_without_the_marker_still_reports_its_chunks(
 
 def test_a_chunk_in_two_partitions_counts_once_as_the_later_position(codec: AvroCodec) -> None:
     def chunk(position: str, score: float) -> PartialChunk:
-        return PartialChunk("alert|00001|00000", "alert", ("a",), (score,), (1.0,), "v1", 0, position)
+        return PartialChunk(
+            chunk_id="alert|00001|00000",
+            kind="alert",
+            ids=("a",),
+            scores=(score,),
+            ranks=(1.0,),
+            model_version="v1",
+            produced_at=0,
+            position=position,
+        )
+
+    def share(partition: int, position: str, score: float) -> RoundPartial:
+        return RoundPartial(
+            network="ethereum",
+            processing_date=DATE,
+            version=1,
+            partition=partition,
+            miner_id="m",
+            chunks=(chunk(position, score),),
+        )
 
     shares = [
-        Partial("ethereum", DATE, 1, 0, "m", chunks=(chunk("scores.m:0:10", 0.1),)),
-        Partial("ethereum", DATE, 1, 1, "m", chunks=(chunk("scores.m:0:9", 0.9),)),
+        share(0, "scores.m:0:10", 0.1),
+        share(1, "scores.m:0:9", 0.9),
     ]
     submissions, facts = merge_partials(shares)
     assert submissions["m"].alert_scores == [0.1] and facts["m"].resubmissions == 1
@@ -218,7 +235,7 @@ def test_a_marker_forwarded_after_the_deadline_is_late_in_the_merge_too(
         for r in _records(codec, batch, PANEL)
     ]
     _, shares = _partitioned(rounds, records, 3, codec)
-    assert any(s.marker and s.marker["arrived_after"] == late for s in shares)
+    assert any(s.marker and s.marker.arrived_after == late for s in shares)
     rounds.ingest(records)
     one, contents = rounds.evaluate(RKEY.text, 1)
     state = RoundState.from_value(rounds.tables.batches[RKEY.text])
