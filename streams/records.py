@@ -304,6 +304,7 @@ class PartialChunk(AvroRecord):
     model_version: str
     produced_at: int
     position: str
+    seen_at: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

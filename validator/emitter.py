@@ -35,6 +35,7 @@ from validator.outcome import (
     MinerFacts,
     RoundInputs,
     RoundOutcome,
+    content_times,
     evaluate_round,
     judge_ground_truth,
 )
@@ -196,6 +197,7 @@ class Emitter:
             after_deadline = bool(marker) and _after_deadline(marker, state, self.settings.allow_late_versions)
             facts[miner] = MinerFacts(
                 marker=None if after_deadline else marker,
+                content_seen=content_times(value),
                 resubmissions=len(value.get("resubmitted", [])),
                 determinism_violations=len(value.get("nondeterministic", [])),
                 late_records=len(value.get("late", [])) + int(after_deadline),

@@ -14,10 +14,13 @@ complete when every awaited miner's marker and chunks are in. Nothing here emits
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from streams.batch import MANIFEST, Manifest
 from streams.codec import AvroCodec, Decoded
@@ -79,6 +82,22 @@ def _add(st: dict[str, Any], name: str, item: str) -> None:
     values = set(st.get(name, []))
     values.add(item)
     st[name] = sorted(values)
+
+
+def _content_seen(seen: dict[str, Any], cid: str, body: Mapping[str, Any], at_ms: int) -> dict[str, Any]:
+    """``seen`` with chunk ``cid``'s trusted time: when these ids and scores were first on the broker.
+
+    The same scores sent again (a re-announced batch, a redelivery) keep their first time; other
+    scores under the id bring their own, so scores sent early cannot lend their time to a copy
+    sent later. Kept as chunk id -> [content digest, first seen ms].
+    """
+    ids = body["alert_ids"] if "alert_ids" in body else body["cluster_ids"]
+    digest = hashlib.blake2b(
+        "\n".join(map(str, ids)).encode() + np.asarray(body["scores"], dtype=np.float64).tobytes(), digest_size=12
+    ).hexdigest()
+    held = seen.get(cid)
+    first = min(int(held[1]), at_ms) if held and held[0] == digest else at_ms
+    return {**seen, cid: [digest, first]}
 
 
 class Intake:
@@ -198,7 +217,11 @@ class Intake:
             del self.tables.chunks[key]
         for key, value in list(items_with_prefix(self.tables.stats, rkey.prefix)):
             # arrival times survive: a replay or a re-scored batch reuses when the scores were first seen
-            kept = {k: value[k] for k in ("late", "arrivals", "firsts", "after") if k in value} if keep_counts else {}
+            kept = (
+                {k: value[k] for k in ("late", "arrivals", "firsts", "after", "content_seen") if k in value}
+                if keep_counts
+                else {}
+            )
             self.tables.stats[key] = kept
 
     def expected_miners(self, now_ms: int | None = None) -> list[str]:
@@ -329,6 +352,7 @@ class Intake:
             _add(st, "chunks", cid)
             seen = rec.seen_ms if rec.seen_ms is not None else now
             st["last_chunk_at"] = max(int(st.get("last_chunk_at", 0)), int(seen))  # a sign of life (trusted time)
+            st["content_seen"] = _content_seen(dict(st.get("content_seen") or {}), cid, body, int(seen))
             if emitted:
                 _add(st, "late", rec.position)
             touched.add(rkey.text)

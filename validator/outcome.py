@@ -38,6 +38,7 @@ class MinerFacts:
     """Counted as records arrived (from the stats table) for one miner."""
 
     marker: Mapping[str, Any] | None = None
+    content_seen: Mapping[str, int] = field(default_factory=dict)  # chunk id -> trusted time of the kept chunk
     resubmissions: int = 0
     determinism_violations: int = 0
     late_records: int = 0
@@ -91,18 +92,39 @@ def submitted_at(marker: Mapping[str, Any]) -> int:
     return int(marker.get("first_seen", trusted_completion(marker)))
 
 
+def content_times(stats: Mapping[str, Any]) -> dict[str, int]:
+    """Chunk id -> when its kept scores were first on the broker, from a miner's stats value."""
+    return {str(cid): int(held[1]) for cid, held in dict(stats.get("content_seen") or {}).items()}
+
+
+def content_time(facts: MinerFacts) -> float:
+    """When a miner's scores reached the validator, as the mean trusted time of its chunks (0: unknown).
+
+    A copy of a chunk can only be sent once the original is on the broker, so chunk by chunk the
+    copier is seen later; its completion marker, in contrast, can race the original's marker
+    (the bridge reads each miner's topic at its own pace).
+    """
+    times = list(facts.content_seen.values())
+    return float(np.mean(times)) if times else 0.0
+
+
 def submission_order(
-    miners: Sequence[str], first_seen: Sequence[int], markers: Sequence[Mapping[str, Any] | None]
+    miners: Sequence[str],
+    first_seen: Sequence[int],
+    markers: Sequence[Mapping[str, Any] | None],
+    content: Sequence[float] | None = None,
 ) -> list[float]:
     """Each miner's place in the trusted order (0 = first; never submitted: infinity).
 
-    By when the validator first saw the scores; miners seen at the same instant (forwarded in one
-    bridge batch, e.g. after a restart) are ordered by their own ``produced_at`` claims, then id:
-    a claim only decides where the validator has no evidence of its own.
+    By when the validator first saw the scores (``content``: the mean trusted time of the chunks,
+    where known), then when it first saw the completion marker of those scores; miners seen at the
+    same instant (forwarded in one bridge batch, e.g. after a restart) are ordered by their own
+    ``produced_at`` claims, then id: a claim only decides where the validator has no evidence of its own.
     """
     claimed = [int(m.get("produced_at", 0)) if m else 0 for m in markers]
+    seen = [float(c) or float(t) for c, t in zip(content or [0.0] * len(miners), first_seen, strict=True)]
     done = [i for i, t in enumerate(first_seen) if t]
-    ranked = sorted(done, key=lambda i: (first_seen[i], claimed[i], miners[i]))
+    ranked = sorted(done, key=lambda i: (seen[i], first_seen[i], claimed[i], miners[i]))
     place = [float("inf")] * len(miners)
     for position, i in enumerate(ranked):
         place[i] = float(position)
@@ -209,7 +231,10 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
         OriginalityThresholds(settings.originality_rank_corr, settings.originality_explained, settings.free_explained),
     )
     # a copier is the later submitter, by when the validator first saw its scores (never a sender's clock)
-    submitted = submission_order(miners, completed_at, [inputs.facts.get(m, MinerFacts()).marker for m in miners])
+    facts_of = [inputs.facts.get(m, MinerFacts()) for m in miners]
+    submitted = submission_order(
+        miners, completed_at, [f.marker for f in facts_of], [content_time(f) for f in facts_of]
+    )
     previous = None
     if inputs.previous is not None and len(inputs.previous.scores) == n_alerts:
         stored = inputs.previous

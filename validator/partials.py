@@ -26,7 +26,7 @@ from streams.codec import AvroCodec, Decoded
 from streams.errors import CodecError
 from streams.records import ALERT_SCORE_BATCH, ROUND_PARTIAL, PartialChunk, PartialMarker, RoundPartial
 from validator.intake import Intake
-from validator.outcome import MinerFacts
+from validator.outcome import MinerFacts, content_times
 from validator.submissions import Submission
 from validator.tables import ALERT, ANY_NETWORK, SEP, RoundKey, StoredChunk, items_with_prefix, miner_key
 
@@ -40,7 +40,7 @@ def _millis(value: Any) -> int:
 
 
 def _chunk_of(
-    chunk_id: str, value: Mapping[str, Any], cached: tuple[str, Decoded] | None, codec: AvroCodec
+    chunk_id: str, value: Mapping[str, Any], cached: tuple[str, Decoded] | None, codec: AvroCodec, seen_at: int
 ) -> PartialChunk | None:
     """One stored chunk, decoded: what ``collect_submissions`` takes from it."""
     stored = StoredChunk.from_value(value)
@@ -63,6 +63,7 @@ def _chunk_of(
         model_version=str(body.get("model_version", "")),
         produced_at=_millis(body.get("produced_at")),
         position=stored.position,
+        seen_at=seen_at,
     )
 
 
@@ -70,13 +71,14 @@ def partials_of(intake: Intake, rkey: RoundKey, version: int, partition: int, co
     """Every miner's share of ``rkey`` held by ``intake`` (one partition's tables), by miner id."""
     tables = intake.tables
     chunks: dict[str, list[PartialChunk]] = {}
+    stats = {key.split(SEP)[2]: value for key, value in items_with_prefix(tables.stats, rkey.prefix)}
+    seen = {miner: content_times(value) for miner, value in stats.items()}
     for key, value in items_with_prefix(tables.chunks, rkey.prefix):
         parts = key.split(SEP)
         miner, chunk_id = parts[2], SEP.join(parts[3:])
-        chunk = _chunk_of(chunk_id, value, intake.decoded.get(key), codec)
+        chunk = _chunk_of(chunk_id, value, intake.decoded.get(key), codec, seen.get(miner, {}).get(chunk_id, 0))
         if chunk is not None:
             chunks.setdefault(miner, []).append(chunk)
-    stats = {key.split(SEP)[2]: value for key, value in items_with_prefix(tables.stats, rkey.prefix)}
     dlq = {
         key.split(SEP)[2]: len(value.get("dlq", []))
         for key, value in items_with_prefix(tables.stats, miner_key(rkey.date, ANY_NETWORK, ""))
@@ -232,6 +234,7 @@ def merge_partials(shares: Iterable[RoundPartial]) -> tuple[dict[str, Submission
             submissions[miner] = sub
         facts[miner] = MinerFacts(
             marker=marker,
+            content_seen={cid: c.seen_at for cid, c in chunks.items() if c.seen_at},
             resubmissions=sum(s.resubmissions for s in group) + extra,
             determinism_violations=len(set().union(*(s.nondeterministic for s in group))),
             late_records=sum(s.late_records for s in group),

@@ -596,6 +596,55 @@ def test_order_is_when_the_validator_saw_a_submission_not_what_the_miner_wrote(
     assert results["copycat"]["weight"] == 0.0
 
 
+def test_a_copy_whose_marker_races_ahead_of_the_original_is_still_the_copy(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    _open(rounds, store, batch)
+    # the bridge read honest-1's topic behind: its chunks at 10 s, its marker at 300 s; the copycat's
+    # chunks (copied once honest-1's were on the broker) at 100 s, its marker at 110 s, claiming an hour earlier
+    records = _records(codec, batch, PANEL, claims={"copycat": T0 - dt.timedelta(hours=1)})
+    late_marker = _ms(T0 + dt.timedelta(seconds=300))
+    rounds.ingest(
+        [
+            dataclasses.replace(r, seen_ms=late_marker)
+            if r.topic == "scores.honest-1" and (r.key or b"").endswith(b":complete")
+            else r
+            for r in records
+        ]
+    )
+    rounds.check(0)
+    results = {r["miner_id"]: r for r in _decoded(codec, producer, rounds.topics.validator_results)}
+    assert "plagiarism: near-identical to honest-1, which submitted earlier" in results["copycat"]["reasons"]
+    assert results["honest-1"]["reasons"] == [] and results["honest-1"]["weight"] > 0.2
+
+
+def test_scores_sent_early_do_not_lend_their_time_to_a_copy_sent_later(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    _open(rounds, store, batch)
+    # the copycat fills every chunk with placeholders at 1 s, before honest-1 (10 s), then sends the copy at 100 s
+    early = _ms(T0 + dt.timedelta(seconds=1))
+    copy = [
+        r for r in _records(codec, batch, ["copycat"], first_offset=500) if not (r.key or b"").endswith(b":complete")
+    ]
+    placeholders = [
+        dataclasses.replace(r, value=_rescored(codec, r.value, 0.5), offset=r.offset - 500, seen_ms=early) for r in copy
+    ]
+    rounds.ingest([*placeholders, *_records(codec, batch, PANEL, first_offset=1000)])
+    rounds.check(0)
+    results = {r["miner_id"]: r for r in _decoded(codec, producer, rounds.topics.validator_results)}
+    assert "plagiarism: near-identical to honest-1, which submitted earlier" in results["copycat"]["reasons"]
+    assert results["honest-1"]["reasons"] == [] and results["honest-1"]["weight"] > 0.2
+
+
+def _rescored(codec: AvroCodec, value: bytes | None, score: float) -> bytes:
+    decoded = codec.decode(value or b"")
+    body = {**decoded.record, "scores": [score] * len(decoded.record["scores"])}
+    return codec.encode(decoded.name, body)
+
+
 def test_a_chunk_is_a_sign_of_life_at_the_time_the_bridge_saw_it(
     make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
 ) -> None:
