@@ -78,6 +78,7 @@ class Message:
     timestamp_ms: int
     headers: tuple[tuple[str, bytes], ...] = ()
     log_append_time: bool = False  # the broker, not the producer, set ``timestamp_ms``
+    fetched_ms: int = 0  # when this process's client received it from the broker (0: not known)
 
 
 class Producer(Protocol):

@@ -188,6 +188,9 @@ class AsyncBatchConsumer:
 
     async def getmany(self) -> list[Message]:
         found = await self._consumer.getmany(timeout_ms=self._timeout_ms, max_records=self._max_records)
+        # read before anything awaits: a partition's records are fetched again only once its buffer is drained,
+        # so this is the time of the fetch response that brought them
+        fetched = {tp: int(self._consumer.last_poll_timestamp(tp) or 0) for tp in found}
         for tp, records in found.items():
             if records:
                 self._next[tp] = records[-1].offset + 1
@@ -202,8 +205,9 @@ class AsyncBatchConsumer:
                 m.timestamp,
                 tuple((k, bytes(v)) for k, v in (m.headers or ())),
                 m.timestamp_type == 1,
+                fetched[tp],
             )
-            for records in found.values()
+            for tp, records in found.items()
             for m in records
         ]
         batch.sort(key=lambda m: (m.topic, m.partition, m.offset))

@@ -154,8 +154,11 @@ class Gate:
 
 def seen_at(message: Message, now_ms: int, *, log_append_time: bool = True) -> int:
     """The trusted arrival time of a record: the broker's append time where the topic records it
-    (and ``log_append_time`` trusts it), else when the bridge saw it; never the sender's clock."""
-    return message.timestamp_ms if log_append_time and message.log_append_time else now_ms
+    (and ``log_append_time`` trusts it), else when the bridge's client fetched it (the bridge may
+    take it up later, after a busy spell), else when the bridge saw it; never the sender's clock."""
+    if log_append_time and message.log_append_time:
+        return message.timestamp_ms
+    return min(message.fetched_ms, now_ms) if message.fetched_ms > 0 else now_ms
 
 
 def forward(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -10,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from streams.kafka import Message
 from streams.signing import SCORE, Signer
 from streams.topics import TopicNames
-from validator.bridge import Gate, InboxRecord, forward, forwarded_by_bridge, wait_for_keys
+from validator.bridge import Gate, InboxRecord, forward, forwarded_by_bridge, seen_at, wait_for_keys
 from validator.identity import KeyBook
 
 TOPICS = TopicNames("t.")
@@ -78,3 +79,13 @@ async def test_records_of_an_unbound_miner_wait_for_its_registration_then_give_u
     impatient = Gate(KeyBook({}), TOPICS, unbound_grace_s=0.2)
     await asyncio.wait_for(wait_for_keys(impatient, [stranger], poll_s=0.05), 5)
     assert "no key is bound" in (impatient.check(stranger) or "")
+
+
+def test_a_record_is_seen_when_the_bridge_fetched_it_not_when_it_got_round_to_it() -> None:
+    fetched = Message("scores.m", 0, 5, b"k", b"v", timestamp_ms=1_000, fetched_ms=2_000)
+    assert seen_at(fetched, now_ms=9_000) == 2_000  # taken up after a busy spell: the fetch is the evidence
+    assert seen_at(dataclasses.replace(fetched, fetched_ms=0), now_ms=9_000) == 9_000  # unknown: now
+    assert seen_at(dataclasses.replace(fetched, fetched_ms=10_000), now_ms=9_000) == 9_000  # never after now
+    appended = dataclasses.replace(fetched, log_append_time=True)
+    assert seen_at(appended, now_ms=9_000) == 1_000  # the broker's append time, where trusted
+    assert seen_at(appended, now_ms=9_000, log_append_time=False) == 2_000  # the sender's clock otherwise
