@@ -46,7 +46,7 @@ from validator.control import ControlAuthority, read_date
 from validator.errors import ControlRefused, ReplayError, ValidatorError
 from validator.identity import IdentityError, KeyBook
 from validator.monitoring import RoundMeter
-from validator.roster import apply_registration
+from validator.roster import REGISTERED, apply_registration
 from validator.rounds import Rounds
 from validator.settings import ValidatorSettings
 from validator.tables import ValidatorTables, define_tables, source_position
@@ -76,6 +76,24 @@ class Validator:
     epoch: str = ""  # the broker log's token (streams.epoch), set when the worker starts
     lost_log: str = ""  # why the worker stopped itself: the broker lost the log under it
     epoch_misses: int = 0  # checks in a row that did not find the token
+
+
+def _ensure_score_topic(settings: ValidatorSettings, topic: str) -> None:
+    """Create a registered miner's score topic now, not at its first submission.
+
+    The bridge reads score topics by pattern: a topic that first appears with a submission makes
+    it join its group again and fetch nothing meanwhile, and whatever arrives in that pause is
+    stamped with one instant (first-seen order lost; seen: copies read as early as originals).
+    """
+    try:
+        ensure_topics(
+            settings.stack.bootstrap_servers,
+            [topic],
+            partitions=settings.stack.topic_partitions,
+            replication=settings.stack.replication_factor,
+        )
+    except KafkaError as exc:  # e.g. not allowed to create topics: the miner's own creation stands
+        log.warning("could not create %s: %s", topic, exc)
 
 
 def _now_ms() -> int:
@@ -242,6 +260,8 @@ def _wire(v: Validator) -> None:
                     now_ms=_now_ms(), liveness=settings.liveness,
                 )  # fmt: skip
                 log.info("miner %s %s", miner_id, what)
+                if what == REGISTERED:
+                    await asyncio.to_thread(_ensure_score_topic, settings, topics.miner_scores(miner_id))
             except (CodecError, IdentityError) as exc:
                 source = InboxRecord(event.key, event.value, event.message.topic, event.message.partition,
                                      event.message.offset)  # fmt: skip
