@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported at runtime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -60,7 +60,10 @@ class Avro:
 class Signer:
     def __init__(self, key_file: Path, miner_id: str) -> None:
         if key_file.exists():
-            self.key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+            loaded = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+            if not isinstance(loaded, Ed25519PrivateKey):
+                raise SystemExit(f"{key_file} holds no Ed25519 key")
+            self.key = loaded
         else:
             self.key = Ed25519PrivateKey.generate()
             key_file.write_bytes(
@@ -73,12 +76,17 @@ class Signer:
         raw = self.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         self.public_key = raw.hex()
 
-    def headers(self, purpose: str, key: str | None, value: bytes | None, day: str = "", batch: str = "") -> list:
+    def headers(
+        self, purpose: str, key: str | None, value: bytes | None, day: str = "", batch: str = ""
+    ) -> list[tuple[str, str | bytes | None]]:
         at = str(int(time.time() * 1000))
         signature = self.key.sign(
             signed_lines(purpose, self.miner_id, day, batch, key.encode() if key else None, value, at)
         )
-        headers = [("riskstream-signer", self.miner_id.encode()), ("riskstream-signed-at", at.encode())]
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("riskstream-signer", self.miner_id.encode()),
+            ("riskstream-signed-at", at.encode()),
+        ]
         if day:
             headers.append(("riskstream-date", day.encode()))
         if batch:
@@ -103,8 +111,8 @@ class Reannouncements:
         self.max_age_ms = max_age_s * 1000
         self.seen: set[bytes] = set()
 
-    def signed(self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None) -> bool:
-        found = {k: v.decode() for k, v in headers or [] if v is not None}
+    def signed(self, key: bytes | None, value: bytes | None, headers: Any) -> bool:
+        found = {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in headers or [] if v is not None}
         try:
             signer, at, signature = (
                 found["riskstream-signer"],
@@ -245,8 +253,8 @@ def submit(args: argparse.Namespace, avro: Avro, signer: Signer, producer: Produ
         "checksum": checksum(alerts, clusters),
     }
     records.append((f"{day}:complete", avro.encode("riskstream.SubmissionComplete", complete)))
-    for key, value in records:
-        producer.produce(topic, value, key.encode(), headers=signer.headers("score", key, value, day, batch_id))
+    for key, data in records:
+        producer.produce(topic, data, key.encode(), headers=signer.headers("score", key, data, day, batch_id))
     if producer.flush(60) != 0:
         raise RuntimeError("the broker did not acknowledge every record")
     print(f"submitted {day}: {len(records)} records, checksum {complete['checksum']}", flush=True)
@@ -346,7 +354,7 @@ def main() -> int:
             message = consumer.poll(0.5)
             if message is None or message.error() is not None:
                 continue
-            event = json.loads(message.value())
+            event = json.loads(message.value() or b"{}")
             for record in event.get("Records", []):
                 if not str(record.get("eventName", "")).startswith(("ObjectCreated:", "s3:ObjectCreated:")):
                     continue

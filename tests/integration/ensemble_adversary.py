@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported at runtime
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -64,12 +64,13 @@ class Avro:
     """Confluent framing (0x00, 4-byte big-endian schema id, schemaless body) over the published .avsc files."""
 
     def __init__(self, directory: Path) -> None:
-        self.ids = {k: v for k, v in json.loads((directory / "ids.json").read_text()).items() if not k.startswith("_")}
+        ids: dict[str, Any] = json.loads((directory / "ids.json").read_text())
+        self.ids: dict[str, int] = {k: int(v) for k, v in ids.items() if not k.startswith("_")}
         self.names = {v: k for k, v in self.ids.items()}
         named: dict[str, Any] = {}
         self.schemas: dict[str, Any] = {}
         for path in sorted(directory.glob("*.avsc")):
-            schema = fastavro.parse_schema(json.loads(path.read_text()), named)
+            schema: dict[str, Any] = fastavro.parse_schema(json.loads(path.read_text()), named)  # type: ignore[assignment]
             self.schemas[schema["name"]] = schema
 
     def encode(self, name: str, record: dict[str, Any]) -> bytes:
@@ -85,7 +86,8 @@ class Avro:
         if name is None:
             return None
         schema = self.schemas[name]
-        return name, fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, schema)
+        record: dict[str, Any] = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema, schema)  # type: ignore[assignment]
+        return name, record
 
 
 class Signer:
@@ -196,7 +198,7 @@ def batch_manifest(args: argparse.Namespace, day: str) -> dict[str, Any]:
         return None
 
     key = tail(args.bootstrap, f"{args.namespace}sot.batches", announced, args.timeout, f"the batch of {day}")
-    manifest = json.loads((Path(args.store) / key).read_bytes())
+    manifest: dict[str, Any] = json.loads((Path(args.store) / key).read_bytes())
     manifest["folder"] = Path(args.store) / key.rsplit("/", 1)[0]
     return manifest
 
@@ -261,7 +263,7 @@ class Adversary:
 
     def produce(self, topic: str, key: str, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
         with self.lock:  # the heartbeat thread shares the producer
-            self.producer.produce(topic, value, key.encode(), headers=headers)
+            self.producer.produce(topic, value, key.encode(), headers=[(k, v) for k, v in headers])
             self.producer.poll(0)
 
     def flush(self) -> None:
@@ -365,8 +367,8 @@ class Adversary:
             records = records[: alert_chunks // 2]
         else:
             records.append((f"{day}:complete", self.avro.encode(COMPLETE, marker)))
-        for key, value in records:
-            self.produce(self.topic, key, value, self.signer.headers("score", key, value, day, batch_id, at_ms))
+        for key, data in records:
+            self.produce(self.topic, key, data, self.signer.headers("score", key, data, day, batch_id, at_ms))
         self.flush()
         say(f"{self.args.miner_id} ({self.args.kind}) sent {len(records)} records for {day}")
         if self.args.kind == "dies":

@@ -86,7 +86,8 @@ def _auc_pr(scores: dict[str, float], labels: dict[str, int]) -> float:
 
 
 def _ensemble(demo: Demo, day: dt.date) -> dict[str, Any]:
-    return _get(demo, f"/ensemble/scores/alerts/{day}", limit=10_000)
+    body: dict[str, Any] = _get(demo, f"/ensemble/scores/alerts/{day}", limit=10_000)
+    return body
 
 
 def _submitted(demo: Demo, day: dt.date, miner: str) -> dict[str, float]:
