@@ -23,6 +23,7 @@ import httpx
 
 from ops.processes import ProcessGroup, wait_until
 from streams.errors import StackError
+from streams.health import ask_services
 from streams.progress import say, step
 from streams.settings import StackSettings
 from streams.stack import free_port
@@ -150,7 +151,16 @@ class Demo:
                     args += ["--copy-of", miner.copy_of]
                 self.processes.start(miner.miner_id, args)
             wait_until("the gateway to answer (the sink's tables ready)", self._gateway_up, timeout=120)
+            # submissions that reach the broker before the validator's bridge reads it have no known order
+            wait_until("the validator's bridge to read the miners' topics", self._bridge_reading, timeout=120)
         self.processes.check()
+
+    def _bridge_reading(self) -> bool:
+        self.processes.check()
+        return any(
+            s.service == "validator" and s.body.get("bridge_reading")
+            for s in ask_services(self.stack.home, timeout=2.0)
+        )
 
     def _gateway_up(self) -> bool:
         self.processes.check()

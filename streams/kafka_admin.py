@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,6 +47,21 @@ def list_topics(bootstrap_servers: str, timeout: float = 10.0) -> list[str]:
         msg = f"broker {bootstrap_servers} unreachable: {exc}"
         raise KafkaError(msg) from exc
     return sorted(metadata.topics)
+
+
+def matching_partitions(bootstrap_servers: str, pattern: str, timeout: float = 10.0) -> dict[str, list[int]]:
+    """Partitions of every topic whose whole name matches the regular expression ``pattern``."""
+    try:
+        metadata = admin(bootstrap_servers).list_topics(timeout=timeout)
+    except confluent_kafka.KafkaException as exc:
+        msg = f"broker {bootstrap_servers} unreachable: {exc}"
+        raise KafkaError(msg) from exc
+    wanted = re.compile(pattern)
+    return {
+        name: sorted(topic.partitions)
+        for name, topic in sorted(metadata.topics.items())
+        if topic.error is None and wanted.fullmatch(name)
+    }
 
 
 def partitions_of(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> list[int]:

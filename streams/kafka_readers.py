@@ -16,6 +16,7 @@ import confluent_kafka
 
 from streams.errors import KafkaError
 from streams.kafka import CONSUMER_LOG, LIBRDKAFKA_LOG, Message, aiokafka_security, client_security
+from streams.kafka_admin import matching_partitions
 
 
 class RangeReader:
@@ -131,9 +132,17 @@ class AsyncBatchConsumer:
         timeout_ms: int = 500,
         on_progress: Callable[[str], None] | None = None,
         start_timeout_s: float | None = None,
+        assign_matching_s: float | None = None,
     ) -> None:
+        """``assign_matching_s``: with ``pattern``, take every matching partition itself (no group
+        rebalance), looking for new topics that often; the group only keeps the committed offsets.
+        A group subscription fetches nothing while it rejoins for each new topic (seconds); only
+        one consumer of the group may run this way."""
         from aiokafka import AIOKafkaConsumer
 
+        self._bootstrap_servers = bootstrap_servers
+        self._assign_matching_s = assign_matching_s if pattern else None
+        self._matched_at = 0.0  # monotonic time of the last look for matching topics
         self._on_progress = on_progress
         self._start_timeout_s = start_timeout_s
         self._next: dict[Any, int] = {}  # TopicPartition -> next offset handed out
@@ -177,16 +186,35 @@ class AsyncBatchConsumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 self._consumer = self._make()
-        if self._pattern:
+        if self._assign_matching_s is not None:
+            await self._assign_matching()
+        elif self._pattern:
             self._consumer.subscribe(pattern=self._pattern)
         else:
             self._consumer.subscribe(self._topics)
         return self
 
+    async def _assign_matching(self) -> None:
+        """Assign every partition of the topics matching the pattern, if that set grew."""
+        from aiokafka import TopicPartition
+
+        self._matched_at = time.monotonic()
+        try:
+            found = await asyncio.to_thread(matching_partitions, self._bootstrap_servers, str(self._pattern))
+        except KafkaError as exc:  # the next look tries again; what is assigned keeps being read
+            CONSUMER_LOG.warning("cannot list the topics matching %s: %s", self._pattern, exc)
+            return
+        wanted = {TopicPartition(topic, p) for topic, parts in found.items() for p in parts}
+        if wanted - set(self._consumer.assignment()):
+            # positions restart from the committed offsets: commit before ``getmany`` looks again
+            self._consumer.assign(sorted(wanted | set(self._consumer.assignment())))
+
     async def __aexit__(self, *exc: object) -> None:
         await self._consumer.stop()
 
     async def getmany(self) -> list[Message]:
+        if self._assign_matching_s is not None and time.monotonic() - self._matched_at >= self._assign_matching_s:
+            await self._assign_matching()
         found = await self._consumer.getmany(timeout_ms=self._timeout_ms, max_records=self._max_records)
         # read before anything awaits: a partition's records are fetched again only once its buffer is drained,
         # so this is the time of the fetch response that brought them

@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class Validator:
     meter: RoundMeter
     health: Health = field(default_factory=lambda: Health("validator"))
     epoch: str = ""  # the broker log's token (streams.epoch), set when the worker starts
+    bridge_reading: threading.Event = field(default_factory=threading.Event)  # the bridge read its start backlog
     lost_log: str = ""  # why the worker stopped itself: the broker lost the log under it
     epoch_misses: int = 0  # checks in a row that did not find the token
 
@@ -324,7 +326,7 @@ def _wire(v: Validator) -> None:
 
     @app.task  # type: ignore[untyped-decorator]  # faust is untyped
     async def serve_health() -> None:
-        v.health.details.append(lambda: {"tables_recovered": _ready(app)})
+        v.health.details.append(lambda: {"tables_recovered": _ready(app), "bridge_reading": v.bridge_reading.is_set()})
         watcher = asyncio.ensure_future(watch_broker(v.health, settings.stack.bootstrap_servers))
         try:
             routes = {"/health": v.health.http_answer, "/metrics": metrics_route()}
@@ -350,6 +352,8 @@ def _wire(v: Validator) -> None:
             markers=v.markers if settings.close_when_caught_up else None,
             watermark_interval_s=settings.watermark_interval_s,
             log_append_time=settings.trust_log_append_time,
+            on_reading=v.bridge_reading.set,
+            assign_matching_s=1.0,  # the one bridge of this worker: new miner topics never pause it
         )
 
 

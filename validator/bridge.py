@@ -247,11 +247,16 @@ async def run_bridge(
     markers: MarkerSender | None = None,
     watermark_interval_s: float = 0.5,
     log_append_time: bool = True,
+    on_reading: Callable[[], None] | None = None,
+    assign_matching_s: float | None = None,
 ) -> None:
     """Forward until cancelled; a forward that cannot be flushed stops here before committing.
 
     With ``markers``, whenever the bridge has forwarded everything that was on the broker (at most
     every ``watermark_interval_s``) it writes a signed watermark to every inbox partition.
+    ``on_reading`` is called once the bridge has read what was on the broker when it started:
+    from then on it stamps what arrives as it arrives (before, a backlog shares one instant).
+    ``assign_matching_s``: take every miner topic's partitions itself (``AsyncBatchConsumer``).
     """
     stopping = threading.Event()  # set when the bridge stops: a watermark flush under way gives up
     try:
@@ -261,8 +266,10 @@ async def run_bridge(
             pattern=topics.miner_scores_pattern,
             session_timeout_ms=session_timeout_ms,
             max_records=max_records,
+            assign_matching_s=assign_matching_s,
         ) as consumer:
             marked = 0.0
+            reading = False
             while True:
                 batch = await consumer.getmany()
                 if batch:
@@ -273,6 +280,9 @@ async def run_bridge(
                     log.debug("bridge forwarded %d records", len(batch))
                 else:
                     await asyncio.sleep(0)
+                if on_reading is not None and not reading and len(batch) < max_records and await consumer.caught_up():
+                    reading = True
+                    on_reading()
                 if markers is None or gate.signer is None or len(batch) >= max_records:
                     continue
                 if time.monotonic() - marked < watermark_interval_s:
