@@ -121,7 +121,8 @@ def submission_order(
     same instant (forwarded in one bridge batch, e.g. after a restart) are ordered by their own
     ``produced_at`` claims, then id: a claim only decides where the validator has no evidence of its own.
     """
-    claimed = [int(m.get("produced_at", 0)) if m else 0 for m in markers]
+    # the claim sent with these scores first: a replay's re-scored markers claim later, the order stays
+    claimed = [int(m.get("first_claim", m.get("produced_at", 0))) if m else 0 for m in markers]
     seen = [float(c) or float(t) for c, t in zip(content or [0.0] * len(miners), first_seen, strict=True)]
     done = [i for i, t in enumerate(first_seen) if t]
     ranked = sorted(done, key=lambda i: (seen[i], first_seen[i], claimed[i], miners[i]))
