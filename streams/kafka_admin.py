@@ -49,12 +49,15 @@ def list_topics(bootstrap_servers: str, timeout: float = 10.0) -> list[str]:
     return sorted(metadata.topics)
 
 
-def matching_partitions(bootstrap_servers: str, pattern: str, timeout: float = 10.0) -> dict[str, list[int]]:
-    """Partitions of every topic whose whole name matches the regular expression ``pattern``."""
+def matching_partitions(client: AdminClient, pattern: str, timeout: float = 10.0) -> dict[str, list[int]]:
+    """Partitions of every topic whose whole name matches the regular expression ``pattern``.
+
+    Takes the caller's client: one asked every second should not be a new client every second.
+    """
     try:
-        metadata = admin(bootstrap_servers).list_topics(timeout=timeout)
+        metadata = client.list_topics(timeout=timeout)
     except confluent_kafka.KafkaException as exc:
-        msg = f"broker {bootstrap_servers} unreachable: {exc}"
+        msg = f"topics matching {pattern} not listed: {exc}"
         raise KafkaError(msg) from exc
     wanted = re.compile(pattern)
     return {

@@ -16,7 +16,7 @@ import confluent_kafka
 
 from streams.errors import KafkaError
 from streams.kafka import CONSUMER_LOG, LIBRDKAFKA_LOG, Message, aiokafka_security, client_security
-from streams.kafka_admin import matching_partitions
+from streams.kafka_admin import admin, matching_partitions
 
 
 class RangeReader:
@@ -140,8 +140,9 @@ class AsyncBatchConsumer:
         one consumer of the group may run this way."""
         from aiokafka import AIOKafkaConsumer
 
-        self._bootstrap_servers = bootstrap_servers
         self._assign_matching_s = assign_matching_s if pattern else None
+        self._bootstrap_servers = bootstrap_servers
+        self._admin: Any = None  # made on the first look for matching topics, then reused
         self._matched_at = 0.0  # monotonic time of the last look for matching topics
         self._on_progress = on_progress
         self._start_timeout_s = start_timeout_s
@@ -200,7 +201,9 @@ class AsyncBatchConsumer:
 
         self._matched_at = time.monotonic()
         try:
-            found = await asyncio.to_thread(matching_partitions, self._bootstrap_servers, str(self._pattern))
+            if self._admin is None:
+                self._admin = admin(self._bootstrap_servers)
+            found = await asyncio.to_thread(matching_partitions, self._admin, str(self._pattern))
         except KafkaError as exc:  # the next look tries again; what is assigned keeps being read
             CONSUMER_LOG.warning("cannot list the topics matching %s: %s", self._pattern, exc)
             return
