@@ -47,7 +47,7 @@ from streams.progress import say
 from streams.records import ALERT_SCORE_BATCH, CLUSTER_SCORE_BATCH, SUBMISSION_COMPLETE
 from streams.schema_registry import registry_from_url
 from streams.signing import HEARTBEAT, REANNOUNCE, REGISTRATION, WITHDRAWAL, Signer, load_or_create_key
-from streams.topics import TopicNames
+from streams.topics import MINER_SCORES_CONFIG, TopicNames
 
 log = logging.getLogger("miner.app")
 
@@ -176,17 +176,14 @@ async def run_miner(settings: MinerSettings, *, max_batches: int | None = None) 
             f"miner {settings.miner_id}: {missing}; its batches will be reported as errors until "
             "`riskstream miner train` runs"
         )
+    fixed = [topics.sot_batches, topics.sot_labels, topics.miner_errors, topics.miner_registry]
+    ensure_topics(stack.bootstrap_servers, fixed, stack.topic_partitions, stack.replication_factor)
     ensure_topics(
         stack.bootstrap_servers,
-        [
-            topics.sot_batches,
-            topics.sot_labels,
-            topics.miner_errors,
-            topics.miner_registry,
-            topics.miner_scores(settings.miner_id),
-        ],
-        partitions=stack.topic_partitions,
-        replication=stack.replication_factor,
+        [topics.miner_scores(settings.miner_id)],
+        stack.topic_partitions,
+        stack.replication_factor,
+        config=MINER_SCORES_CONFIG,
     )
     producer = BatchProducer(stack.bootstrap_servers)
     agent = build_agent(settings, producer)

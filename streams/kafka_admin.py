@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import confluent_kafka
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported at runtime
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic  # type: ignore[attr-defined]  # re-exported at runtime
 
 from streams.errors import KafkaError
 from streams.kafka import LIBRDKAFKA_LOG, client_security
@@ -20,13 +20,20 @@ def admin(bootstrap_servers: str) -> AdminClient:
 
 
 def ensure_topics(
-    bootstrap_servers: str, names: Iterable[str], partitions: int = 4, replication: int = 1, timeout: float = 30.0
+    bootstrap_servers: str,
+    names: Iterable[str],
+    partitions: int = 4,
+    replication: int = 1,
+    timeout: float = 30.0,
+    config: Mapping[str, str] | None = None,
 ) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are."""
+    """Create the topics that do not exist yet (with ``config``); existing ones are left as they are."""
     client = admin(bootstrap_servers)
     existing = set(list_topics(bootstrap_servers, timeout))
     wanted = [
-        NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in names if n not in existing
+        NewTopic(n, num_partitions=partitions, replication_factor=replication, config=dict(config or {}))
+        for n in names
+        if n not in existing
     ]
     if not wanted:
         return
@@ -38,6 +45,18 @@ def ensure_topics(
                 continue
             msg = f"cannot create topic {name}: {exc}"
             raise KafkaError(msg) from exc
+
+
+def topic_config(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> dict[str, str]:
+    """The broker's configuration of ``topic`` (name -> value)."""
+    resource = ConfigResource("topic", topic)
+    try:
+        client = admin(bootstrap_servers)  # held until the answer: a collected client cancels it
+        entries = client.describe_configs([resource], request_timeout=timeout)[resource].result(timeout)
+    except confluent_kafka.KafkaException as exc:
+        msg = f"configuration of topic {topic} not read: {exc}"
+        raise KafkaError(msg) from exc
+    return {name: entry.value for name, entry in entries.items() if entry.value is not None}
 
 
 def list_topics(bootstrap_servers: str, timeout: float = 10.0) -> list[str]:

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 _MINER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MINER_SCORES_PREFIX = "scores."
+# A score record's time is the broker's, not the miner's: the validator orders submissions by it
+# (who sent scores first decides who copied whom). Kafka honours it; the local broker ignores it.
+MINER_SCORES_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 
 
 def validate_miner_id(miner_id: str) -> str:

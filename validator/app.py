@@ -36,11 +36,12 @@ from streams.epoch import LostLogError, check_epoch, epoch_present
 from streams.errors import CodecError, KafkaError, RiskstreamError
 from streams.health import Health, HealthServer, announce, watch_broker, withdraw
 from streams.kafka import BatchProducer
-from streams.kafka_admin import ensure_topics
+from streams.kafka_admin import ensure_topics, topic_config
 from streams.monitoring import metrics_route
 from streams.objectstore import open_stack_store
 from streams.schema_registry import registry_from_url
 from streams.signing import CONTROL, REANNOUNCE, VALIDATOR, Signer, SigningProducer, claim_of, load_or_create_key
+from streams.topics import MINER_SCORES_CONFIG
 from validator import monitoring
 from validator.bridge import Gate, InboxRecord, MarkerSender, forwarded_by_bridge, run_bridge
 from validator.control import ControlAuthority, read_date
@@ -81,11 +82,11 @@ class Validator:
 
 
 def _ensure_score_topic(settings: ValidatorSettings, topic: str) -> None:
-    """Create a registered miner's score topic now, not at its first submission.
+    """Create a registered miner's score topic now, not at its first submission, stamped by the broker.
 
-    The bridge reads score topics by pattern: a topic that first appears with a submission makes
-    it join its group again and fetch nothing meanwhile, and whatever arrives in that pause is
-    stamped with one instant (first-seen order lost; seen: copies read as early as originals).
+    The bridge then reads the topic before any scores arrive on it (a topic that appears with its
+    first submission is found up to a second later, and what arrived meanwhile shares one instant),
+    and on Kafka the broker's append time, which no miner can set, orders the submissions.
     """
     try:
         ensure_topics(
@@ -93,9 +94,23 @@ def _ensure_score_topic(settings: ValidatorSettings, topic: str) -> None:
             [topic],
             partitions=settings.stack.topic_partitions,
             replication=settings.stack.replication_factor,
+            config=MINER_SCORES_CONFIG,
         )
     except KafkaError as exc:  # e.g. not allowed to create topics: the miner's own creation stands
         log.warning("could not create %s: %s", topic, exc)
+    if not settings.trust_log_append_time:
+        return
+    try:
+        stamped = topic_config(settings.stack.bootstrap_servers, topic).get("message.timestamp.type")
+    except KafkaError as exc:
+        log.warning("could not read the configuration of %s: %s", topic, exc)
+        return
+    if stamped != MINER_SCORES_CONFIG["message.timestamp.type"]:  # e.g. made by the miner, or before this rule
+        log.warning(
+            "%s keeps the producer's timestamps (message.timestamp.type=%s): its records are ordered by when the "
+            "bridge fetched them; set message.timestamp.type=LogAppendTime on it so the broker's time orders them",
+            topic, stamped,
+        )  # fmt: skip
 
 
 def _now_ms() -> int:

@@ -20,11 +20,16 @@ user() {  # user NAME: its SCRAM credential from /run/secrets/kafka_<name>_passw
   kafka kafka-configs.sh --alter --entity-type users --entity-name "$1" \
     --add-config "SCRAM-SHA-512=[password=$(cat "$secret")]" >/dev/null
 }
-topic() { kafka kafka-topics.sh --create --if-not-exists --topic "$NS$1" --partitions "$PARTITIONS" --replication-factor 1 >/dev/null; }
+topic() { kafka kafka-topics.sh --create --if-not-exists --topic "$NS$1" --partitions "$PARTITIONS" --replication-factor 1 "${@:2}" >/dev/null; }
 
 for t in sot.batches sot.labels ensemble.alerts ensemble.clusters ensemble.batches validator.results miner.errors \
          miners.registry validator.inbox validator.control dlq.scores dlq.sot dlq.registry; do topic "$t"; done
-for m in $MINERS; do topic "scores.$m"; done
+# a score record's time is the broker's append time, never the miner's: the validator orders submissions by it
+for m in $MINERS; do
+  topic "scores.$m" --config message.timestamp.type=LogAppendTime
+  kafka kafka-configs.sh --alter --entity-type topics --entity-name "${NS}scores.$m" \
+    --add-config message.timestamp.type=LogAppendTime >/dev/null  # topics made before this rule
+done
 
 for u in sot validator gateway minio $MINERS $OPERATORS; do user "$u"; done
 

@@ -21,7 +21,7 @@ from miner.settings import MinerSettings
 from streams.batch import MANIFEST, snapshot_key
 from streams.codec import AvroCodec
 from streams.kafka import BatchProducer
-from streams.kafka_admin import high_watermarks, partitions_of
+from streams.kafka_admin import high_watermarks, list_topics, partitions_of, topic_config
 from streams.objectstore import open_store
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings
@@ -189,9 +189,15 @@ def test_the_cli_miner_serves_until_sigterm(stack_settings: StackSettings, tmp_p
     command = [sys.executable, "-m", "streams.cli", "miner", "run", "--miner-id", "gamer", "--profile", "random"]
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
+        topic = stack_settings.topics.miner_scores("gamer")
+        # before any reader names the topic (the local broker creates a topic a reader asks for)
+        deadline = time.monotonic() + 60
+        while topic not in list_topics(stack_settings.bootstrap_servers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stamped = topic_config(stack_settings.bootstrap_servers, topic).get("message.timestamp.type")
+        assert stamped == "LogAppendTime"  # the broker's time orders submissions, not the miner's
         found = _read_submission(stack_settings, "gamer", FIRST, timeout=60)
         assert found["complete"]["alert_count"] == SIZE["alerts"]
-        topic = stack_settings.topics.miner_scores("gamer")
         chunks = len(found["alerts"]) + len(found["clusters"]) + 1  # and the completion marker
         expected: dict[Sample, float] = {
             ("riskstream_miner_records_out_total", (("topic", topic),)): float(chunks),
