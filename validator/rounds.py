@@ -36,9 +36,10 @@ from validator.errors import BatchLoadError
 from validator.intake import Found, Intake, Outputs
 from validator.outcome import RoundOutcome
 from validator.replay import Replays
+from validator.retention import expire_tables, retention_cutoff
 from validator.settings import ValidatorSettings
 from validator.state import RoundState
-from validator.tables import RoundKey, StoredEnsemble, ValidatorTables, date_of_key
+from validator.tables import RoundKey, StoredEnsemble, ValidatorTables
 from validator.watermark import Watermarks
 
 log = logging.getLogger(__name__)
@@ -284,18 +285,5 @@ class Rounds:
     # ---- retention ---------------------------------------------------------------------------
     def expire(self) -> int:
         """Drop chunks and counted facts of dates older than the newest date minus the retention."""
-        dates = [d for d in (date_of_key(k) for k in list(self.tables.batches)) if d is not None]
-        if not dates:
-            return 0
-        cutoff = max(dates) - dt.timedelta(days=self.settings.retention_days)
-        decoded = self.intake.decoded
-        for key in [k for k in decoded if (date_of_key(k) or cutoff) < cutoff]:
-            del decoded[key]
-        dropped = 0
-        for table in (self.tables.chunks, self.tables.stats, self.tables.ensembles):
-            for key in list(table.keys()):
-                day = date_of_key(key)
-                if day is not None and day < cutoff:
-                    del table[key]
-                    dropped += 1
-        return dropped
+        cutoff = retention_cutoff(self.tables.batches, self.settings.retention_days)
+        return expire_tables(self.tables, self.intake.decoded, cutoff)

@@ -18,8 +18,11 @@ of a round are the ones used).
 
 Served with several workers: first versions of rounds (all complete or deadline), rejected batches,
 ground truth (tier 3, from the same partials; final scores shared as a step, so every worker's
-history and the next dates' priors agree). Not yet: replays, late versions, the registry's liveness
-(the configured expected miners are awaited), retention of old dates' partials and steps in memory.
+history and the next dates' priors agree), and the single worker's retention (``validator.retention``):
+a date older than the newest minus ``VALIDATOR_RETENTION_DAYS`` is dropped from every worker's memory
+(tables, steps, partials, outcomes), and a step, partial or inbox record of it read later is logged
+and ignored. Not yet: replays, late versions, the registry's liveness (the configured expected
+miners are awaited).
 
     run_partitioned(ValidatorSettings(partitioned=True))     # until SIGTERM / Ctrl-C
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import logging
 import signal
 import threading
@@ -51,6 +55,7 @@ from validator.ensemble import EnsembleScores
 from validator.identity import KeyBook
 from validator.intake import Intake, Outputs
 from validator.partials import decode_partial, digest, encode_partial, partials_of, split_partial
+from validator.retention import EXPIRING, drop_expired, expire_tables, expired, retention_cutoff
 from validator.settings import ValidatorSettings
 from validator.state import RoundState
 from validator.steps import (
@@ -105,6 +110,7 @@ class PartitionedWorker(RoundContext):
         self.ensembles: dict[str, tuple[list[str], EnsembleScores, EnsembleScores]] = {}  # round -> shared ensemble
         self.inbox: Any = None
         self.reader: Any = None
+        self.cutoff: dt.date | None = None  # dates before it are expired (``validator.retention``)
         self._committed_at = 0.0
 
     # ---- consumers ---------------------------------------------------------------------------
@@ -174,7 +180,8 @@ class PartitionedWorker(RoundContext):
             position = f"{topic}:{m.partition()}:{m.offset()}"
             if topic == self.topics.sot_batches:
                 found = self.opener.manifests(value, position, key)
-                self.opener.open_rounds(found, position, lambda _: "a repeat is not served by several workers yet")
+                if self.opener.open_rounds(found, position, lambda _: "a repeat is not served by several workers yet"):
+                    self._expire()
                 continue
             if topic == self.topics.sot_labels:
                 self.opener.note_labels(self.opener.manifests(value, position, key))
@@ -187,9 +194,15 @@ class PartitionedWorker(RoundContext):
             try:
                 if topic == self.topics.validator_partials:
                     share = decode_partial(self.codec, value)
+                    if expired(share.processing_date, self.cutoff):
+                        log.info("%s ignored: a partial of %s, an expired date", position, share.processing_date)
+                        continue
                     self.partials[digest(value)] = share
                 else:
                     step = decode_step(self.codec, value)
+                    if expired(step.date, self.cutoff):
+                        log.info("%s ignored: a %s step of %s, an expired date", position, step.step, step.round_text)
+                        continue
                     ledger = self.ledgers.setdefault(step.round_text, RoundLedger())
                     ledger.apply(step)
                     if ledger.judged is step:
@@ -216,6 +229,9 @@ class PartitionedWorker(RoundContext):
                 log.warning("inbox record at %s:%d dropped: %s", m.topic(), m.offset(), refused)
                 continue
             day = (m.key() or b"").decode(errors="replace").split(":", 1)[0]
+            if expired(day, self.cutoff):
+                log.info("inbox record at %s:%d ignored: %s is an expired date", m.topic(), m.offset(), day)
+                continue
             if date_of_key(day) is not None:
                 held.first.setdefault(day, m.offset())
             seen = claim_of(m.headers()).signed_at_ms
@@ -328,6 +344,8 @@ class PartitionedWorker(RoundContext):
     # ---- the loop ----------------------------------------------------------------------------
     def step(self, now_ms: int) -> None:
         for text in sorted(self.shared.batches.keys()):
+            if expired(text, self.cutoff):
+                continue  # kept as one worker keeps it (small); nothing of it is done again
             state = RoundState.from_value(self.shared.batches.get(text))
             ledger = self.ledgers.setdefault(text, RoundLedger())
             if ledger.done:
@@ -381,6 +399,29 @@ class PartitionedWorker(RoundContext):
     def _date_done(self, day: str) -> bool:
         rounds = keys_with_prefix(self.shared.batches, day + SEP)
         return bool(rounds) and all(r in self.finished for r in rounds)
+
+    # ---- retention ---------------------------------------------------------------------------
+    def _expire(self) -> None:
+        """Drop the dates the single worker would drop (``validator.retention``): the held partitions'
+        tables, and the steps, partials, outcomes, contents and bookkeeping of those dates' rounds."""
+        cutoff = retention_cutoff(self.shared.batches, self.settings.retention_days)
+        if cutoff is None or cutoff == self.cutoff:
+            return
+        self.cutoff = cutoff
+        for held in self.held.values():
+            # the replay index too: replays are not served by several workers
+            expire_tables(held.intake.tables, held.intake.decoded, cutoff, (*EXPIRING, "index"))
+            drop_expired(held.first, cutoff)
+        for mapping in (self.ledgers, self.ensembles, self.closer.outcomes):
+            drop_expired(mapping, cutoff)
+        self.finished = {t for t in self.finished if not expired(t, cutoff)}
+        self.sent = {s for s in self.sent if not expired(s[0], cutoff)}
+        self.closer.sent = {s for s in self.closer.sent if not expired(s[0], cutoff)}
+        self.partials = {d: p for d, p in self.partials.items() if not expired(p.processing_date, cutoff)}
+        for text, value in list(self.shared.batches.items()):
+            if expired(text, cutoff):
+                self.contents.pop(RoundState.from_value(value).manifest_key, None)
+        log.info("dates before %s expired", cutoff.isoformat())
 
     def run(self) -> None:
         if self.inbox is None:
