@@ -57,6 +57,7 @@ HEARTBEAT = "heartbeat"
 WITHDRAWAL = "withdrawal"
 CONTROL = "control"
 REANNOUNCE = "reannounce"  # an operator's repeat of a batch event (riskstream replay --from sot)
+TIE_DRAW = "tie-draw"  # the validator's signature over a date orders miners it saw at one instant (never sent)
 VALIDATOR = "validator"  # the validator's signer name
 OPERATOR = "operator"  # the default operator's signer name
 

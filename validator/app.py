@@ -174,7 +174,7 @@ def create_validator(settings: ValidatorSettings) -> Validator:
     marks = Watermarks(stack.topic_partitions) if settings.close_when_caught_up else None
     meter = RoundMeter(codec, stack.topics)
     outputs = meter.wrap(SigningProducer(producer, signer, stack.topics))  # counted after signing
-    rounds = Rounds(tables, settings, codec, store, outputs, private_store, marks)
+    rounds = Rounds(tables, settings, codec, store, outputs, private_store, marks, signer)
     keys = KeyBook(tables.identities, settings.miner_keys)
     gate = Gate(keys, stack.topics, signer, unbound_grace_s=settings.unbound_grace_s)
     authority = ControlAuthority(

@@ -31,7 +31,14 @@ from validator.closing import closing_inputs
 from validator.emitter import HISTORY_KEEP
 from validator.errors import BatchLoadError
 from validator.identity import KeyBook
-from validator.outcome import ENSEMBLE_ID, RoundOutcome, evaluate_round, judge_ground_truth, prior_of
+from validator.outcome import (
+    ENSEMBLE_ID,
+    RoundOutcome,
+    evaluate_round,
+    judge_ground_truth,
+    prior_of,
+    tie_draw_seed,
+)
 from validator.results import (
     batch_record,
     ground_truth_records,
@@ -181,8 +188,9 @@ class Closer:
             self.sent.update({(rkey.text, WEIGHTS, -1), (rkey.text, DONE, -1)})
             return None
         late = self.ctx.settings.allow_late_versions
+        draw = tie_draw_seed(self.ctx.signer, rkey.date)
         inputs = closing_inputs(
-            rkey, state, contents, shares, ledger.close.expected, ledger.priors(), late_versions=late
+            rkey, state, contents, shares, ledger.close.expected, ledger.priors(), late_versions=late, draw_seed=draw
         )
         self.outcomes[rkey.text] = (evaluate_round(inputs, self.ctx.settings), contents)
         return self.outcomes[rkey.text]
@@ -215,8 +223,9 @@ class Closer:
             return
         weights = ledger.weight_map()
         late = self.ctx.settings.allow_late_versions
+        draw = tie_draw_seed(self.ctx.signer, rkey.date)
         inputs = closing_inputs(
-            rkey, state, contents, shares, ledger.close.expected, ledger.priors(), weights, late_versions=late
+            rkey, state, contents, shares, ledger.close.expected, ledger.priors(), weights, late, draw
         )
         outcome = evaluate_round(inputs, self.ctx.settings)
         s = self.ctx.settings

@@ -46,6 +46,7 @@ def closing_inputs(
     priors: Mapping[str, float] | None = None,
     fixed_weights: Mapping[str, float] | None = None,
     late_versions: bool = False,
+    draw_seed: bytes = b"",
 ) -> RoundInputs:
     """What one worker's ``Emitter.evaluate`` would pass ``evaluate_round`` for a first version.
 
@@ -71,6 +72,7 @@ def closing_inputs(
         history={m: {} for m in miners},
         fixed_weights=dict(fixed_weights) if fixed_weights is not None else None,
         priors=dict(priors) if priors is not None else None,
+        draw_seed=draw_seed,
     )
 
 

@@ -24,6 +24,7 @@ from streams.batch import batch_key
 from streams.codec import AvroCodec, Decoded
 from streams.objectstore import ObjectStore
 from streams.records import ENSEMBLE_ALERT_SCORE, ENSEMBLE_BATCH, ENSEMBLE_CLUSTER_SCORE, VALIDATION_RESULT
+from streams.signing import Signer
 from validator.batches import BatchContents, Labels, load_batch, load_labels, read_manifest
 from validator.encoding import EnsembleEncoder
 from validator.errors import BatchLoadError
@@ -38,6 +39,7 @@ from validator.outcome import (
     content_times,
     evaluate_round,
     judge_ground_truth,
+    tie_draw_seed,
 )
 from validator.results import (
     batch_record,
@@ -159,6 +161,7 @@ class Emitter:
         outputs: Outputs,
         decoded: dict[str, tuple[str, Decoded]],
         private_store: ObjectStore | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.tables = tables
         self.settings = settings
@@ -167,6 +170,7 @@ class Emitter:
         self.private_store = private_store or store  # the traps: never where miners can read
         self.outputs = outputs
         self.decoded = decoded  # the intake's cache of chunks decoded on arrival
+        self.signer = signer  # the validator's key: it draws the order of miners seen at one instant
         self.topics = settings.stack.topics
         self._alert_encoder = EnsembleEncoder.for_record(codec, ENSEMBLE_ALERT_SCORE, "alert_id")
         self._cluster_encoder = EnsembleEncoder.for_record(codec, ENSEMBLE_CLUSTER_SCORE, "cluster_id")
@@ -263,6 +267,7 @@ class Emitter:
             fixed_weights=snap.fixed_weights,
             priors=snap.priors,
             previous=pick_previous(snap.ensembles, snap.version, contents),
+            draw_seed=tie_draw_seed(self.signer, snap.key.date),
         )
         return evaluate_round(inputs, self.settings), contents
 

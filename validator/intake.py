@@ -218,7 +218,7 @@ class Intake:
         for key, value in list(items_with_prefix(self.tables.stats, rkey.prefix)):
             # arrival times survive: a replay or a re-scored batch reuses when the scores were first seen
             kept = (
-                {k: value[k] for k in ("late", "arrivals", "firsts", "claims", "after", "content_seen") if k in value}
+                {k: value[k] for k in ("late", "arrivals", "firsts", "after", "content_seen") if k in value}
                 if keep_counts
                 else {}
             )
@@ -312,15 +312,12 @@ class Intake:
                 firsts = dict(st.get("firsts") or {})
                 checksum = str(body["checksum"])
                 firsts[checksum] = min(int(firsts.get(checksum, seen)), seen)
-                claims = dict(st.get("claims") or {})  # the claim made with these scores first: stable on replays
-                claims.setdefault(checksum, _as_millis(body["produced_at"]))
                 after = dict(st.get("after") or {})
                 if rec.after_ms is not None and rec.position not in after:  # as first forwarded, kept on replay
                     after[rec.position] = int(rec.after_ms)
                 st["arrivals"] = dict(sorted(arrivals.items(), key=lambda kv: kv[1])[-KEEP_ARRIVALS:])
                 st["after"] = {p: after[p] for p in st["arrivals"] if p in after}
                 st["firsts"] = dict(sorted(firsts.items(), key=lambda kv: kv[1])[:KEEP_ARRIVALS])
-                st["claims"] = {c: claims[c] for c in st["firsts"] if c in claims}
                 st["complete"] = {
                     "position": rec.position,
                     "alert_count": int(body["alert_count"]),
@@ -332,7 +329,6 @@ class Intake:
                     "produced_at": _as_millis(body["produced_at"]),  # the miner's claim: informational
                     "seen_at": seen,
                     "first_seen": int(firsts[checksum]),
-                    "first_claim": int(claims[checksum]),
                     "arrived_after": int(after.get(rec.position, 0)),  # a bridge watermark it came after
                 }
                 if emitted:

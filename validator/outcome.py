@@ -10,6 +10,7 @@ counted facts and the miners' score history; nothing here touches Kafka or table
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.errors import SubmissionError
+from streams.signing import TIE_DRAW, Signer, canonical_bytes
 from streams.submission import submission_checksum
 from validator.batches import BatchContents, Labels
 from validator.behaviour import PreviousEnsemble, Thresholds, Traps, assess_behaviour
@@ -58,6 +60,7 @@ class RoundInputs:
     # the priors of the version a replay replays (exact replays); None: from ``history``
     priors: Mapping[str, float] | None = None
     previous: StoredEnsemble | None = None  # the last version emitted before this one, on the same alerts
+    draw_seed: bytes = b""  # orders miners seen at the same instant (``tie_draw_seed``); b"": by id alone
 
 
 @dataclass
@@ -108,24 +111,35 @@ def content_time(facts: MinerFacts) -> float:
     return float(np.mean(times)) if times else 0.0
 
 
+def tie_draw_seed(signer: Signer | None, date: dt.date) -> bytes:
+    """The validator's own signature over the date: what orders miners its bridge saw at one instant.
+
+    Ed25519 is deterministic, so every replay and every worker holding the key draws the same
+    order; no miner can compute it or move its place in it (a claimed time could be backdated).
+    """
+    if signer is None:
+        return b""
+    return signer.sign(canonical_bytes(TIE_DRAW, signer.name, None, None, date=date, signed_at_ms=0))
+
+
 def submission_order(
     miners: Sequence[str],
     first_seen: Sequence[int],
-    markers: Sequence[Mapping[str, Any] | None],
     content: Sequence[float] | None = None,
+    draw_seed: bytes = b"",
 ) -> list[float]:
     """Each miner's place in the trusted order (0 = first; never submitted: infinity).
 
     By when the validator first saw the scores (``content``: the mean trusted time of the chunks,
     where known), then when it first saw the completion marker of those scores; miners seen at the
-    same instant (forwarded in one bridge batch, e.g. after a restart) are ordered by their own
-    ``produced_at`` claims, then id: a claim only decides where the validator has no evidence of its own.
+    same instant (forwarded in one bridge batch, e.g. after a restart) by a draw keyed by
+    ``draw_seed``: the validator has no evidence of who came first, and a miner's own claim is
+    not evidence.
     """
-    # the claim sent with these scores first: a replay's re-scored markers claim later, the order stays
-    claimed = [int(m.get("first_claim", m.get("produced_at", 0))) if m else 0 for m in markers]
     seen = [float(c) or float(t) for c, t in zip(content or [0.0] * len(miners), first_seen, strict=True)]
+    draw = [hashlib.sha256(draw_seed + b"\n" + m.encode()).digest() for m in miners]
     done = [i for i, t in enumerate(first_seen) if t]
-    ranked = sorted(done, key=lambda i: (seen[i], first_seen[i], claimed[i], miners[i]))
+    ranked = sorted(done, key=lambda i: (seen[i], first_seen[i], draw[i], miners[i]))
     place = [float("inf")] * len(miners)
     for position, i in enumerate(ranked):
         place[i] = float(position)
@@ -233,9 +247,7 @@ def evaluate_round(inputs: RoundInputs, settings: ValidatorSettings) -> RoundOut
     )
     # a copier is the later submitter, by when the validator first saw its scores (never a sender's clock)
     facts_of = [inputs.facts.get(m, MinerFacts()) for m in miners]
-    submitted = submission_order(
-        miners, completed_at, [f.marker for f in facts_of], [content_time(f) for f in facts_of]
-    )
+    submitted = submission_order(miners, completed_at, [content_time(f) for f in facts_of], inputs.draw_seed)
     previous = None
     if inputs.previous is not None and len(inputs.previous.scores) == n_alerts:
         stored = inputs.previous

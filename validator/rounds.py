@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from streams.codec import AvroCodec
 from streams.kafka import Producer
 from streams.objectstore import ObjectStore
+from streams.signing import Signer
 from validator.batches import BatchContents
 from validator.bridge import InboxRecord
 from validator.emitter import EmitJob, Emitted, Emitter
@@ -66,6 +67,7 @@ class Rounds:
         producer: Producer,
         private_store: ObjectStore | None = None,
         watermarks: Watermarks | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.tables = tables
         self.settings = settings
@@ -74,7 +76,7 @@ class Rounds:
         self.topics = settings.stack.topics
         self.outputs = Outputs(producer)
         self.intake = Intake(tables, settings, codec, store, self.outputs)
-        self.emitter = Emitter(tables, settings, codec, store, self.outputs, self.intake.decoded, private_store)
+        self.emitter = Emitter(tables, settings, codec, store, self.outputs, self.intake.decoded, private_store, signer)
         self.replays = Replays(tables, settings, codec, store, self.intake)
         self._lock = asyncio.Lock()
         # with a bridge in front: deadlines close only once the inbox is read up to them
