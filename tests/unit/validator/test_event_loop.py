@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 import time
 from typing import Any
 
@@ -19,38 +20,41 @@ HONEST = ["honest-1", "honest-2", "honest-3"]
 
 
 class SlowFlushProducer:
-    """A producer whose flush blocks like a real one waiting on the broker."""
+    """A producer whose flush blocks like a real one waiting on the broker; it notes the threads it ran on."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.sent = 0
+        self.threads: set[int] = set()
 
     def send(self, topic: str, key: Any, value: bytes | None, headers: Any = None) -> None:
         self.sent += 1
+        self.threads.add(threading.get_ident())
 
     def flush(self, timeout: float = 60.0) -> None:
+        self.threads.add(threading.get_ident())
         time.sleep(self.seconds)
 
 
-async def _lag_while(work: Any) -> tuple[Any, float, float]:
-    """Run ``work`` while a ticker measures how late the loop wakes it; (result, seconds, worst lag)."""
-    lags: list[float] = []
+async def _ticks_while(work: Any) -> tuple[Any, int]:
+    """Run ``work`` while a ticker counts how often the loop woke it meanwhile; (result, ticks)."""
+    ticks = 0
     stop = asyncio.Event()
 
     async def tick() -> None:
+        nonlocal ticks
         while not stop.is_set():
-            started = time.perf_counter()
             await asyncio.sleep(0.01)
-            lags.append(time.perf_counter() - started - 0.01)
+            ticks += 1
 
     ticker = asyncio.create_task(tick())
     await asyncio.sleep(0.05)
-    started = time.perf_counter()
+    before = ticks
     result = await work
-    took = time.perf_counter() - started
+    during = ticks - before
     stop.set()
     await ticker
-    return result, took, max(lags)
+    return result, during
 
 
 async def test_a_large_date_closes_off_the_event_loop(
@@ -68,8 +72,10 @@ async def test_a_large_date_closes_off_the_event_loop(
     ]
     assert await rounds.open_batch_async(store.object_created_event(key, 1, "e", T0), "sot.batches:0:0")
     await rounds.ingest_async(records)
-    done, took, worst = await _lag_while(rounds.check_async(0))
+    producer = rounds.producer
+    done, ticks = await _ticks_while(rounds.check_async(0))
     assert done == [("2026-01-02|ethereum", 1, "all_complete")]
-    print(f"closing 8000 alerts x 3 miners took {took:.2f}s; worst event-loop lag {worst * 1000:.0f} ms")
-    assert took > 0.4  # two blocking flushes at least: long enough to stall the loop if run on it
-    assert worst < took / 4, f"the event loop stalled {worst:.2f}s of a {took:.2f}s close"
+    # every send and blocking flush of the close ran off the loop's thread, and the loop kept running
+    # (what a ratio of lag to close time showed before, without depending on the machine's load)
+    assert producer.sent > 0 and threading.get_ident() not in producer.threads
+    assert ticks > 0
