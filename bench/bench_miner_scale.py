@@ -46,9 +46,10 @@ batch = generate_batch("ethereum", dt.date.fromisoformat(sys.argv[5]), alerts=al
 write_batch(FileObjectStore(Path(sys.argv[1])), batch)
 """
 
+# the miner's own modules only: xgboost is imported through them, as in a miner process (miner/__init__.py)
 _IMPORTS = """
 import datetime as dt, json, sys, time
-import numpy as np, pyarrow as pa, xgboost as xgb
+import numpy as np, pyarrow as pa
 from miner.features import build_alert_features, build_cluster_features
 from streams.batch import read_batch
 from miner.flows import use_arrow_memory_pool

@@ -25,7 +25,6 @@ from miner.errors import MinerError
 from miner.records import submission_records
 from miner.scorer import Scorer
 from miner.scoring import BatchScores
-from streams import label_metrics
 from streams.batch import Batch, Labels
 from streams.codec import AvroCodec
 from streams.errors import CodecError, SubmissionError
@@ -90,6 +89,8 @@ def _spearman(a: Floats, b: Floats) -> float:
 def ground_truth_metrics(scores: Floats, labels: npt.NDArray[np.int8], *, k: int = PRECISION_K) -> dict[str, float]:
     """AUC-ROC, AUC-PR, precision@K, Brier score and calibration error (10 equal-width bins), as the validator's
     tier 3 computes them (``streams.label_metrics``); NaN where the labels leave a figure undefined."""
+    from streams import label_metrics  # scikit-learn: loaded by `miner check`, not by a miner that only scores
+
     s = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
     return {
         "auc_roc": label_metrics.auc_roc(s, labels),
