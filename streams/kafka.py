@@ -114,7 +114,7 @@ _RETRIABLE = frozenset(
 )
 
 _Headers = list[tuple[str, str | bytes | None]]
-_Pending = tuple[str, bytes | str | None, bytes | None, _Headers]
+_Pending = tuple[str, bytes | str | None, bytes | None, _Headers, int | None]  # ..., partition (None: by key)
 
 
 class BatchProducer:
@@ -182,7 +182,7 @@ class BatchProducer:
         LIBRDKAFKA_LOG.warning("producer recreated after a fatal error; %d records to send again", len(self._retry))
 
     def _produce(self, sequence: int, item: _Pending) -> None:
-        topic, key, value, headers = item
+        topic, key, value, headers, partition = item
         while True:
             if self._fatal:
                 self._recreate()
@@ -193,6 +193,7 @@ class BatchProducer:
                     key=key,
                     headers=headers,
                     on_delivery=lambda err, msg: self._delivered(sequence, err, msg),
+                    partition=-1 if partition is None else partition,  # -1: librdkafka's partitioner
                 )
                 self._pending[sequence] = item
                 return
@@ -211,10 +212,12 @@ class BatchProducer:
         key: bytes | str | None,
         value: bytes | None,
         headers: Sequence[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
     ) -> None:
+        """Queue one record, to ``partition`` (None: the partition of its key's hash)."""
         self._sequence += 1
         copied: _Headers = [(name, data) for name, data in headers or ()]
-        self._produce(self._sequence, (topic, key, value, copied))
+        self._produce(self._sequence, (topic, key, value, copied, partition))
         self._producer.poll(0)
 
     def send_many(self, topic: str, items: Iterable[tuple[bytes | str | None, bytes | None]]) -> int:

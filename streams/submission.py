@@ -34,6 +34,13 @@ def complete_key(date: dt.date) -> str:
     return f"{date.isoformat()}:{COMPLETE_KEY_SUFFIX}"
 
 
+def bucket_of_key(key: bytes | str | None) -> int | None:
+    """The bucket a chunk's key ``date:bucket`` names (None: a completion marker's key, or no chunk key)."""
+    text = key.decode(errors="replace") if isinstance(key, bytes) else key or ""
+    tail = text.rsplit(":", 1)[-1] if ":" in text else ""
+    return int(tail) if tail.isascii() and tail.isdigit() else None
+
+
 def buckets_of(ids: Sequence[str], buckets: int) -> npt.NDArray[np.int64]:
     """Stable bucket of each id (crc32 mod buckets), identical in every miner and validator."""
     return np.fromiter((zlib.crc32(i.encode()) % buckets for i in ids), dtype=np.int64, count=len(ids))

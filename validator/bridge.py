@@ -34,6 +34,7 @@ from streams.errors import KafkaError
 from streams.kafka import BatchProducer, Message
 from streams.kafka_readers import AsyncBatchConsumer
 from streams.signing import INBOX, SignatureError, Signer, verify_forwarded
+from streams.submission import bucket_of_key
 from streams.topics import TopicNames
 from validator.identity import IdentityError, KeyBook
 from validator.tables import source_position
@@ -162,11 +163,21 @@ def seen_at(message: Message, now_ms: int, *, log_append_time: bool = True) -> i
 
 
 def forward(
-    producer: BatchProducer, inbox: str, messages: Sequence[Message], gate: Gate, *, log_append_time: bool = True
+    producer: BatchProducer,
+    inbox: str,
+    messages: Sequence[Message],
+    gate: Gate,
+    *,
+    log_append_time: bool = True,
+    partitions: int | None = None,
 ) -> int:
     """Forward what the gate lets through, dead-letter the rest; returns how many were dead-lettered.
 
     The bridge's signature on a forwarded record carries its trusted arrival time (``seen_at``).
+    With ``partitions`` (several workers) a chunk of bucket ``b`` goes to inbox partition ``b mod
+    partitions``, as each worker's share of the ensemble is cut, so the workers get even shares of
+    every date (a key's hash put 12 of 16 buckets of a date in one half of 4 partitions); other
+    records, and every record without ``partitions``, go by their key's hash.
     """
     dead = 0
     now = int(time.time() * 1000)
@@ -178,7 +189,11 @@ def forward(
             if gate.signer is not None:
                 seen = seen_at(m, now, log_append_time=log_append_time)
                 headers += gate.signer.headers(INBOX, m.key, m.value, batch_id=record.position, signed_at_ms=seen)
-            producer.send(inbox, m.key, m.value, headers=headers)
+            bucket = bucket_of_key(m.key) if partitions else None
+            if bucket is None or partitions is None:
+                producer.send(inbox, m.key, m.value, headers=headers)
+            else:
+                producer.send(inbox, m.key, m.value, headers=headers, partition=bucket % partitions)
             continue
         dead += 1
         send_dead_letter(producer, gate.topics.dlq("scores"), DeadLetter.of(m, reason))
@@ -249,6 +264,7 @@ async def run_bridge(
     log_append_time: bool = True,
     on_reading: Callable[[], None] | None = None,
     assign_matching_s: float | None = None,
+    inbox_partitions: int | None = None,
 ) -> None:
     """Forward until cancelled; a forward that cannot be flushed stops here before committing.
 
@@ -257,6 +273,7 @@ async def run_bridge(
     ``on_reading`` is called once the bridge has read what was on the broker when it started:
     from then on it stamps what arrives as it arrives (before, a backlog shares one instant).
     ``assign_matching_s``: take every miner topic's partitions itself (``AsyncBatchConsumer``).
+    ``inbox_partitions``: route chunks by bucket (``forward``), for several workers.
     """
     stopping = threading.Event()  # set when the bridge stops: a watermark flush under way gives up
     try:
@@ -274,7 +291,10 @@ async def run_bridge(
                 batch = await consumer.getmany()
                 if batch:
                     await wait_for_keys(gate, batch)
-                    forward(producer, topics.validator_inbox, batch, gate, log_append_time=log_append_time)
+                    forward(
+                        producer, topics.validator_inbox, batch, gate,
+                        log_append_time=log_append_time, partitions=inbox_partitions,
+                    )  # fmt: skip
                     await asyncio.to_thread(producer.flush)
                     await consumer.commit()
                     log.debug("bridge forwarded %d records", len(batch))

@@ -2,9 +2,10 @@
 
 ``VALIDATOR_PARTITIONED=true`` runs this in place of the single Faust worker. Every worker runs a
 bridge (one consumer group: the miner topics' partitions are shared) and joins the inbox group
-``<app id>-workers`` (range assignor). The bridge keys every miner's chunk of bucket ``b`` of a date
-``date:b``, so every miner's bucket ``b`` lands in one inbox partition: an assigned partition is
-checked and counted by its own ``Intake``, nothing of it is read elsewhere. Rounds close through
+``<app id>-workers`` (range assignor). Every miner keys its chunk of bucket ``b`` of a date ``date:b``
+and the bridge sends it to inbox partition ``b mod P``, so every miner's bucket ``b`` lands in one
+inbox partition and each partition gets an even share of a date: an assigned partition is checked
+and counted by its own ``Intake``, nothing of it is read elsewhere. Rounds close through
 ``validator.steps`` (see ``validator.steps``): progress, close, per-partition partials, the
 weights (computed once, by the holder of inbox partition 0), each partition's share of the
 ensemble, the results and batch record. Every worker reads ``sot.batches``, the partials and the
@@ -437,8 +438,11 @@ class PartitionedWorker(RoundContext):
             self.raw.flush()
 
 
-def _bridge_thread(settings: ValidatorSettings, signer: Signer, stop: threading.Event) -> threading.Thread:
-    """This worker's bridge (the group ``<app id>-bridge`` shares the miner topics among the workers)."""
+def _bridge_thread(
+    settings: ValidatorSettings, signer: Signer, stop: threading.Event, partitions: int
+) -> threading.Thread:
+    """This worker's bridge (the group ``<app id>-bridge`` shares the miner topics among the workers;
+    it routes chunks by bucket over the inbox's ``partitions``)."""
     stack = settings.stack
     gate = Gate(KeyBook({}, settings.miner_keys), stack.topics, signer, unbound_grace_s=settings.unbound_grace_s)
     marker_config = {**client_security(), "bootstrap.servers": stack.bootstrap_servers, "linger.ms": 5}
@@ -454,6 +458,7 @@ def _bridge_thread(settings: ValidatorSettings, signer: Signer, stop: threading.
                 max_records=settings.bridge_max_records,
                 markers=markers if settings.close_when_caught_up else None,
                 watermark_interval_s=settings.watermark_interval_s, log_append_time=settings.trust_log_append_time,
+                inbox_partitions=partitions,
             )
         )  # fmt: skip
         while not stop.is_set() and not task.done():
@@ -480,7 +485,7 @@ def run_partitioned(settings: ValidatorSettings) -> int:
         signal.signal(sig, lambda *_: stop.set())
     worker = PartitionedWorker(settings, stop)
     worker._open()
-    bridge = _bridge_thread(settings, worker.signer, stop)
+    bridge = _bridge_thread(settings, worker.signer, stop, worker.partitions)
     try:
         worker.run()
     finally:

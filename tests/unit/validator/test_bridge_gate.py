@@ -23,13 +23,39 @@ class Sent:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | str | None, bytes | None, list[tuple[str, bytes]]]] = []
 
-    def send(self, topic: str, key: bytes | str | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        self.partitions: list[int | None] = []
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | str | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        partition: int | None = None,
+    ) -> None:
         self.sent.append((topic, key, value, list(headers or [])))
+        self.partitions.append(partition)
 
 
 def _message(miner: str, offset: int, value: bytes, signer: Signer | None, topic_miner: str | None = None) -> Message:
     headers = () if signer is None else tuple(signer.headers(SCORE, KEY, value, date=DATE, batch_id="b1"))
     return Message(TOPICS.miner_scores(topic_miner or miner), 0, offset, KEY, value, 0, headers)
+
+
+def test_with_partitions_a_chunk_goes_to_the_partition_of_its_bucket() -> None:
+    """bucket b -> partition b mod P, as each worker's share of the ensemble is cut; a marker by its key."""
+    miner = Signer(Ed25519PrivateKey.generate(), "honest")
+    gate = Gate(KeyBook({}, {"honest": miner.public_key}), TOPICS, Signer(Ed25519PrivateKey.generate(), "validator"))
+    keys = [b"2026-01-02:0006", b"2026-01-02:0013", b"2026-01-02:0000", b"2026-01-02:complete"]
+    messages = [
+        Message(TOPICS.miner_scores("honest"), 0, i, key, b"v%d" % i, 0, tuple(miner.headers(SCORE, key, b"v%d" % i)))
+        for i, key in enumerate(keys)
+    ]
+    routed, hashed = Sent(), Sent()
+    assert forward(routed, TOPICS.validator_inbox, messages, gate, partitions=4) == 0  # type: ignore[arg-type]
+    assert routed.partitions == [2, 1, 0, None]
+    assert forward(hashed, TOPICS.validator_inbox, messages, gate) == 0  # type: ignore[arg-type]
+    assert hashed.partitions == [None] * 4  # the single worker's inbox: by key hash, as before
 
 
 def test_impostors_garbage_and_copies_are_dead_lettered_with_the_reason() -> None:
