@@ -26,6 +26,7 @@ MODULES = (
     "signing",
     "validator",
     "validator_workers",
+    "sink",
     "gateway",
     "end_to_end",
     "miner_scale",

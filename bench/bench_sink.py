@@ -1,0 +1,190 @@
+"""Benchmark: the warehouse sink's rows/s and µs a row, split into verify / decode / build / insert.
+
+One ensemble day (N alerts, N/10 clusters, its results and batch marker) plus M miners' inbox
+copies, built with the project's own codec and signed as the validator signs its outputs and its
+bridge signs each forwarded miner record (setup, not timed). The records go through
+``WarehouseSink.write`` in polls of the runner's size into a fresh chDB database, without a
+broker. Each stage is then timed alone over the same records: verifying the signatures, decoding
+the Avro, building the column rows, inserting them. Baselines in the same run: the bare
+``client.insert`` of the same columns, fastavro's ``schemaless_reader`` alone over the same bytes,
+and one libsodium verification per signed record.
+
+    .venv/bin/python -m bench.bench_sink
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastavro import schemaless_reader
+from nacl.bindings import crypto_sign_open
+
+from simulation import as_messages, as_published, sample_date
+from streams.codec import AvroCodec
+from streams.kafka import Message
+from streams.schema_registry import FileSchemaRegistry
+from streams.settings import StackSettings
+from streams.signing import VALIDATOR, Signer, canonical_bytes, claim_of, output_purposes
+from streams.topics import TopicNames
+from streams.warehouse_schema import connect
+from warehouse.rows import TableRows
+from warehouse.settings import WarehouseSettings
+from warehouse.sink import WarehouseSink
+
+ALERTS = 100_000
+MINERS = tuple(f"m{i}" for i in range(1, 6))
+DATE = dt.date(2026, 1, 15)
+POLL = WarehouseSettings(_env_file=None).max_records
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """(wall, process CPU) seconds of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _inputs(codec: AvroCodec, topics: TopicNames, signer: Signer) -> list[Message]:
+    records = sample_date(codec, topics, DATE, alerts=ALERTS, clusters=ALERTS // 10, miners=MINERS)
+    return as_messages(as_published(records, signer, topics))
+
+
+def run() -> list[dict[str, Any]]:
+    codec = AvroCodec(FileSchemaRegistry.default())
+    topics = TopicNames()
+    signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
+    messages = _inputs(codec, topics, signer)
+    with tempfile.TemporaryDirectory() as tmp:
+        client = connect(StackSettings(_env_file=None, clickhouse_url=f"chdb://{Path(tmp) / 'chdb'}"))
+        try:
+            return _measure(client, codec, topics, signer, messages)
+        finally:
+            client.close()
+
+
+def _measure(
+    client: Any, codec: AvroCodec, topics: TopicNames, signer: Signer, messages: list[Message]
+) -> list[dict[str, Any]]:
+    public = signer.public_key
+
+    def sink_in(database: str) -> WarehouseSink:
+        sink = WarehouseSink(client, database, topics, codec, validator_key=public, marker_timeout_s=3600)
+        sink.ensure_tables()
+        return sink
+
+    # the whole path, as the runner drives it: one write (add every record, then flush) per poll
+    whole = sink_in("bench_sink_whole")
+
+    def write_all() -> None:
+        for start in range(0, len(messages), POLL):
+            assert whole.write(messages[start : start + POLL]) or start + POLL < len(messages)
+
+    total_wall, total_cpu = _timed(write_all)
+    assert not whole.take_dead_letters()
+    rows = int(sum(whole.metrics.value("riskstream_sink_rows_total", table=t) for t in _TABLES))
+    insert_in_write = whole.metrics.value("riskstream_sink_insert_seconds_sum")
+
+    # each stage alone, over the same records
+    staged = sink_in("bench_sink_stages")
+    sources: list[str] = []
+    verify_s, _ = _timed(lambda: sources.extend(staged._source(m, public) for m in messages))
+    decoded: list[Any] = []
+    decode_s, _ = _timed(lambda: decoded.extend(codec.decode(m.value) for m in messages))
+    now = dt.datetime.now(dt.UTC)
+    tables = TableRows()
+
+    def build() -> None:
+        for source, d in zip(sources, decoded, strict=True):
+            tables.add(d.name, d.record, now, miner_topic=topics.miner_id_of(source) is not None)
+
+    build_s, _ = _timed(build)
+    built = {table: columns for table, columns in tables.tables() if len(columns)}
+
+    def insert() -> None:
+        for table, columns in built.items():
+            staged._insert(table, columns)
+
+    insert_s, _ = _timed(insert)
+
+    # baselines: the bare insert of the same columns, fastavro alone, libsodium alone
+    bare = sink_in("bench_sink_bare")
+    prepared = [(f"{bare.database}.{t}", c.columns(), list(c.names)) for t, c in built.items()]
+    bare_insert_s, _ = _timed(
+        lambda: [client.insert(t, data, column_names=names, column_oriented=True) for t, data, names in prepared]
+    )
+    schemas = [codec.registry.by_id(d.schema_id).parsed for d in decoded]
+    bare_decode_s, _ = _timed(
+        lambda: [schemaless_reader(_body(m.value), s, None) for m, s in zip(messages, schemas, strict=True)]
+    )
+    signed = [_signed_bytes(topics, m) for m in messages]
+    key = bytes.fromhex(public)
+    bare_verify_s, _ = _timed(lambda: [crypto_sign_open(s, key) for s in signed])
+
+    per_row = 1e6 / rows
+    case = f"{ALERTS // 1000}k-alert day x {len(MINERS)} miners ({len(messages)} records, {rows} rows)"
+    out = [
+        _row(f"{case}: whole write, polls of {POLL}", rows / total_wall, "rows/s"),
+        _row(f"{case}: whole write, CPU a row", total_cpu * per_row, "us/row"),
+        _row(f"{case}: whole write, wall a row", total_wall * per_row, "us/row"),
+        _row(f"{case}:   of which inside insert statements", insert_in_write * per_row, "us/row"),
+    ]
+    for label, took, base, base_label in (
+        ("verify signatures", verify_s, bare_verify_s, "one libsodium check per record"),
+        ("decode Avro", decode_s, bare_decode_s, "fastavro schemaless_reader alone"),
+        ("build column rows", build_s, None, ""),
+        ("insert (sink)", insert_s, bare_insert_s, "bare client.insert of the same columns"),
+    ):
+        suffix = f" (baseline: {base_label})" if base_label else ""
+        out.append(_row(f"{case}: stage alone, {label}{suffix}", took * per_row, "us/row", base and base * per_row))
+    return out
+
+
+_TABLES = (
+    "ensemble_alert_scores",
+    "ensemble_cluster_scores",
+    "miner_submissions",
+    "submission_completions",
+    "validation_results",
+    "ensemble_batches",
+    "miner_weights",
+)
+
+
+def _body(value: bytes | None) -> io.BytesIO:
+    body = io.BytesIO(value or b"")
+    body.seek(5)
+    return body
+
+
+def _signed_bytes(topics: TopicNames, m: Message) -> bytes:
+    """The signature then the canonical bytes it covers, as libsodium's open takes them."""
+    claim = claim_of(m.headers)
+    purpose = output_purposes(topics).get(m.topic, "inbox")
+    message = canonical_bytes(
+        purpose, VALIDATOR, m.key, m.value, date=claim.date, batch_id=claim.batch_id, signed_at_ms=claim.signed_at_ms
+    )
+    return claim.signature + message
+
+
+def _row(case: str, value: float, unit: str, baseline: float | None = None) -> dict[str, Any]:
+    return {
+        "component": "sink",
+        "case": case,
+        "value": round(value, 3 if value < 100 else 0),
+        "unit": unit,
+        "baseline": None if baseline is None else round(baseline, 3),
+        "ratio": None if not baseline else round(value / baseline, 3),
+    }
+
+
+if __name__ == "__main__":
+    from bench.table import print_rows
+
+    print_rows(run())
