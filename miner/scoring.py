@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-import xgboost as xgb
 
 from miner.errors import MinerError
 from miner.features import FeatureMatrix
@@ -67,8 +66,12 @@ def percentile(values: Scores) -> Scores:
     return (low + high + 1) / (2.0 * values.size)
 
 
-def predict(model: LoadedModel, features: FeatureMatrix, threads: int = 2) -> Scores:
-    """The model's output for every row, on exactly the features (and order) it was trained on."""
+def predict(model: LoadedModel, features: FeatureMatrix) -> Scores:
+    """The model's output for every row, on exactly the features (and order) it was trained on.
+
+    In place on the feature matrix (no DMatrix: that would be a second copy of the day's features);
+    the same trees on the same float32 values give the same scores bit for bit.
+    """
     trained_version = model.metadata.get("feature_version")
     if trained_version != features.version:
         msg = (
@@ -77,11 +80,14 @@ def predict(model: LoadedModel, features: FeatureMatrix, threads: int = 2) -> Sc
         )
         raise MinerError(msg)
     names = model.feature_names
+    if model.booster.feature_names not in (None, names):
+        msg = f"model {model.version}: its metadata names other features than its booster: retrain it"
+        raise MinerError(msg)
     try:
-        matrix = xgb.DMatrix(features.select(names), feature_names=names, nthread=threads)
+        matrix = features.select(names)
     except KeyError as exc:
         raise MinerError(str(exc)) from exc
-    return np.asarray(model.booster.predict(matrix), dtype=np.float64)
+    return np.asarray(model.booster.inplace_predict(matrix), dtype=np.float64)
 
 
 def score_with_models(
@@ -90,14 +96,13 @@ def score_with_models(
     models: ScoringModels,
     *,
     ranker_weight: float = 0.0,
-    threads: int = 2,
 ) -> BatchScores:
     """Alert score = (1-w) * P(scorer) + w * percentile(ranker); cluster score = P(cluster scorer)."""
-    alert_scores = predict(models.alert_scorer, alerts, threads) if alerts.ids else np.empty(0)
+    alert_scores = predict(models.alert_scorer, alerts) if alerts.ids else np.empty(0)
     if ranker_weight > 0 and alerts.ids:
-        margins = predict(models.alert_ranker, alerts, threads)
+        margins = predict(models.alert_ranker, alerts)
         alert_scores = (1.0 - ranker_weight) * alert_scores + ranker_weight * percentile(margins)
-    cluster_scores = predict(models.cluster_scorer, clusters, threads) if clusters.ids else np.empty(0)
+    cluster_scores = predict(models.cluster_scorer, clusters) if clusters.ids else np.empty(0)
     return BatchScores(
         alerts.ids,
         np.clip(alert_scores, 0.0, 1.0),

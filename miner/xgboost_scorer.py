@@ -29,6 +29,13 @@ def _loaded(stem: str, model_type: str, network: str, data: bytes, metadata: dic
     return LoadedModel(stem, model_type, network, booster, dict(metadata))
 
 
+def _threaded(models: ScoringModels, threads: int) -> ScoringModels:
+    """The boosters predict on ``threads`` threads (a loaded booster would use every core)."""
+    for model in (models.alert_scorer, models.alert_ranker, models.cluster_scorer):
+        model.booster.set_param({"nthread": threads})
+    return models
+
+
 @dataclass(frozen=True, slots=True)
 class XGBoostScorer:
     """One profile's XGBoost models for one network; ``models`` is None until fitted or loaded."""
@@ -66,8 +73,11 @@ class XGBoostScorer:
             trained_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
         )
         by_type = {m.model_type: m for m in trained}
-        models = ScoringModels(
-            *(_loaded(by_type[t].stem, t, self.network, by_type[t].data, by_type[t].metadata) for t in MODEL_TYPES)
+        models = _threaded(
+            ScoringModels(
+                *(_loaded(by_type[t].stem, t, self.network, by_type[t].data, by_type[t].metadata) for t in MODEL_TYPES)
+            ),
+            self.threads,
         )
         saved = tuple((m.stem, m.model_type, m.data, m.metadata) for m in trained)
         return replace(self, models=models, _saved=saved)
@@ -84,7 +94,7 @@ class XGBoostScorer:
     def load(self, directory: Path) -> Scorer:
         model_store = ModelStore(directory)
         models = ScoringModels(*(model_store.latest(t, self.network) for t in MODEL_TYPES))
-        return replace(self, models=models, _saved=())
+        return replace(self, models=_threaded(models, self.threads), _saved=())
 
     def score(self, batch: Batch) -> BatchScores:
         if self.models is None:
@@ -92,6 +102,4 @@ class XGBoostScorer:
             raise ModelNotFoundError(msg)
         alerts = build_alert_features(batch)
         clusters = build_cluster_features(batch, alerts)
-        return score_with_models(
-            alerts, clusters, self.models, ranker_weight=self.profile.ranker_weight, threads=self.threads
-        )
+        return score_with_models(alerts, clusters, self.models, ranker_weight=self.profile.ranker_weight)

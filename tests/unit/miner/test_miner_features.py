@@ -17,6 +17,7 @@ from miner.features import (
     FEATURE_NAMES,
     build_alert_features,
     build_cluster_features,
+    index_of,
 )
 from miner.metrics import auc_roc
 from miner.training import labelled_dates
@@ -97,6 +98,22 @@ def test_flow_features_match_a_plain_python_computation() -> None:
         assert features.column("flow_in_tx")[row] == sum(f["tx_count"] for f in incoming)
         expected_share = mixer_usd / total if total else 0.0
         assert features.column("counterparty_mixer_usd_share")[row] == pytest.approx(expected_share)
+
+
+@pytest.mark.parametrize(("keys", "universe"), [(30, 8), (8, 300), (0, 20), (20, 0)])
+def test_index_of_is_the_first_position_whichever_side_it_hashes(keys: int, universe: int) -> None:
+    """A few keys in a large universe are found by scanning it (hashing the keys): the same positions."""
+    rng = np.random.default_rng(keys * 1000 + universe)
+    pool = [f"0x{i:03d}" for i in range(40)]
+    wanted = [None if i % 7 == 3 else pool[rng.integers(0, 40)] for i in range(keys)]
+    known = [None if i % 11 == 5 else pool[rng.integers(0, 40)] for i in range(universe)]  # repeats and nulls
+    first: dict[str | None, int] = {}
+    for position, value in enumerate(known):
+        first.setdefault(value, position)  # a null key finds a null of the universe, as Arrow's index_in does
+    expected = [first.get(k, -1) for k in wanted]
+    keys_array, universe_array = pa.array(wanted, pa.string()), pa.array(known, pa.string())
+    assert index_of(keys_array, universe_array).tolist() == expected
+    assert index_of(pa.chunked_array([keys_array]), pa.chunked_array([universe_array])).tolist() == expected
 
 
 def test_unknown_addresses_give_missing_values_not_errors() -> None:

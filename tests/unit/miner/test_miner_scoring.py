@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import xgboost as xgb
 from miner_synth import NETWORK, Published
 
 from miner.errors import MinerError
@@ -57,6 +58,24 @@ def test_prediction_uses_the_trained_feature_order(published: Published, model_s
     stale = dataclasses.replace(model, metadata={**model.metadata, "feature_version": "0.1.0"})
     with pytest.raises(MinerError, match="retrain"):
         predict(stale, features)
+
+
+@pytest.mark.parametrize("store", ["model_store_a", "model_store_b"])  # b: a subset of the features
+def test_prediction_in_place_gives_the_dmatrix_scores_bit_for_bit(
+    published: Published, store: str, request: pytest.FixtureRequest
+) -> None:
+    features = build_alert_features(read_batch(published.store, published.keys[-1]))
+    values = features.values.copy()
+    values[::3, ::2] = np.nan  # missing values take the trees' default branches in both
+    features = FeatureMatrix(features.ids, features.names, values)
+    models = _models(request.getfixturevalue(store))
+    for model in (models.alert_scorer, models.alert_ranker):
+        names = model.feature_names
+        reference = model.booster.predict(xgb.DMatrix(features.select(names), feature_names=names))
+        np.testing.assert_array_equal(predict(model, features), reference)
+    renamed = dataclasses.replace(model, metadata={**model.metadata, "feature_names": list(reversed(names))})
+    with pytest.raises(MinerError, match="other features than its booster"):
+        predict(renamed, features)
 
 
 def test_rescoring_the_same_batch_is_identical(published: Published, model_store_a: ModelStore) -> None:

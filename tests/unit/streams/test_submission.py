@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams import submission
 from streams.errors import SubmissionError
 from streams.submission import complete_key, rank_by_score, score_key, split_into_chunks, submission_checksum
 
@@ -91,3 +92,13 @@ def test_the_batch_checksum_equals_the_entry_by_entry_rule(
     ids, scores = [a for a, _ in alerts], [s for _, s in alerts]  # repeated ids and any unicode included
     cids, cscores = [c for c, _ in clusters], [s for _, s in clusters]
     assert submission_checksum(ids, scores, cids, cscores) == _reference_checksum(ids, scores, cids, cscores)
+
+
+def test_the_checksum_laid_out_in_slices_is_the_entry_by_entry_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    ids = [f"{'aé'[i % 2]}-{rng.integers(0, 40)}" for i in range(50)]  # repeated ids, two-byte characters
+    scores = [float(s) for s in rng.random(50)]
+    expected = _reference_checksum(ids, scores, ["c-1", "c-0"], [0.5, -0.0])
+    for entries in (1, 3, 49, 50):
+        monkeypatch.setattr(submission, "ENTRY_SLICE", entries)
+        assert submission_checksum(ids, scores, ["c-1", "c-0"], [0.5, -0.0]) == expected
