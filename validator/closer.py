@@ -1,7 +1,8 @@
 """The closer's part of a round closed by several workers, and what every worker's part shares.
 
 ``RoundContext`` is what a worker shares with its parts: codec, store, the signing producers, the
-round states and the partials read so far, and the signed sending of steps. ``Closer`` is the part
+round states, registrations, steps and partials read so far, the miners a round waits for, and
+the signed sending of steps. ``Closer`` is the part
 of the holder of inbox partition 0 (see ``validator.steps``): it closes a round, evaluates the
 merged partials once and shares the weights, sends the validation results and the batch record
 once every partition's share of the ensemble is out, and applies the labels when they are due.
@@ -56,6 +57,7 @@ from validator.steps import (
     JUDGED,
     STEPS_PURPOSE,
     WEIGHTS,
+    LedgerSubmissions,
     MinerStep,
     RoundLedger,
     Step,
@@ -82,7 +84,9 @@ class RoundContext:
         self.public_key = self.signer.public_key
         self.raw = BatchProducer(self.servers)
         self.producer = SigningProducer(self.raw, self.signer, self.topics)  # ensemble, results, batches
-        self.shared = ValidatorTables.in_memory()  # round states and score history, as every worker reads them
+        # round states, registrations and score history, as every worker reads them
+        self.shared = ValidatorTables.in_memory()
+        self.ledgers: dict[str, RoundLedger] = {}  # round -> what the steps say of it
         self.partials: dict[str, RoundPartial] = {}  # digest -> share
         self.contents: dict[str, BatchContents] = {}
         self.partitions = stack.topic_partitions
@@ -92,6 +96,12 @@ class RoundContext:
         headers = signed(self.signer, STEPS_PURPOSE, step.key, value, step.date)
         self.raw.send(self.topics.validator_steps, step.key, value, headers=headers)
         self.raw.flush()
+
+    def awaited(self, now_ms: int) -> list[str]:
+        """The miners a round waits for, as one worker's roster says: configured or registered, and
+        active (heartbeat, rounds missed in a row, a submission arriving) by what the steps report."""
+        seen = LedgerSubmissions(self.shared.batches, self.ledgers)
+        return miners_to_wait_for(self.settings.expected_miners, self.shared, self.settings.liveness, now_ms, seen)
 
     def contents_of(self, state: RoundState) -> BatchContents:
         if state.manifest_key not in self.contents:
@@ -123,7 +133,7 @@ class Closer:
     def part(self, rkey: RoundKey, state: RoundState, ledger: RoundLedger, now_ms: int) -> None:
         text, parts = rkey.text, self.ctx.partitions
         if ledger.close is None and (text, CLOSE, -1) not in self.sent:
-            expected = miners_to_wait_for(self.ctx.settings.expected_miners, self.ctx.shared)
+            expected = self.ctx.awaited(now_ms)
             trigger = None
             if ledger.complete(expected, parts):
                 trigger = "all_complete"

@@ -6,10 +6,13 @@ carries the miner's public key and binds it (``validator.identity``), a heartbea
 last one accepted from that miner (so a copied record cannot be replayed) and not from the
 future by the validator's clock. A round waits for the configured and registered miners that are
 *active*: not withdrawn, heartbeat not lapsed, and not ``missed_rounds`` rounds in a row without a
-submission; a signed submission in an open round makes a miner active again.
+submission; a signed submission in an open round makes a miner active again. What the rounds say
+of submissions comes from one worker's ``stats`` table (``TableSubmissions``) or, with several
+workers, from the steps every worker reads (``validator.steps.LedgerSubmissions``).
 
     apply_registration(tables.registry, keys, codec, key, value, headers, now_ms=now)
     miners_to_wait_for(configured, tables, liveness, now_ms)
+    miners_to_wait_for(configured, tables, liveness, now_ms, LedgerSubmissions(tables.batches, ledgers))
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from streams.codec import AvroCodec
 from streams.errors import CodecError
@@ -125,45 +128,69 @@ def _registered(table: Any) -> dict[str, dict[str, Any]]:
     return {m: dict(v) for m, v in table.items() if v and not v.get("withdrawn")}
 
 
-def _submitted(tables: ValidatorTables, rkey: str, miner: str) -> bool:
-    date, network = parse_round_key(rkey)
-    return bool((tables.stats.get(miner_key(date, network, miner)) or {}).get("complete"))
+class Submissions(Protocol):
+    """What the rounds say of a miner's submissions."""
+
+    def submitted(self, rkey: str, miner: str) -> bool:
+        """Its completion marker of round ``rkey`` is held."""
+        ...
+
+    def submitting(self, miner: str, now_ms: int, timeout_ms: float) -> bool:
+        """A signed submission of ``miner`` is arriving in a round that is still open.
+
+        Complete, or with a chunk seen (trusted time) within ``timeout_ms``: a miner that died half-way
+        through its submission is not waited for once its chunks stop, like one whose heartbeats stop.
+        """
+        ...
 
 
-def missed_in_a_row(tables: ValidatorTables, miner: str, since_ms: int = 0) -> int:
+@dataclass(frozen=True, slots=True)
+class TableSubmissions:
+    """``Submissions`` from one worker's tables (``stats``: each miner's facts of a round)."""
+
+    tables: ValidatorTables
+
+    def submitted(self, rkey: str, miner: str) -> bool:
+        date, network = parse_round_key(rkey)
+        return bool((self.tables.stats.get(miner_key(date, network, miner)) or {}).get("complete"))
+
+    def submitting(self, miner: str, now_ms: int, timeout_ms: float) -> bool:
+        for rkey, state in self.tables.batches.items():
+            if state and state.get("opened") and not state.get("emitted"):
+                date, network = parse_round_key(rkey)
+                st = self.tables.stats.get(miner_key(date, network, miner)) or {}
+                if st.get("complete"):
+                    return True
+                if st.get("chunks") and now_ms - int(st.get("last_chunk_at", now_ms)) <= timeout_ms:
+                    return True
+        return False
+
+
+def missed_in_a_row(
+    tables: ValidatorTables, miner: str, since_ms: int = 0, submissions: Submissions | None = None
+) -> int:
     """Emitted rounds, newest first, that opened after ``since_ms`` and have no submission of ``miner``."""
+    seen = submissions or TableSubmissions(tables)
     rounds = sorted(
         ((int(s.get("opened_at", 0)), k) for k, s in tables.batches.items() if s and s.get("emitted")), reverse=True
     )
     missed = 0
     for opened_at, rkey in rounds:
-        if opened_at < since_ms or _submitted(tables, rkey, miner):
+        if opened_at < since_ms or seen.submitted(rkey, miner):
             break
         missed += 1
     return missed
 
 
-def _submitting(tables: ValidatorTables, miner: str, now_ms: int, timeout_ms: float) -> bool:
-    """A signed submission of ``miner`` is arriving in a round that is still open.
-
-    Complete, or with a chunk seen (trusted time) within ``timeout_ms``: a miner that died half-way
-    through its submission is not waited for once its chunks stop, like one whose heartbeats stop.
-    """
-    for rkey, state in tables.batches.items():
-        if state and state.get("opened") and not state.get("emitted"):
-            date, network = parse_round_key(rkey)
-            st = tables.stats.get(miner_key(date, network, miner)) or {}
-            if st.get("complete"):
-                return True
-            if st.get("chunks") and now_ms - int(st.get("last_chunk_at", now_ms)) <= timeout_ms:
-                return True
-    return False
-
-
 def activity(
-    configured: Iterable[str], tables: ValidatorTables, liveness: Liveness, now_ms: int
+    configured: Iterable[str],
+    tables: ValidatorTables,
+    liveness: Liveness,
+    now_ms: int,
+    submissions: Submissions | None = None,
 ) -> dict[str, tuple[bool, str]]:
     """Every configured or registered miner -> (active, why not)."""
+    seen = submissions or TableSubmissions(tables)
     registered = _registered(tables.registry)
     found: dict[str, tuple[bool, str]] = {}
     for miner in sorted(set(configured) | set(registered)):
@@ -171,23 +198,36 @@ def activity(
         reason = ""
         if entry is not None and now_ms - int(entry.get("last_seen_at", 0)) > liveness.heartbeat_timeout_s * 1000:
             reason = f"no heartbeat for more than {liveness.heartbeat_timeout_s:.0f}s"
-        missed = missed_in_a_row(tables, miner, int(entry.get("since", 0)) if entry else 0)
+        missed = missed_in_a_row(tables, miner, int(entry.get("since", 0)) if entry else 0, seen)
         if not reason and liveness.missed_rounds > 0 and missed >= liveness.missed_rounds:
             reason = f"missed the last {missed} rounds"
-        if reason and _submitting(tables, miner, now_ms, liveness.heartbeat_timeout_s * 1000):
+        if reason and seen.submitting(miner, now_ms, liveness.heartbeat_timeout_s * 1000):
             reason = ""
         found[miner] = (not reason, reason)
     return found
 
 
 def miners_to_wait_for(
-    configured: list[str], tables: ValidatorTables, liveness: Liveness | None = None, now_ms: int | None = None
+    configured: list[str],
+    tables: ValidatorTables,
+    liveness: Liveness | None = None,
+    now_ms: int | None = None,
+    submissions: Submissions | None = None,
 ) -> list[str]:
     """The miners a round waits for: configured or registered, and active."""
     if now_ms is None:
         return sorted(set(configured) | set(_registered(tables.registry)))
-    live = activity(configured, tables, liveness or Liveness(), now_ms)
+    live = activity(configured, tables, liveness or Liveness(), now_ms, submissions)
     return sorted(m for m, (active, _) in live.items() if active)
 
 
-__all__ = ["SEP", "Liveness", "activity", "apply_registration", "miners_to_wait_for", "missed_in_a_row"]
+__all__ = [
+    "SEP",
+    "Liveness",
+    "Submissions",
+    "TableSubmissions",
+    "activity",
+    "apply_registration",
+    "miners_to_wait_for",
+    "missed_in_a_row",
+]

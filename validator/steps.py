@@ -20,8 +20,9 @@ Steps and partials are signed by the validator key and verified on read (``signe
 ``verified``): a stranger on the broker cannot close, weigh or feed a round.
 
     ledger = RoundLedger()
-    ledger.apply(decode_step(codec, value))
+    ledger.apply(decode_step(codec, value), signed_at_ms)
     ledger.complete(expected, partitions), ledger.read_until(partitions), ledger.digests(partitions)
+    LedgerSubmissions(batches, ledgers)      # the roster's view of who submitted (validator.roster)
 """
 
 from __future__ import annotations
@@ -175,11 +176,21 @@ class RoundLedger:
     emitted: set[int] = field(default_factory=set)
     done: bool = False
     judged: Step | None = None
+    marked: set[str] = field(default_factory=set)  # miners whose marker some partition reported
+    grown: dict[str, int] = field(default_factory=dict)  # miner -> when a partition last reported more chunks
 
-    def apply(self, step: Step) -> None:
+    def apply(self, step: Step, signed_at_ms: int = 0) -> None:
+        """Apply the next step; ``signed_at_ms`` is when its worker signed it (the validator's clock)."""
         if step.version != self.version:
             return
         if step.step == PROGRESS:
+            before = self.progress.get(step.partition)
+            held = {m.miner_id: m.alert_chunks + m.cluster_chunks for m in before.miners} if before else {}
+            for m in step.miners:
+                if m.marker_alert_chunks >= 0:
+                    self.marked.add(m.miner_id)
+                if m.alert_chunks + m.cluster_chunks > held.get(m.miner_id, 0):
+                    self.grown[m.miner_id] = max(self.grown.get(m.miner_id, 0), signed_at_ms)
             self.progress[step.partition] = step
             self.offsets[step.partition] = max(step.offset, self.offsets.get(step.partition, -1))
         elif step.step == CLOSE and self.close is None:
@@ -235,3 +246,28 @@ class RoundLedger:
     def priors(self) -> dict[str, float]:
         """The priors the close fixed (miners it does not name take the default prior)."""
         return {m.miner_id: m.prior for m in self.close.miners} if self.close is not None else {}
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSubmissions:
+    """``validator.roster.Submissions`` from the steps, for several workers (no one holds every
+    partition's facts): a miner submitted a round if a partition reported its marker; it is
+    submitting an open round if a partition reported its marker, or more of its chunks within the
+    timeout (the progress step's signed time: when that partition's worker had them)."""
+
+    batches: Mapping[str, Any]  # round key -> round state, as every worker reads them
+    ledgers: Mapping[str, RoundLedger]
+
+    def submitted(self, rkey: str, miner: str) -> bool:
+        ledger = self.ledgers.get(rkey)
+        return ledger is not None and miner in ledger.marked
+
+    def submitting(self, miner: str, now_ms: int, timeout_ms: float) -> bool:
+        for rkey, ledger in self.ledgers.items():
+            state = self.batches.get(rkey)
+            if not state or not state.get("opened") or state.get("emitted"):
+                continue
+            grown = ledger.grown.get(miner)
+            if miner in ledger.marked or (grown is not None and now_ms - grown <= timeout_ms):
+                return True
+        return False

@@ -8,8 +8,8 @@ inbox partition and each partition gets an even share of a date: an assigned par
 and counted by its own ``Intake``, nothing of it is read elsewhere. Rounds close through
 ``validator.steps`` (see ``validator.steps``): progress, close, per-partition partials, the
 weights (computed once, by the holder of inbox partition 0), each partition's share of the
-ensemble, the results and batch record. Every worker reads ``sot.batches``, the partials and the
-steps in full (no group), so any of them can take over a partition or the closer's part.
+ensemble, the results and batch record. Every worker reads ``sot.batches``, the registry, the
+partials and the steps in full (no group), so any of them can take over a partition or the closer's part.
 
 State is the inbox itself: a partition's offset is committed only past the dates whose rounds are
 done, so a worker that takes over a partition (a rebalance after a kill) reads it again from there,
@@ -22,8 +22,10 @@ ground truth (tier 3, from the same partials; final scores shared as a step, so 
 history and the next dates' priors agree), and the single worker's retention (``validator.retention``):
 a date older than the newest minus ``VALIDATOR_RETENTION_DAYS`` is dropped from every worker's memory
 (tables, steps, partials, outcomes), and a step, partial or inbox record of it read later is logged
-and ignored. Not yet: replays, late versions, the registry's liveness (the configured expected
-miners are awaited).
+and ignored; and the registry's liveness: every worker reads ``miners.registry`` in full, and a
+round waits for the configured and registered miners that are active (``validator.roster``), their
+submissions as the partitions' steps report them (``LedgerSubmissions``). Not yet: replays, late
+versions.
 
     run_partitioned(ValidatorSettings(partitioned=True))     # until SIGTERM / Ctrl-C
 """
@@ -53,10 +55,11 @@ from validator.closer import Closer, RoundContext
 from validator.closing import closing_inputs, share_of, shared_ensemble, take
 from validator.encoding import EnsembleEncoder
 from validator.ensemble import EnsembleScores
-from validator.identity import KeyBook
+from validator.identity import IdentityError, KeyBook
 from validator.intake import Intake, Outputs
 from validator.partials import decode_partial, digest, encode_partial, partials_of, split_partial
 from validator.retention import EXPIRING, drop_expired, expire_tables, expired, retention_cutoff
+from validator.roster import apply_registration
 from validator.settings import ValidatorSettings
 from validator.state import RoundState
 from validator.steps import (
@@ -105,7 +108,6 @@ class PartitionedWorker(RoundContext):
         self.cluster_encoder = EnsembleEncoder.for_record(self.codec, ENSEMBLE_CLUSTER_SCORE, "cluster_id")
         self.closer = Closer(self)
         self.held: dict[int, Held] = {}
-        self.ledgers: dict[str, RoundLedger] = {}
         self.sent: set[tuple[str, str, int]] = set()  # (round, step, partition) this worker sent
         self.finished: set[str] = set()
         self.ensembles: dict[str, tuple[list[str], EnsembleScores, EnsembleScores]] = {}  # round -> shared ensemble
@@ -142,7 +144,13 @@ class PartitionedWorker(RoundContext):
         begin = confluent_kafka.OFFSET_BEGINNING
         parts = [
             confluent_kafka.TopicPartition(topic, p, begin)
-            for topic in (topics.sot_batches, topics.sot_labels, topics.validator_partials, topics.validator_steps)
+            for topic in (
+                topics.sot_batches,
+                topics.sot_labels,
+                topics.miner_registry,
+                topics.validator_partials,
+                topics.validator_steps,
+            )  # fmt: skip
             for p in self._partitions_of(self.reader, topic)
         ]
         self.reader.assign(parts)
@@ -187,6 +195,9 @@ class PartitionedWorker(RoundContext):
             if topic == self.topics.sot_labels:
                 self.opener.note_labels(self.opener.manifests(value, position, key))
                 continue
+            if topic == self.topics.miner_registry:
+                self._register(key, value, headers, position)
+                continue
             purpose = PARTIALS_PURPOSE if topic == self.topics.validator_partials else STEPS_PURPOSE
             refused = verified(self.public_key, purpose, key, value, headers)
             if refused is not None:
@@ -205,11 +216,25 @@ class PartitionedWorker(RoundContext):
                         log.info("%s ignored: a %s step of %s, an expired date", position, step.step, step.round_text)
                         continue
                     ledger = self.ledgers.setdefault(step.round_text, RoundLedger())
-                    ledger.apply(step)
+                    ledger.apply(step, claim_of(headers).signed_at_ms)
                     if ledger.judged is step:
                         self.closer.judged(step)
             except CodecError as exc:
                 log.warning("%s dropped: %s", position, exc)
+
+    def _register(self, key: bytes | None, value: bytes | None, headers: Any, position: str) -> None:
+        """A registration, heartbeat or withdrawal, applied as one worker applies it (by this worker's
+        clock: after a restart the topic is read again, so a heartbeat read again counts as fresh
+        until ``heartbeat_timeout_s`` passes; a round then waits for a gone miner until its deadline)."""
+        try:
+            miner_id, what = apply_registration(
+                self.shared.registry, self.closer.keys, self.codec, key, value, headers,
+                now_ms=int(time.time() * 1000), liveness=self.settings.liveness,
+            )  # fmt: skip
+        except (CodecError, IdentityError) as exc:  # the single worker dead-letters it; every worker reads it here
+            log.warning("registration at %s ignored: %s", position, exc)
+            return
+        log.info("miner %s %s", miner_id, what)
 
     def _read_inbox(self) -> None:
         by_partition: dict[int, list[InboxRecord]] = {}

@@ -20,6 +20,7 @@ from validator.steps import (
     READY,
     STEPS_PURPOSE,
     WEIGHTS,
+    LedgerSubmissions,
     MinerStep,
     RoundLedger,
     Step,
@@ -108,3 +109,21 @@ def test_the_first_close_ready_and_weights_are_the_ones_used() -> None:
     assert ledger.emitted == {1} and not ledger.done
     ledger.apply(Step("ethereum", DATE, 1, DONE))
     assert ledger.done
+
+
+def test_the_roster_sees_markers_and_growing_chunks_in_the_progress_steps() -> None:
+    """Submitted: some partition reported the marker; submitting an open round: the marker, or more
+    chunks reported (signed time) within the timeout: a miner that stopped half-way is not."""
+    ledger = RoundLedger()
+    ledger.apply(_progress(0, MinerStep("done", 2, 1, 2, 1), MinerStep("dying", 1)), signed_at_ms=1_000)
+    ledger.apply(_progress(1, MinerStep("dying", 2)), signed_at_ms=5_000)
+    ledger.apply(_progress(1, MinerStep("dying", 2)), signed_at_ms=9_000)  # nothing new
+    text = ledger.progress[0].round_text
+    batches = {text: {"opened": True, "emitted": False}}
+    seen = LedgerSubmissions(batches, {text: ledger})
+    assert seen.submitted(text, "done") and not seen.submitted(text, "dying")
+    assert seen.submitting("done", 10**9, 1_000)
+    assert seen.submitting("dying", 6_000, 1_000) and not seen.submitting("dying", 6_001, 1_000)
+    assert not seen.submitting("absent", 0, 1_000)
+    batches[text]["emitted"] = True
+    assert not seen.submitting("done", 0, 1_000)  # only open rounds count

@@ -5,23 +5,25 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 import zlib
 from pathlib import Path
 from typing import Any
 
 import confluent_kafka
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from validator_fakes import make_settings
 
 from simulation import adversarial_panel, make_batch, submission_records, write_batch
 from streams.codec import AvroCodec
 from streams.objectstore import FileObjectStore
-from streams.signing import INBOX
+from streams.signing import INBOX, REGISTRATION, Signer
 from validator.bridge import InboxRecord
 from validator.partials import encode_partial, partials_of
 from validator.retention import expired
 from validator.state import RoundState
-from validator.steps import PARTIALS_PURPOSE, PROGRESS, STEPS_PURPOSE, Step, encode_step, signed
+from validator.steps import CLOSE, PARTIALS_PURPOSE, PROGRESS, STEPS_PURPOSE, Step, decode_step, encode_step, signed
 from validator.tables import RoundKey, date_of_key
 from validator.workers import PartitionedWorker
 
@@ -113,15 +115,27 @@ def _partition(key: str) -> int:
     return int(tail) % PARTITIONS if tail.isdigit() else zlib.crc32(key.encode()) % PARTITIONS
 
 
+Made = tuple[PartitionedWorker, _Broker, _Inbox]
+
+
 @pytest.fixture
-def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[PartitionedWorker, _Broker, _Inbox]:
-    broker, inbox = _Broker(), _Inbox()
-    monkeypatch.setattr("validator.closer.BatchProducer", lambda servers: broker)
-    settings = make_settings(tmp_path, expected_miners=MINERS, retention_days=RETENTION, close_when_caught_up=False)
-    w = PartitionedWorker(settings)
-    w.inbox, w.reader, w.partitions = inbox, broker, PARTITIONS
-    w._assigned(inbox, [confluent_kafka.TopicPartition(w.topics.validator_inbox, p) for p in range(PARTITIONS)])
-    return w, broker, inbox
+def make_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    def make(**overrides: Any) -> Made:
+        broker, inbox = _Broker(), _Inbox()
+        monkeypatch.setattr("validator.closer.BatchProducer", lambda servers: broker)
+        values = {"expected_miners": MINERS, "retention_days": RETENTION, "close_when_caught_up": False, **overrides}
+        w = PartitionedWorker(make_settings(tmp_path, **values))
+        w.inbox, w.reader, w.partitions = inbox, broker, PARTITIONS
+        w._assigned(inbox, [confluent_kafka.TopicPartition(w.topics.validator_inbox, p) for p in range(PARTITIONS)])
+        return w, broker, inbox
+
+    return make
+
+
+@pytest.fixture
+def worker(make_worker: Any) -> Made:
+    made: Made = make_worker()
+    return made
 
 
 def _forward(w: PartitionedWorker, inbox: _Inbox, key: str, value: bytes, source: str, offset: int) -> None:
@@ -131,14 +145,25 @@ def _forward(w: PartitionedWorker, inbox: _Inbox, key: str, value: bytes, source
     inbox.put(w.topics.validator_inbox, _partition(key), _Message("", 0, 0, key, value, headers))
 
 
-def _run_date(w: PartitionedWorker, broker: _Broker, inbox: _Inbox, codec: AvroCodec, day: dt.date) -> None:
-    """Announce a date, forward every miner's records, and loop the worker until the round is done."""
+def _run_date(
+    w: PartitionedWorker,
+    broker: _Broker,
+    inbox: _Inbox,
+    codec: AvroCodec,
+    day: dt.date,
+    miners: list[str] = MINERS,
+    opened_ms: int | None = None,
+    now_ms: int | None = None,
+) -> None:
+    """Announce a date (at ``opened_ms``), forward the miners' records, and loop the worker (its clock
+    at ``now_ms``; default: when the date opened) until the round is done."""
     store = FileObjectStore(Path(w.settings.stack.object_store_url.removeprefix("file://")))
     at = dt.datetime.combine(day, dt.time(6), tzinfo=dt.UTC)
+    at = at if opened_ms is None else dt.datetime.fromtimestamp(opened_ms / 1000, dt.UTC)
     batch = make_batch(60, day, seed=day.day, published_at=at)
     broker.send(w.topics.sot_batches, None, store.object_created_event(write_batch(store, batch), 1, "etag", at))
     panel = adversarial_panel(batch, seed=day.day)
-    for miner in MINERS:
+    for miner in miners:
         source = w.topics.miner_scores(miner)
         for offset, (key, value) in enumerate(submission_records(codec, batch, miner, *panel[miner], at, chunk_size=8)):
             _forward(w, inbox, key, value, source, offset)
@@ -146,7 +171,7 @@ def _run_date(w: PartitionedWorker, broker: _Broker, inbox: _Inbox, codec: AvroC
     for _ in range(50):
         w._read_shared()
         w._read_inbox()
-        w.step(int(at.timestamp() * 1000))
+        w.step(int(at.timestamp() * 1000) if now_ms is None else now_ms)
         if text in w.finished:
             return
     raise AssertionError(f"round {text} not done")
@@ -224,3 +249,57 @@ def test_a_late_step_partial_or_record_of_an_expired_date_is_ignored(
     ignored = [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
     assert len(ignored) == 3, ignored
     assert len(broker.topics[w.topics.validator_steps]) == steps  # nothing done again for it
+
+
+def _register(w: PartitionedWorker, broker: _Broker, codec: AvroCodec, miner: Signer) -> None:
+    """A signed registration of ``miner`` on the registry topic."""
+    value = codec.encode(
+        "riskstream.MinerRegistration",
+        {"miner_id": miner.name, "profile": "honest-a", "networks": ["ethereum"], "model_versions": {},
+         "registered_at": dt.datetime.now(dt.UTC), "public_key": miner.public_key},
+    )  # fmt: skip
+    key = miner.name.encode()
+    broker.send(w.topics.miner_registry, key, value, miner.headers(REGISTRATION, key, value))
+
+
+def _close(w: PartitionedWorker, broker: _Broker, codec: AvroCodec, day: dt.date) -> Step:
+    steps = [decode_step(codec, m.value() or b"") for m in broker.topics[w.topics.validator_steps]]
+    return next(s for s in steps if s.step == CLOSE and s.date == day)
+
+
+def test_a_round_waits_for_the_registered_miners_that_are_active(make_worker: Any, codec: AvroCodec) -> None:
+    """As one worker's roster: configured or registered, until it misses ``missed_rounds`` in a row."""
+    signers = {m: Signer(Ed25519PrivateKey.generate(), m) for m in ["ghost", "honest-1", "random"]}
+    keys = {m: s.public_key for m, s in signers.items()}
+    w, broker, inbox = make_worker(expected_miners=["honest-1"], miner_keys=keys, miner_missed_rounds=2)
+    for name in ("ghost", "random"):
+        _register(w, broker, codec, signers[name])
+    w._read_shared()
+    assert set(w.shared.registry) == {"ghost", "random"}
+    opened = int(time.time() * 1000) + 1000  # after the registrations
+    closes = []
+    for i in range(3):  # ghost registered and never submits
+        day = FIRST + dt.timedelta(days=i)
+        at = opened + i * 1000
+        _run_date(w, broker, inbox, codec, day, opened_ms=at, now_ms=at + 31_000)  # past the deadline
+        closes.append(_close(w, broker, codec, day))
+    assert [(c.trigger, c.expected) for c in closes] == [
+        ("deadline", ("ghost", "honest-1", "random")),  # registered and alive: waited for until the deadline
+        ("deadline", ("ghost", "honest-1", "random")),  # one round missed
+        ("all_complete", ("honest-1", "random")),  # two in a row: no longer waited for
+    ]
+
+
+def test_a_miner_silent_past_the_heartbeat_timeout_is_not_waited_for_unless_it_is_submitting(
+    make_worker: Any, codec: AvroCodec
+) -> None:
+    signers = {m: Signer(Ed25519PrivateKey.generate(), m) for m in ["ghost", "honest-1", "random"]}
+    keys = {m: s.public_key for m, s in signers.items()}
+    w, broker, inbox = make_worker(expected_miners=["honest-1"], miner_keys=keys, heartbeat_timeout_s=60)
+    for name in ("ghost", "random"):
+        _register(w, broker, codec, signers[name])
+    w._read_shared()
+    later = int(time.time() * 1000) + 120_000  # both registrations are older than the timeout
+    _run_date(w, broker, inbox, codec, FIRST, opened_ms=later, now_ms=later)
+    close = _close(w, broker, codec, FIRST)
+    assert (close.trigger, close.expected) == ("all_complete", ("honest-1", "random"))  # random is sending
