@@ -170,10 +170,17 @@ def missed_in_a_row(
     tables: ValidatorTables, miner: str, since_ms: int = 0, submissions: Submissions | None = None
 ) -> int:
     """Emitted rounds, newest first, that opened after ``since_ms`` and have no submission of ``miner``."""
-    seen = submissions or TableSubmissions(tables)
-    rounds = sorted(
+    return _missed(_emitted(tables), miner, since_ms, submissions or TableSubmissions(tables))
+
+
+def _emitted(tables: ValidatorTables) -> list[tuple[int, str]]:
+    """(opened at, round key) of every emitted round, newest first."""
+    return sorted(
         ((int(s.get("opened_at", 0)), k) for k, s in tables.batches.items() if s and s.get("emitted")), reverse=True
     )
+
+
+def _missed(rounds: list[tuple[int, str]], miner: str, since_ms: int, seen: Submissions) -> int:
     missed = 0
     for opened_at, rkey in rounds:
         if opened_at < since_ms or seen.submitted(rkey, miner):
@@ -192,13 +199,14 @@ def activity(
     """Every configured or registered miner -> (active, why not)."""
     seen = submissions or TableSubmissions(tables)
     registered = _registered(tables.registry)
+    rounds = _emitted(tables)  # once, not per miner: the rounds are never expired
     found: dict[str, tuple[bool, str]] = {}
     for miner in sorted(set(configured) | set(registered)):
         entry = registered.get(miner)
         reason = ""
         if entry is not None and now_ms - int(entry.get("last_seen_at", 0)) > liveness.heartbeat_timeout_s * 1000:
             reason = f"no heartbeat for more than {liveness.heartbeat_timeout_s:.0f}s"
-        missed = missed_in_a_row(tables, miner, int(entry.get("since", 0)) if entry else 0, seen)
+        missed = _missed(rounds, miner, int(entry.get("since", 0)) if entry else 0, seen)
         if not reason and liveness.missed_rounds > 0 and missed >= liveness.missed_rounds:
             reason = f"missed the last {missed} rounds"
         if reason and seen.submitting(miner, now_ms, liveness.heartbeat_timeout_s * 1000):

@@ -114,6 +114,7 @@ class PartitionedWorker(RoundContext):
         self.inbox: Any = None
         self.reader: Any = None
         self.cutoff: dt.date | None = None  # dates before it are expired (``validator.retention``)
+        self._ignored: set[tuple[str, dt.date]] = set()  # (what, expired date) already logged
         self._committed_at = 0.0
 
     # ---- consumers ---------------------------------------------------------------------------
@@ -207,13 +208,13 @@ class PartitionedWorker(RoundContext):
                 if topic == self.topics.validator_partials:
                     share = decode_partial(self.codec, value)
                     if expired(share.processing_date, self.cutoff):
-                        log.info("%s ignored: a partial of %s, an expired date", position, share.processing_date)
+                        self._ignore("partial", share.processing_date, position)
                         continue
                     self.partials[digest(value)] = share
                 else:
                     step = decode_step(self.codec, value)
                     if expired(step.date, self.cutoff):
-                        log.info("%s ignored: a %s step of %s, an expired date", position, step.step, step.round_text)
+                        self._ignore("step", step.date, position)
                         continue
                     ledger = self.ledgers.setdefault(step.round_text, RoundLedger())
                     ledger.apply(step, claim_of(headers).signed_at_ms)
@@ -256,7 +257,7 @@ class PartitionedWorker(RoundContext):
                 continue
             day = (m.key() or b"").decode(errors="replace").split(":", 1)[0]
             if expired(day, self.cutoff):
-                log.info("inbox record at %s:%d ignored: %s is an expired date", m.topic(), m.offset(), day)
+                self._ignore("inbox record", dt.date.fromisoformat(day), f"{m.topic()}:{m.partition()}:{m.offset()}")
                 continue
             if date_of_key(day) is not None:
                 held.first.setdefault(day, m.offset())
@@ -427,6 +428,12 @@ class PartitionedWorker(RoundContext):
         return bool(rounds) and all(r in self.finished for r in rounds)
 
     # ---- retention ---------------------------------------------------------------------------
+    def _ignore(self, what: str, day: dt.date, position: str) -> None:
+        """Log the first record of each kind read for an expired date (a restart reads every old step again)."""
+        if (what, day) not in self._ignored:
+            self._ignored.add((what, day))
+            log.info("%s at %s ignored: %s is an expired date (and the next ones of that date)", what, position, day)
+
     def _expire(self) -> None:
         """Drop the dates the single worker would drop (``validator.retention``): the held partitions'
         tables, and the steps, partials, outcomes, contents and bookkeeping of those dates' rounds."""
@@ -434,6 +441,7 @@ class PartitionedWorker(RoundContext):
         if cutoff is None or cutoff == self.cutoff:
             return
         self.cutoff = cutoff
+        self._ignored.clear()  # bounded: at most one line per kind and date between two expiries
         for held in self.held.values():
             # the replay index too: replays are not served by several workers
             expire_tables(held.intake.tables, held.intake.decoded, cutoff, (*EXPIRING, "index"))
