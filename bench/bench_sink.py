@@ -19,6 +19,7 @@ import io
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,20 @@ from streams.codec import AvroCodec
 from streams.kafka import Message
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings
-from streams.signing import VALIDATOR, Signer, canonical_bytes, claim_of, output_purposes
+from streams.signing import (
+    VALIDATOR,
+    SignedClaim,
+    Signer,
+    canonical_bytes,
+    claim_of,
+    output_purposes,
+    verify_from_validator,
+)
 from streams.topics import TopicNames
 from streams.warehouse_schema import connect
 from warehouse.rows import TableRows
 from warehouse.settings import WarehouseSettings
-from warehouse.sink import WarehouseSink
+from warehouse.sink import VERIFY_PART, WarehouseSink
 
 ALERTS = 100_000
 MINERS = tuple(f"m{i}" for i in range(1, 6))
@@ -93,8 +102,21 @@ def _measure(
 
     # each stage alone, over the same records
     staged = sink_in("bench_sink_stages")
-    sources: list[str] = []
-    verify_s, _ = _timed(lambda: sources.extend(staged._source(m, public) for m in messages))
+    claims: list[Any] = []
+
+    def verify() -> None:  # as add_all checks them: parts of a poll on the sink's threads
+        records = [(m.topic, m.key, m.value, m.headers) for m in messages]
+        parts = [records[start : start + VERIFY_PART] for start in range(0, len(records), VERIFY_PART)]
+        with ThreadPoolExecutor(staged.verify_threads) as pool:
+            for part in pool.map(lambda part: verify_from_validator(public, topics, part), parts):
+                claims.extend(part)
+
+    verify_s, verify_cpu = _timed(verify)
+    assert all(isinstance(c, SignedClaim) for c in claims)
+    sources = [
+        m.topic if m.topic != topics.validator_inbox else c.batch_id.rsplit(":", 2)[0]
+        for m, c in zip(messages, claims, strict=True)
+    ]
     decoded: list[Any] = []
     decode_s, _ = _timed(lambda: decoded.extend(codec.decode(m.value) for m in messages))
     now = dt.datetime.now(dt.UTC)
@@ -136,7 +158,13 @@ def _measure(
         _row(f"{case}:   of which inside insert statements", insert_in_write * per_row, "us/row"),
     ]
     for label, took, base, base_label in (
-        ("verify signatures", verify_s, bare_verify_s, "one libsodium check per record"),
+        (
+            f"verify signatures ({staged.verify_threads} threads)",
+            verify_s,
+            bare_verify_s,
+            "one libsodium check per record",
+        ),
+        ("verify signatures, CPU", verify_cpu, bare_verify_s, "the same"),
         ("decode Avro", decode_s, bare_decode_s, "fastavro schemaless_reader alone"),
         ("build column rows", build_s, None, ""),
         ("insert (sink)", insert_s, bare_insert_s, "bare client.insert of the same columns"),

@@ -45,7 +45,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
+from nacl.bindings import crypto_sign, crypto_sign_open, crypto_sign_seed_keypair
+from nacl.exceptions import BadSignatureError
 
 from streams.errors import RiskstreamError
 from streams.topics import TopicNames
@@ -287,6 +288,53 @@ def verify(
     return claim
 
 
+Record = tuple[str, bytes | str | None, bytes | None, Any]  # purpose, key, value, headers
+
+
+def verify_many(
+    public_key: Ed25519PublicKey | str, signer: str, records: Sequence[Record]
+) -> list[SignedClaim | SignatureError]:
+    """``verify`` of many (purpose, key, value, headers) records under one key, each on its own.
+
+    Each record's claim, or the ``SignatureError`` (same reason) ``verify`` raises for it: a bad
+    record fails alone. The signatures are checked by libsodium, with ~2x less CPU than OpenSSL's
+    check, releasing the GIL (callers may check parts of a batch on threads). Both check
+    [S]B = R + [k]A against the encoded R with S < L; libsodium also refuses small-order R and
+    keys, so it never accepts what ``verify`` refuses.
+    """
+    try:
+        public = parse_public_key(public_key) if isinstance(public_key, str) else public_key
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        key_error = None
+    except SignatureError as exc:
+        raw, key_error = b"", exc
+    found: list[SignedClaim | SignatureError] = []
+    for purpose, key, value, headers in records:
+        try:  # in the order ``verify`` checks them, for the same first reason
+            claim = claim_of(headers)
+            if claim.signer != signer:
+                msg = f"signed by {claim.signer!r}, expected {signer!r}"
+                raise SignatureError(msg)
+            if key_error is None:
+                message = canonical_bytes(
+                    purpose, signer, key, value, date=claim.date, batch_id=claim.batch_id,
+                    signed_at_ms=claim.signed_at_ms,
+                )  # fmt: skip
+        except SignatureError as exc:
+            found.append(exc)
+            continue
+        if key_error is not None:
+            found.append(key_error)
+            continue
+        try:
+            crypto_sign_open(claim.signature + message, raw)
+        except BadSignatureError:
+            found.append(SignatureError(f"the signature of {signer!r} does not verify ({purpose})"))
+        else:
+            found.append(claim)
+    return found
+
+
 # ---- key files -------------------------------------------------------------------------------
 
 
@@ -462,6 +510,37 @@ def verify_forwarded(public_key: Ed25519PublicKey | str, key: bytes | None, valu
         msg = "a forwarded record without its source position"
         raise SignatureError(msg)
     return claim.batch_id
+
+
+def verify_from_validator(
+    public_key: Ed25519PublicKey | str,
+    topics: TopicNames,
+    records: Sequence[tuple[str, bytes | None, bytes | None, Any]],
+) -> list[SignedClaim | SignatureError]:
+    """``verify_output`` or ``verify_forwarded`` of many (topic, key, value, headers) records, each on its own.
+
+    A record on ``topics.validator_inbox`` must be a forwarded miner record (its claim's batch id
+    is the source position); any other must be on a validator output topic. Each record's claim,
+    or its ``SignatureError`` with the reason those functions give (see ``verify_many``).
+    """
+    purposes = output_purposes(topics)
+    found: list[SignedClaim | SignatureError | None] = []
+    signed: list[Record] = []
+    for topic, key, value, headers in records:
+        purpose = INBOX if topic == topics.validator_inbox else purposes.get(topic)
+        if purpose is None:
+            found.append(SignatureError(f"{topic} is not a validator output topic"))
+        else:
+            found.append(None)
+            signed.append((purpose, key, value, headers))
+    checked = iter(verify_many(public_key, VALIDATOR, signed))
+    out: list[SignedClaim | SignatureError] = []
+    for (topic, *_), early in zip(records, found, strict=True):
+        result = early if early is not None else next(checked)
+        if isinstance(result, SignedClaim) and topic == topics.validator_inbox and not result.batch_id:
+            result = SignatureError("a forwarded record without its source position")
+        out.append(result)
+    return out
 
 
 def trusted_validator_key(configured: str, home: Path) -> str | None:

@@ -5,11 +5,11 @@ records its bridge accepted (read from the validator's inbox, where each carries
 signature over its source position) — never a miner topic directly, where anyone may write
 under a miner's name.
 
-Modelled on a batching sink: ``add`` takes one consumed message (verify, decode, buffer),
-``flush`` inserts every buffered table with one statement each and writes the batch markers
-whose rows are all present; the runner commits offsets only after a flush that says so. A
-record that cannot be stored becomes a ``DeadLetter`` (taken with ``take_dead_letters``), never a
-crash and never a silent drop.
+Modelled on a batching sink: ``add_all`` takes one poll's messages (verifies them together,
+then decodes and buffers each), ``flush`` inserts every buffered table with one statement each
+and writes the batch markers whose rows are all present; the runner commits offsets only after
+a flush that says so. A record that cannot be stored becomes a ``DeadLetter`` (taken with
+``take_dead_letters``), never a crash and never a silent drop.
 
     sink = WarehouseSink(client, "riskstream", TopicNames(), codec, validator_key=public_hex)
     sink.add_all(messages)
@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import chain
 from typing import Any
 
 from streams.codec import AvroCodec
@@ -30,7 +34,7 @@ from streams.deadletter import DeadLetter
 from streams.errors import CodecError, WarehouseError
 from streams.kafka import Message
 from streams.records import ENSEMBLE_ALERT_SCORE, ENSEMBLE_BATCH, ENSEMBLE_CLUSTER_SCORE, VALIDATION_RESULT
-from streams.signing import SignatureError, verify_forwarded, verify_output
+from streams.signing import SignatureError, SignedClaim, verify_from_validator
 from streams.topics import TopicNames
 from streams.warehouse_schema import check_database, create_tables
 from warehouse.metrics import SinkMetrics
@@ -39,6 +43,7 @@ from warehouse.rows import Columns, TableRows, marker_rows, unsigned
 log = logging.getLogger(__name__)
 
 BatchKey = tuple[str, dt.date, int]  # network, processing_date, version
+VERIFY_PART = 500  # records whose signatures are checked in one call (one thread's share of a poll)
 
 
 class WarehouseSink:
@@ -61,6 +66,7 @@ class WarehouseSink:
         validator_key: str | Callable[[], str | None],
         marker_timeout_s: float = 30.0,
         metrics: SinkMetrics | None = None,
+        verify_threads: int | None = None,
     ) -> None:
         self._validator_key = validator_key
         self._public: str | None = None
@@ -69,6 +75,8 @@ class WarehouseSink:
         self.topics = topics
         self.codec = codec
         self.marker_timeout_s = marker_timeout_s
+        # signatures are checked on this many threads (libsodium releases the GIL)
+        self.verify_threads = verify_threads if verify_threads is not None else min(4, os.cpu_count() or 1)
         self.metrics = metrics or SinkMetrics()
         self._rows = TableRows()
         self._markers: list[Mapping[str, Any]] = []
@@ -107,41 +115,58 @@ class WarehouseSink:
             self._public = key
         return self._public
 
-    def _source(self, message: Message, public: str) -> str:
-        """The topic a record is stored as coming from; ``SignatureError`` if the validator did not sign it."""
-        if message.topic == self.topics.validator_inbox:
-            position = verify_forwarded(public, message.key, message.value, message.headers)
-            return position.rsplit(":", 2)[0]
-        verify_output(public, self.topics, message.topic, message.key, message.value, message.headers)
-        return message.topic
-
     def ensure_tables(self) -> None:
         create_tables(self.client, self.database)
 
     # -- add ----------------------------------------------------------------------------------
 
     def add_all(self, messages: Sequence[Message]) -> None:
-        """``add`` every message; ``WarehouseError`` before the first if the validator's key is not known."""
-        public = self.validator_key()
-        for message in messages:
-            self.add(message, public)
+        """Verify, decode and buffer every message (or keep it as a dead letter).
 
-    def add(self, message: Message, public: str | None = None) -> None:
-        """Verify, decode and buffer one consumed record (or keep it as a dead letter)."""
-        public = public or self.validator_key()
-        self._added += 1
-        self._newest_ms = max(self._newest_ms, message.timestamp_ms)
-        self.metrics.records_in.labels(message.topic).inc()
-        try:
-            source = self._source(message, public)
-        except SignatureError as exc:
-            self._dead_letter(message, f"unsigned: {exc}", "unsigned")
-            return
+        ``WarehouseError`` before the first if the validator's key is not known. The signatures are
+        checked a part of the poll at a time, on ``verify_threads`` threads; each record is then
+        stored or dead-lettered on its own, in the order consumed.
+        """
+        public = self.validator_key()
+        records = [(m.topic, m.key, m.value, m.headers) for m in messages]
+        parts = [records[start : start + VERIFY_PART] for start in range(0, len(records), VERIFY_PART)]
+
+        def check(part: Sequence[tuple[str, bytes | None, bytes | None, Any]]) -> list[SignedClaim | SignatureError]:
+            return verify_from_validator(public, self.topics, part)
+
+        if self.verify_threads > 1 and len(parts) > 1:
+            # the threads check the next parts while this one decodes and buffers the checked ones
+            with ThreadPoolExecutor(self.verify_threads, thread_name_prefix="verifying") as pool:
+                self._add_checked(messages, chain.from_iterable(pool.map(check, parts)))
+        else:
+            self._add_checked(messages, chain.from_iterable(map(check, parts)))
+
+    def _add_checked(self, messages: Sequence[Message], claims: Iterable[SignedClaim | SignatureError]) -> None:
+        stored: Counter[str] = Counter()
+        now = self._now()
+        for message, claim in zip(messages, claims, strict=True):
+            if isinstance(claim, SignatureError):
+                self._dead_letter(message, f"unsigned: {claim}", "unsigned")
+                continue
+            source = message.topic if message.topic != self.topics.validator_inbox else claim.batch_id.rsplit(":", 2)[0]
+            name = self._add(message, source, now)
+            if name is not None:
+                stored[name] += 1
+        for topic, count in Counter(m.topic for m in messages).items():
+            self.metrics.records_in.labels(topic).inc(count)
+        for name, count in stored.items():
+            self.metrics.records.labels(name).inc(count)
+        if messages:
+            self._added += len(messages)
+            self._newest_ms = max(self._newest_ms, max(m.timestamp_ms for m in messages))
+
+    def _add(self, message: Message, source: str, now: dt.datetime) -> str | None:
+        """Decode and buffer one verified record; its record name, or None if it was dead-lettered."""
         try:
             decoded = self.codec.decode(message.value)
         except CodecError as exc:
             self._dead_letter(message, f"undecodable: {exc}", "undecodable")
-            return
+            return None
         name, record = decoded.name, decoded.record
         expected = self._expected.get(source)
         topic_miner = self.topics.miner_id_of(source) if expected is None else None
@@ -155,13 +180,13 @@ class WarehouseSink:
             if topic_miner is not None and record.get("miner_id") != topic_miner:
                 msg = f"miner_id {record.get('miner_id')!r} on the topic of miner {topic_miner!r}"
                 raise ValueError(msg)
-            marker = self._rows.add(name, record, self._now(), miner_topic=topic_miner is not None)
+            marker = self._rows.add(name, record, now, miner_topic=topic_miner is not None)
         except (ValueError, KeyError, TypeError) as exc:
             self._dead_letter(message, f"rejected: {exc}", "rejected")
-            return
+            return None
         if marker is not None:
             self._markers.append(marker)
-        self.metrics.records.labels(name).inc()
+        return name
 
     def _dead_letter(self, message: Message, reason: str, kind: str) -> None:
         self._dead.append(DeadLetter.of(message, reason))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from streams.signing import (
+    INBOX,
     SCORE,
     SIGNATURE_HEADER,
     VALIDATOR,
     WITHDRAWAL,
     SignatureError,
+    SignedClaim,
     Signer,
     SigningProducer,
     canonical_bytes,
@@ -26,6 +29,9 @@ from streams.signing import (
     load_private_key,
     read_public_key,
     verify,
+    verify_forwarded,
+    verify_from_validator,
+    verify_many,
     verify_output,
 )
 from streams.topics import TopicNames
@@ -72,6 +78,71 @@ def test_signed_records_verify_and_any_change_does_not() -> None:
     for public, purpose, who, k, v, h, reason in cases:
         with pytest.raises(SignatureError, match=reason):
             verify(public, purpose, who, k, v, h)
+        # the batched check refuses each for the same reason, on its own, next to one that verifies
+        found = verify_many(public, who, [(purpose, k, v, h), (SCORE, key, VALUE, headers)])
+        assert isinstance(found[0], SignatureError) and re.search(reason, str(found[0]))
+        with pytest.raises(SignatureError) as raised:
+            verify(public, purpose, who, k, v, h)
+        assert str(found[0]) == str(raised.value)
+        if public == signer.public_key and who == "miner-a":
+            assert found[1] == claim
+
+
+_L = 2**252 + 27742317777372353535851937790883648493  # the order of the Ed25519 base point
+
+
+def test_a_signature_with_s_plus_the_group_order_is_refused_by_both_checks() -> None:
+    signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
+    headers = header_map(signer.headers("ensemble.alerts", b"k", VALUE, signed_at_ms=5))
+    signature = bytes.fromhex(headers[SIGNATURE_HEADER].decode())
+    s = int.from_bytes(signature[32:], "little") + _L  # the same point equation, a non-canonical S
+    assert s < 2**256
+    headers[SIGNATURE_HEADER] = (signature[:32] + s.to_bytes(32, "little")).hex().encode()
+    with pytest.raises(SignatureError, match="does not verify"):
+        verify(signer.public_key, "ensemble.alerts", VALIDATOR, b"k", VALUE, headers)
+    (found,) = verify_many(signer.public_key, VALIDATOR, [("ensemble.alerts", b"k", VALUE, headers)])
+    assert isinstance(found, SignatureError) and "does not verify" in str(found)
+
+
+def test_one_forged_record_in_a_batch_fails_alone() -> None:
+    signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
+    forger = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
+    keys = [f"2026-01-10:a{i}".encode() for i in range(50)]
+    records = [("ensemble.alerts", k, k[::-1], signer.headers("ensemble.alerts", k, k[::-1])) for k in keys]
+    purpose, key, value, _ = records[17]
+    records[17] = (purpose, key, value, forger.headers(purpose, key, value))
+    found = verify_many(signer.public_key, VALIDATOR, records)
+    assert [i for i, f in enumerate(found) if isinstance(f, SignatureError)] == [17]
+    assert str(found[17]) == "the signature of 'validator' does not verify (ensemble.alerts)"
+    for (p, k, v, h), claim in zip(records, found, strict=True):
+        if not isinstance(claim, SignatureError):
+            assert claim == verify(signer.public_key, p, VALIDATOR, k, v, h)
+
+
+def test_records_from_the_validator_are_checked_by_their_topic() -> None:
+    topics = TopicNames("t.")
+    signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
+    output = signer.headers("ensemble.alerts", b"k", VALUE)
+    forwarded = signer.headers(INBOX, b"k", VALUE, batch_id="t.scores.m1:0:7")
+    records = [
+        (topics.ensemble_alerts, b"k", VALUE, output),
+        (topics.validator_inbox, b"k", VALUE, forwarded),
+        (topics.validator_inbox, b"k", VALUE, signer.headers(INBOX, b"k", VALUE)),  # no source position
+        (topics.ensemble_batches, b"k", VALUE, output),  # signed for another topic
+        (topics.validator_inbox, b"k", VALUE, output),  # an output record is not a forwarded one
+        (topics.miner_scores("m1"), b"k", VALUE, forwarded),  # a miner topic is never trusted
+    ]
+    found = verify_from_validator(signer.public_key, topics, records)
+    assert verify_output(signer.public_key, topics, *records[0]) == found[0]
+    assert verify_forwarded(signer.public_key, *records[1][1:]) == "t.scores.m1:0:7"
+    assert isinstance(found[1], SignedClaim) and found[1].batch_id == "t.scores.m1:0:7"
+    reasons = [str(f) for f in found[2:]]
+    assert reasons == [
+        "a forwarded record without its source position",
+        "the signature of 'validator' does not verify (ensemble.batches)",
+        "the signature of 'validator' does not verify (inbox)",
+        f"{topics.miner_scores('m1')} is not a validator output topic",
+    ]
 
 
 def test_signatures_are_the_ones_openssl_gives() -> None:
