@@ -223,19 +223,25 @@ def _share(column: pa.ChunkedArray) -> Matrix:
     return _gather(shares, index_of(column, values), 0.0)
 
 
-def _address_stats(alerts: pa.Table) -> tuple[pa.Table, list[Matrix]]:
-    grouped = alerts.group_by("address", use_threads=False).aggregate(
-        [
-            ("volume_usd", "count"),
-            ("volume_usd", "mean"),
-            ("volume_usd", "stddev"),
-            ("volume_usd", "min"),
-            ("volume_usd", "max"),
-        ]
-    )
-    index = index_of(alerts["address"], grouped["address"])
-    names = ("volume_usd_count", "volume_usd_mean", "volume_usd_stddev", "volume_usd_min", "volume_usd_max")
-    return grouped, [_gather(_f64(grouped[n]), index) for n in names]
+def _address_stats(addresses: pa.ChunkedArray, volume: Matrix, valid: npt.NDArray[np.bool_]) -> list[Matrix]:
+    """Per alert: count, mean, population std, min and max of the volumes of its address's alerts.
+
+    In numpy over address codes, not an Arrow group-by: that runs in Acero, which allocates from
+    Arrow's C++ default pool (mimalloc), not the pool the miner sets, and mimalloc then kept ~50 MiB
+    resident. Nulls are skipped and null addresses form one group, as the group-by did.
+    """
+    group = index_of(addresses, pc.unique(addresses))  # a null address finds the null of the distinct ones
+    groups = int(group.max()) + 1 if group.size else 0
+    at, values = group[valid], volume[valid]
+    counts = np.bincount(at, minlength=groups).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(counts > 0, np.bincount(at, weights=values, minlength=groups) / counts, np.nan)
+        m2 = np.bincount(at, weights=(values - mean[at]) ** 2, minlength=groups)
+        std = np.where(counts > 0, np.sqrt(m2 / counts), np.nan)
+    low, high = np.full(groups, np.nan), np.full(groups, np.nan)
+    np.fmin.at(low, at, values)  # fmin/fmax: NaN only where the group has no value
+    np.fmax.at(high, at, values)
+    return [stat[group] for stat in (counts, mean, std, low, high)]
 
 
 def _flow_stats(batch: Batch, addresses: pa.ChunkedArray) -> list[Matrix]:
@@ -326,7 +332,7 @@ def build_alert_features(batch: Batch) -> FeatureMatrix:
     ranks = np.empty(n)
     ranks[order] = np.arange(1, n + 1)
     columns["volume_percentile"] = ranks / max(n, 1)
-    _, stats = _address_stats(alerts)
+    stats = _address_stats(alerts["address"], volume, np.asarray(pc.is_valid(alerts["volume_usd"]), np.bool_))
     for name, values in zip(_STATISTICAL[2:], stats, strict=True):
         columns[name] = values
 

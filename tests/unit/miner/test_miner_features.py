@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import math
+import statistics
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +23,7 @@ from miner.features import (
 )
 from miner.metrics import auc_roc
 from miner.training import labelled_dates
-from streams.batch import ALERT_LABELS, LABEL_FILES, MANIFEST, Batch, Manifest, labels_key, read_batch
+from streams.batch import ALERT_LABELS, LABEL_FILES, MANIFEST, Batch, FlowFile, Manifest, labels_key, read_batch
 from streams.objectstore import FileObjectStore, sha256_hex
 
 
@@ -98,6 +100,32 @@ def test_flow_features_match_a_plain_python_computation() -> None:
         assert features.column("flow_in_tx")[row] == sum(f["tx_count"] for f in incoming)
         expected_share = mixer_usd / total if total else 0.0
         assert features.column("counterparty_mixer_usd_share")[row] == pytest.approx(expected_share)
+
+
+def test_address_statistics_match_a_plain_python_computation() -> None:
+    """count, mean, population std, min and max over each address's alerts; null volumes skipped."""
+    batch = _batch(alerts=300)
+    alerts = batch.alerts
+    addresses = [None if i % 23 == 4 else a for i, a in enumerate(alerts["address"].to_pylist())]  # a null group
+    volumes = [None if i % 5 == 0 else v for i, v in enumerate(alerts["volume_usd"].to_pylist())]
+    alerts = alerts.set_column(alerts.schema.get_field_index("address"), "address", pa.array(addresses, pa.string()))
+    alerts = alerts.set_column(alerts.schema.get_field_index("volume_usd"), "volume_usd", pa.array(volumes))
+    features = build_alert_features(Batch(batch.manifest, batch.key, alerts, *_rest(batch)))
+    by_address: dict[str | None, list[float]] = {}
+    for address, volume in zip(addresses, volumes, strict=True):
+        by_address.setdefault(address, []).extend([] if volume is None else [volume])
+    assert len(by_address[None]) > 1
+    for row, address in enumerate(addresses):
+        seen = by_address[address]
+        expected = [len(seen), *((statistics.fmean(seen), statistics.pstdev(seen), min(seen), max(seen)) if seen
+                                 else (math.nan,) * 4)]  # fmt: skip
+        found = [features.column(f"address_{n}")[row] for n in ("alert_count", "volume_mean", "volume_std")]
+        found += [features.column(f"address_volume_{n}")[row] for n in ("min", "max")]
+        assert found == pytest.approx(expected, rel=1e-12, abs=1e-9, nan_ok=True)
+
+
+def _rest(batch: Batch) -> tuple[pa.Table, pa.Table, pa.Table | FlowFile, pa.Table]:
+    return batch.features, batch.clusters, batch.money_flows, batch.address_labels
 
 
 @pytest.mark.parametrize(("keys", "universe"), [(30, 8), (8, 300), (0, 20), (20, 0)])
