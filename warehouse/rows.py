@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from streams.records import (
@@ -32,18 +33,27 @@ _PER_RECORD = ("ensemble_alert_scores", "ensemble_cluster_scores", "miner_submis
 
 
 class Columns:
-    """Column-oriented rows for one table, in the order of its DDL."""
+    """Column-oriented rows for one table, in the order of its DDL.
+
+    Whole rows (``add``, ``add_row``) are kept as tuples and turned into columns once, in
+    ``columns``; ``extend`` appends to the columns directly.
+    """
 
     def __init__(self, names: Sequence[str]) -> None:
         self.names = tuple(names)
         self.data: dict[str, list[Any]] = {n: [] for n in names}
+        self._rows: list[tuple[Any, ...]] = []
+        self.row_of = itemgetter(*self.names)  # a mapping's values in the order of the columns
 
     def __len__(self) -> int:
-        return len(self.data[self.names[0]])
+        return len(self.data[self.names[0]]) + len(self._rows)
 
     def add(self, **values: Any) -> None:
-        for name in self.names:
-            self.data[name].append(values[name])
+        self._rows.append(self.row_of(values))
+
+    def add_row(self, row: tuple[Any, ...]) -> None:
+        """One row, its values in the order of ``names``."""
+        self._rows.append(row)
 
     def extend(self, count: int, arrays: Mapping[str, Sequence[Any]], scalars: Mapping[str, Any]) -> None:
         for name in self.names:
@@ -53,7 +63,21 @@ class Columns:
                 self.data[name].extend([scalars[name]] * count)
 
     def columns(self) -> list[list[Any]]:
+        if self._rows:
+            for name, column in zip(self.names, zip(*self._rows, strict=True), strict=True):
+                self.data[name].extend(column)
+            self._rows = []
         return [self.data[n] for n in self.names]
+
+
+_CONTRIBUTOR = itemgetter("miner_id", "weight", "score")  # the fields of top_contributors' tuples
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
+
+
+def ticks_ms(at: dt.datetime) -> int:
+    """A UTC time as the integer a ``DateTime64(3)`` column stores (the client converts ints for free)."""
+    return (at - _EPOCH) // _MS
 
 
 def unsigned(value: int, name: str) -> int:
@@ -79,22 +103,13 @@ class TableRows:
         """Append ``r`` to its table; return it if it is a batch marker; ``ValueError`` if it does not fit."""
         tables = self._tables
         if name in (ENSEMBLE_ALERT_SCORE, ENSEMBLE_CLUSTER_SCORE) and not miner_topic:
-            alert = name == ENSEMBLE_ALERT_SCORE
-            id_column = "alert_id" if alert else "cluster_id"
-            tables["ensemble_alert_scores" if alert else "ensemble_cluster_scores"].add(
-                network=r["network"],
-                processing_date=r["processing_date"],
-                version=unsigned(r["version"], "version"),
-                **{id_column: r[id_column]},
-                ensemble_score=r["ensemble_score"],
-                confidence=r["confidence"],
-                miner_count=unsigned(r["miner_count"], "miner_count"),
-                miner_agreement=r["miner_agreement"],
-                score_std=r["score_std"],
-                rank=unsigned(r["rank"], "rank"),
-                top_contributors=[(c["miner_id"], c["weight"], c["score"]) for c in r["top_contributors"]],
-                ingested_at=now,
-            )
+            columns = tables["ensemble_alert_scores" if name == ENSEMBLE_ALERT_SCORE else "ensemble_cluster_scores"]
+            for key in ("version", "miner_count", "rank"):
+                unsigned(r[key], key)
+            for contributor in r["top_contributors"]:
+                _CONTRIBUTOR(contributor)  # KeyError (rejected) for one without a field, never a failed insert
+            # the contributors go as they were decoded: the client writes a named tuple's dicts ~3x faster
+            columns.add_row(columns.row_of({**r, "ingested_at": ticks_ms(now)}))
         elif name == ENSEMBLE_BATCH and not miner_topic:
             unsigned(r["version"], "version")
             return r
@@ -115,7 +130,7 @@ class TableRows:
             tables["miner_submissions"].extend(
                 count,
                 {"entity_id": r["alert_ids"], "score": r["scores"], "rank": r["ranks"]},
-                {**r, "entity_type": "alert"},
+                {**r, "entity_type": "alert", "produced_at": ticks_ms(r["produced_at"])},
             )
         elif name == CLUSTER_SCORE_BATCH and miner_topic:
             count = len(r["cluster_ids"])
@@ -123,7 +138,9 @@ class TableRows:
                 msg = f"cluster chunk arrays differ in length: {count} ids, {len(r['scores'])} scores"
                 raise ValueError(msg)
             tables["miner_submissions"].extend(
-                count, {"entity_id": r["cluster_ids"], "score": r["scores"]}, {**r, "entity_type": "cluster", "rank": 0}
+                count,
+                {"entity_id": r["cluster_ids"], "score": r["scores"]},
+                {**r, "entity_type": "cluster", "rank": 0, "produced_at": ticks_ms(r["produced_at"])},
             )
         elif name == SUBMISSION_COMPLETE and miner_topic:
             for key in ("window_days", "alert_count", "cluster_count", "alert_chunks", "cluster_chunks"):

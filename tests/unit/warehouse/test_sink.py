@@ -1,4 +1,4 @@
-"""The sink without ClickHouse: a poll's signatures are checked together, and a forged record fails alone."""
+"""The sink without ClickHouse: a forged record in a poll fails alone; records become rows in table order."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import datetime as dt
 import time
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from simulation import as_published, sample_date
 from streams.codec import AvroCodec
 from streams.kafka import Message
+from streams.records import ENSEMBLE_ALERT_SCORE
 from streams.schema_registry import FileSchemaRegistry
 from streams.signing import VALIDATOR, Signer
 from streams.topics import TopicNames
+from streams.warehouse_schema import COLUMNS
+from warehouse.rows import TableRows, ticks_ms
 from warehouse.sink import WarehouseSink
 
 DATE = dt.date(2026, 3, 14)
@@ -72,3 +76,34 @@ def test_one_forged_record_in_a_poll_checked_on_threads_is_dead_lettered_and_the
     assert len(client.rows["submission_completions"]) == 2
     assert sink.metrics.value("riskstream_sink_records_in_total", topic=topics.ensemble_alerts) == len(alerts)
     assert sink.metrics.value("riskstream_sink_records_total", record="riskstream.EnsembleAlertScore") == 2999
+
+
+def test_an_ensemble_record_is_one_row_in_the_order_of_its_table() -> None:
+    now = dt.datetime(2026, 3, 15, 1, 2, 3, 456789, tzinfo=dt.UTC)
+    record = {
+        "network": "ethereum", "processing_date": DATE, "alert_id": "a1", "ensemble_score": 0.5, "confidence": 0.9,
+        "miner_count": 2, "miner_agreement": 1.0, "score_std": 0.1, "rank": 7, "version": 3,
+        "top_contributors": [{"miner_id": "m1", "weight": 0.6, "score": 0.4}],
+    }  # fmt: skip
+    rows = TableRows()
+    assert rows.add(ENSEMBLE_ALERT_SCORE, record, now, miner_topic=False) is None
+    table = dict(rows.tables())["ensemble_alert_scores"]
+    assert table.names == COLUMNS["ensemble_alert_scores"]
+    ingested = 1_773_536_523_456  # milliseconds, the microseconds dropped as the client drops them
+    assert ingested == int(now.timestamp() * 1000) and ticks_ms(now) == ingested
+    contributors = record["top_contributors"]
+    assert table.columns() == [
+        ["ethereum"], [DATE], [3], ["a1"], [0.5], [0.9], [2], [1.0], [0.1], [7], [contributors], [ingested]
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="rank must not be negative"):
+        rows.add(ENSEMBLE_ALERT_SCORE, {**record, "rank": -1}, now, miner_topic=False)
+    with pytest.raises(KeyError):
+        rows.add(ENSEMBLE_ALERT_SCORE, {k: v for k, v in record.items() if k != "confidence"}, now, miner_topic=False)
+    with pytest.raises(KeyError):  # a contributor without its weight is refused here, not by a failing insert
+        rows.add(
+            ENSEMBLE_ALERT_SCORE,
+            {**record, "top_contributors": [{"miner_id": "m1", "score": 0.4}]},
+            now,
+            miner_topic=False,
+        )
+    assert len(table) == 1
