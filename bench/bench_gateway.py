@@ -56,15 +56,17 @@ client = connect(StackSettings(_env_file=None, clickhouse_url=sys.argv[1]))
 signer = Signer(Ed25519PrivateKey.generate(), VALIDATOR)
 sink = WarehouseSink(client, "bench", TopicNames(), codec, validator_key=signer.public_key)
 sink.ensure_tables()
-started = time.perf_counter()
+took = 0.0
 for day, alerts in ((dt.date.fromisoformat(sys.argv[2]), int(sys.argv[3])), (dt.date.fromisoformat(sys.argv[4]), 1000)):
     records = sample_date(codec, TopicNames(), day, alerts=alerts, clusters=500, miners=("m1", "m2", "m3", "m4", "m5"))
     messages = as_messages(as_published(records, signer, TopicNames()))
+    started = time.perf_counter()  # the sink's writes only: making and signing the records is not timed
     for start in range(0, len(messages), 5000):
         sink.write(messages[start : start + 5000])
+    took += time.perf_counter() - started
 total = "riskstream_sink_rows_total"
 rows = sum(s.value for m in sink.metrics.registry.collect() for s in m.samples if s.name == total)
-print(f"{int(rows)} {time.perf_counter() - started:.3f}")
+print(f"{int(rows)} {took:.3f}")
 """
 
 _HELLO = """
