@@ -7,13 +7,15 @@ bridge signs each forwarded miner record (setup, not timed). The records go thro
 broker. Each stage is then timed alone over the same records: verifying the signatures, decoding
 the Avro, building the column rows, inserting them. Baselines in the same run: the bare
 ``client.insert`` of the same columns, fastavro's ``schemaless_reader`` alone over the same bytes,
-and one libsodium verification per signed record.
+and one libsodium verification per signed record. Last, the runner's path: the same records
+produced to a local broker, consumed alone (the baseline), then consumed and written.
 
     .venv/bin/python -m bench.bench_sink
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import tempfile
@@ -29,7 +31,9 @@ from nacl.bindings import crypto_sign_open
 
 from simulation import as_messages, as_published, sample_date
 from streams.codec import AvroCodec
-from streams.kafka import Message
+from streams.kafka import BatchProducer, Message
+from streams.kafka_admin import ensure_topics
+from streams.kafka_readers import AsyncBatchConsumer
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings
 from streams.signing import (
@@ -41,6 +45,7 @@ from streams.signing import (
     output_purposes,
     verify_from_validator,
 )
+from streams.stack import free_port, start_broker, stop_process_group, wait_for_broker
 from streams.topics import TopicNames
 from streams.warehouse_schema import connect
 from warehouse.rows import TableRows
@@ -172,7 +177,58 @@ def _measure(
     ):
         suffix = f" (baseline: {base_label})" if base_label else ""
         out.append(_row(f"{case}: stage alone, {label}{suffix}", took * per_row, "us/row", base and base * per_row))
+
+    # the runner's path: the same records consumed from the local broker, alone and into the sink
+    consumed, written = _through_broker(messages, sink_in("bench_sink_broker"), topics)
+    out += [
+        _row(f"{case}: consumed from the local broker and written, CPU a row", written[1] * per_row, "us/row",
+             consumed[1] * per_row),
+        _row(f"{case}: consumed from the local broker and written, wall a row", written[0] * per_row, "us/row",
+             consumed[0] * per_row),
+        _row(f"{case}:   consuming alone (the baseline above), CPU a row", consumed[1] * per_row, "us/row"),
+    ]  # fmt: skip
     return out
+
+
+def _through_broker(
+    messages: list[Message], sink: WarehouseSink, topics: TopicNames
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(wall, CPU) of consuming every message from a local broker, then of consuming and writing them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        broker = start_broker(port, Path(tmp) / "broker.log")
+        servers = f"127.0.0.1:{port}"
+        try:
+            wait_for_broker(servers)
+            names = sorted({m.topic for m in messages})
+            ensure_topics(servers, names, 4)
+            producer = BatchProducer(servers)
+            for m in messages:
+                producer.send(m.topic, m.key, m.value, headers=list(m.headers))
+            producer.flush()
+            consumed = asyncio.run(_consume(servers, "bench-consume", names, len(messages), None))
+            written = asyncio.run(_consume(servers, "bench-sink", names, len(messages), sink))
+        finally:
+            stop_process_group(broker.pid)
+    assert not sink.take_dead_letters() and not sink.pending
+    return consumed, written
+
+
+async def _consume(
+    servers: str, group: str, names: list[str], total: int, sink: WarehouseSink | None
+) -> tuple[float, float]:
+    """(wall, CPU) from the first record to the last (the group join is not timed), as the runner polls."""
+    seen = 0
+    wall = cpu = 0.0
+    async with AsyncBatchConsumer(servers, group, names, max_records=POLL, timeout_ms=200) as consumer:
+        while seen < total or (sink is not None and sink.pending):
+            batch = await consumer.getmany()
+            if batch and not seen:
+                wall, cpu = time.perf_counter(), time.process_time()
+            seen += len(batch)
+            if sink is not None and (batch or sink.pending) and sink.write(batch):
+                await consumer.commit()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 _TABLES = (
