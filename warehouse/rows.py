@@ -124,7 +124,7 @@ class TableRows:
                 lengths = f"{count} ids, {len(r['scores'])} scores, {len(r['ranks'])} ranks"
                 msg = f"alert chunk arrays differ in length: {lengths}"
                 raise ValueError(msg)
-            if any(rank < 0 for rank in r["ranks"]):
+            if min(r["ranks"], default=0) < 0:
                 msg = "alert chunk has negative ranks"
                 raise ValueError(msg)
             tables["miner_submissions"].extend(
