@@ -523,11 +523,11 @@ def verify_from_validator(
     is the source position); any other must be on a validator output topic. Each record's claim,
     or its ``SignatureError`` with the reason those functions give (see ``verify_many``).
     """
-    purposes = output_purposes(topics)
+    purposes, inbox = output_purposes(topics), topics.validator_inbox
     found: list[SignedClaim | SignatureError | None] = []
     signed: list[Record] = []
     for topic, key, value, headers in records:
-        purpose = INBOX if topic == topics.validator_inbox else purposes.get(topic)
+        purpose = INBOX if topic == inbox else purposes.get(topic)
         if purpose is None:
             found.append(SignatureError(f"{topic} is not a validator output topic"))
         else:
@@ -537,7 +537,7 @@ def verify_from_validator(
     out: list[SignedClaim | SignatureError] = []
     for (topic, *_), early in zip(records, found, strict=True):
         result = early if early is not None else next(checked)
-        if isinstance(result, SignedClaim) and topic == topics.validator_inbox and not result.batch_id:
+        if isinstance(result, SignedClaim) and topic == inbox and not result.batch_id:
             result = SignatureError("a forwarded record without its source position")
         out.append(result)
     return out

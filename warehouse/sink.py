@@ -143,12 +143,12 @@ class WarehouseSink:
 
     def _add_checked(self, messages: Sequence[Message], claims: Iterable[SignedClaim | SignatureError]) -> None:
         stored: Counter[str] = Counter()
-        now = self._now()
+        now, inbox = self._now(), self.topics.validator_inbox
         for message, claim in zip(messages, claims, strict=True):
             if isinstance(claim, SignatureError):
                 self._dead_letter(message, f"unsigned: {claim}", "unsigned")
                 continue
-            source = message.topic if message.topic != self.topics.validator_inbox else claim.batch_id.rsplit(":", 2)[0]
+            source = message.topic if message.topic != inbox else claim.batch_id.rsplit(":", 2)[0]
             name = self._add(message, source, now)
             if name is not None:
                 stored[name] += 1
