@@ -33,7 +33,7 @@ from streams.kafka_admin import ensure_topics
 from streams.objectstore import FileObjectStore
 from streams.schema_registry import FileSchemaRegistry
 from streams.settings import StackSettings
-from streams.signing import SCORE, Signer
+from streams.signing import BATCH_HEADER, SCORE, Signer
 
 pytestmark = pytest.mark.integration
 
@@ -182,6 +182,26 @@ def submit(
     producer.flush()
 
 
+def forwarded(stack: StackSettings, batch: SyntheticBatch, markers: int) -> None:
+    """The bridge has forwarded ``markers`` completion markers of the batch's date to the inbox (a marker
+    forwarded again after a restart counts once: by its source position, signed by the bridge)."""
+    key = f"{batch.date}:complete".encode()
+
+    def sources(found: list[Any]) -> set[bytes]:
+        return {dict(h).get(BATCH_HEADER, b"") for k, _, h in found if k == key}
+
+    read_all(stack.bootstrap_servers, stack.topics.validator_inbox, lambda f: len(sources(f)) >= markers, raw=True)
+
+
+def one_by_one(stack: StackSettings, batch: SyntheticBatch, miners: list[str], already: int = 0) -> None:
+    """Each miner once the one before it is forwarded, as a copy can only follow what it copies: the
+    trusted order (who copied whom, what an earlier submission explains) is then the same in every run.
+    Miners forwarded at one instant are ordered by the validator's own draw, which differs by key."""
+    for i, miner in enumerate(miners):
+        submit(stack, batch, [miner])
+        forwarded(stack, batch, already + i + 1)
+
+
 def test_ensemble_results_dlq_labels_and_replay(
     stack_settings: StackSettings, start_worker: Callable[..., Worker]
 ) -> None:
@@ -190,7 +210,10 @@ def test_ensemble_results_dlq_labels_and_replay(
     worker = start_worker(VALIDATOR_EXPECTED_MINERS='["' + '","'.join(PANEL) + '"]', VALIDATOR_DEADLINE_S="120")
     publish_batch(stack_settings, batch)
     garbage = [("2026-01-02:0003", b"\x00\x00\x00\x00\x09not avro at all"), ("2026-01-02:0004", b"plain text")]
-    submit(stack_settings, batch, PANEL, extra=garbage)
+    others = [m for m in PANEL if m != "copycat"]
+    submit(stack_settings, batch, others, extra=garbage)
+    forwarded(stack_settings, batch, len(others))
+    submit(stack_settings, batch, ["copycat"])  # after what it copies is on the broker, as a real copy
 
     (summary,) = [r for _, r, _ in read_all(servers, topics.ensemble_batches, lambda f: len(f) >= 1)]
     assert summary["trigger"] == "all_complete" and summary["version"] == 1
@@ -288,7 +311,7 @@ def test_killed_worker_ends_with_the_uninterrupted_ensemble(
         worker = Worker(stack, log, VALIDATOR_EXPECTED_MINERS=expected, VALIDATOR_DEADLINE_S="300")
         try:
             publish_batch(stack, batch)
-            submit(stack, batch, miners[:2])
+            one_by_one(stack, batch, miners[:2])
             if kill:
                 changelog = f"{stack.topic_namespace}validator-chunks-changelog"
                 deadline = time.monotonic() + 60
@@ -296,7 +319,7 @@ def test_killed_worker_ends_with_the_uninterrupted_ensemble(
                     time.sleep(0.5)
                 assert worker.stop(signal.SIGKILL) == -signal.SIGKILL
                 worker = Worker(stack, log, VALIDATOR_EXPECTED_MINERS=expected, VALIDATOR_DEADLINE_S="300")
-            submit(stack, batch, miners[2:])
+            one_by_one(stack, batch, miners[2:], already=2)
             found = read_all(broker, stack.topics.ensemble_alerts, lambda f: len(f) >= 300)
             summary = read_all(broker, stack.topics.ensemble_batches, lambda f: len(f) >= 1)
             # aggregated_at is the trusted completion time: when this run's validator saw the markers

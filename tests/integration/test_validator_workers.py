@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from test_validator import CODEC, DATE, T0, Worker, publish_batch, publish_labels, read_all, submit
+from test_validator import CODEC, DATE, T0, Worker, one_by_one, publish_batch, publish_labels, read_all
 
 from simulation import make_batch
 from streams.kafka import BatchProducer
@@ -60,37 +60,23 @@ def _verdicts(records: list[Any]) -> dict[tuple[bytes, str], dict[str, Any]]:
     return found
 
 
-def _forwarded(stack: StackSettings, broker: str, batch: Any, markers: int) -> None:
-    """The bridge has forwarded ``markers`` completion markers of the batch's date to the inbox."""
-    key = f"{batch.date}:complete".encode()
-    read_all(broker, stack.topics.validator_inbox, lambda f: sum(k == key for k, _, _ in f) >= markers, raw=True)
-
-
-def _one_by_one(stack: StackSettings, broker: str, batch: Any, miners: list[str], already: int = 0) -> None:
-    """Each miner once the one before it is forwarded: the trusted order (who copied whom, what an earlier
-    submission explains) is the same in every run, whichever bridge forwards which miner."""
-    for i, miner in enumerate(miners):
-        submit(stack, batch, [miner])
-        _forwarded(stack, broker, batch, already + i + 1)
-
-
 def _run_dates(stack: StackSettings, broker: str, batches: list[Any], kill: Any = None) -> tuple[Any, ...]:
     """Two dates: the first judged by its labels, the second weighed with the priors that gives."""
     first, second = batches
     publish_batch(stack, first)
     if kill is not None:
         _forge_steps(stack)  # a stranger's close and weights: refused, or the round would close early
-    _one_by_one(stack, broker, first, MINERS[:2])
+    one_by_one(stack, first, MINERS[:2])
     if kill is not None:
         kill()
-    _one_by_one(stack, broker, first, MINERS[2:], already=2)
+    one_by_one(stack, first, MINERS[2:], already=2)
     topics = stack.topics
     read_all(broker, topics.ensemble_batches, lambda f: len(f) >= 1, timeout=300)
     publish_labels(stack, first)
     truth = len(MINERS) + 1  # and the ensemble's
     read_all(broker, topics.validator_results, lambda f: sum(r["stage"] == "ground_truth" for _, r, _ in f) >= truth)
     publish_batch(stack, second)
-    _one_by_one(stack, broker, second, MINERS)
+    one_by_one(stack, second, MINERS)
     alerts = read_all(broker, topics.ensemble_alerts, lambda f: len(_by_key(f)) >= 600, timeout=300)
     clusters = len(first.cluster_ids) + len(second.cluster_ids)
     found = read_all(broker, topics.ensemble_clusters, lambda f: len(_by_key(f)) >= clusters)
