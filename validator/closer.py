@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from streams.batch import batch_key
 from streams.codec import AvroCodec
+from streams.errors import CodecError
 from streams.kafka import BatchProducer
 from streams.objectstore import ObjectStore, open_stack_store
 from streams.records import ENSEMBLE_BATCH, VALIDATION_RESULT, RoundPartial
@@ -40,6 +41,7 @@ from validator.outcome import (
     prior_of,
     tie_draw_seed,
 )
+from validator.partials import decode_partial
 from validator.results import (
     batch_record,
     ground_truth_records,
@@ -87,7 +89,7 @@ class RoundContext:
         # round states, registrations and score history, as every worker reads them
         self.shared = ValidatorTables.in_memory()
         self.ledgers: dict[str, RoundLedger] = {}  # round -> what the steps say of it
-        self.partials: dict[str, RoundPartial] = {}  # digest -> share
+        self.partials: dict[str, tuple[dt.date, bytes]] = {}  # digest -> (date, the share as sent)
         self.contents: dict[str, BatchContents] = {}
         self.partitions = stack.topic_partitions
 
@@ -110,10 +112,15 @@ class RoundContext:
         return self.contents[state.manifest_key]
 
     def shares(self, ledger: RoundLedger) -> list[RoundPartial] | None:
+        """The partials the round merges, decoded (None until every one named by a ready step is read)."""
         wanted = ledger.digests(self.partitions)
         if wanted is None or any(d not in self.partials for d in wanted):
             return None
-        return [self.partials[d] for d in sorted(wanted)]
+        try:
+            return [decode_partial(self.codec, self.partials[d][1]) for d in sorted(wanted)]
+        except CodecError as exc:  # signed by this validator and named by digest: only a bug gets here
+            log.error("a partial of %s cannot be decoded: %s", ledger.close.round_text if ledger.close else "?", exc)
+            return None
 
 
 class Closer:

@@ -190,7 +190,7 @@ def _dates(w: PartitionedWorker) -> dict[str, set[dt.date]]:
     add("ensembles", w.ensembles)
     add("outcomes", w.closer.outcomes)
     add("closer sent", (s[0] for s in w.closer.sent))
-    add("partials", (p.processing_date.isoformat() for p in w.partials.values()))
+    add("partials", (day.isoformat() for day, _ in w.partials.values()))
     for held in w.held.values():
         add("first", held.first)
         add("decoded", held.intake.decoded)
