@@ -268,14 +268,20 @@ def _close(w: PartitionedWorker, broker: _Broker, codec: AvroCodec, day: dt.date
     return next(s for s in steps if s.step == CLOSE and s.date == day)
 
 
-def test_a_round_waits_for_the_registered_miners_that_are_active(make_worker: Any, codec: AvroCodec) -> None:
-    """As one worker's roster: configured or registered, until it misses ``missed_rounds`` in a row."""
+def _registered(make_worker: Any, codec: AvroCodec, **settings: Any) -> tuple[PartitionedWorker, _Broker, Any]:
+    """A worker expecting honest-1 that has read the registrations of ghost and random (with keys on the list)."""
     signers = {m: Signer(Ed25519PrivateKey.generate(), m) for m in ["ghost", "honest-1", "random"]}
     keys = {m: s.public_key for m, s in signers.items()}
-    w, broker, inbox = make_worker(expected_miners=["honest-1"], miner_keys=keys, miner_missed_rounds=2)
+    w, broker, inbox = make_worker(expected_miners=["honest-1"], miner_keys=keys, **settings)
     for name in ("ghost", "random"):
         _register(w, broker, codec, signers[name])
     w._read_shared()
+    return w, broker, inbox
+
+
+def test_a_round_waits_for_the_registered_miners_that_are_active(make_worker: Any, codec: AvroCodec) -> None:
+    """As one worker's roster: configured or registered, until it misses ``missed_rounds`` in a row."""
+    w, broker, inbox = _registered(make_worker, codec, miner_missed_rounds=2)
     assert set(w.shared.registry) == {"ghost", "random"}
     opened = int(time.time() * 1000) + 1000  # after the registrations
     closes = []
@@ -294,12 +300,7 @@ def test_a_round_waits_for_the_registered_miners_that_are_active(make_worker: An
 def test_a_miner_silent_past_the_heartbeat_timeout_is_not_waited_for_unless_it_is_submitting(
     make_worker: Any, codec: AvroCodec
 ) -> None:
-    signers = {m: Signer(Ed25519PrivateKey.generate(), m) for m in ["ghost", "honest-1", "random"]}
-    keys = {m: s.public_key for m, s in signers.items()}
-    w, broker, inbox = make_worker(expected_miners=["honest-1"], miner_keys=keys, heartbeat_timeout_s=60)
-    for name in ("ghost", "random"):
-        _register(w, broker, codec, signers[name])
-    w._read_shared()
+    w, broker, inbox = _registered(make_worker, codec, heartbeat_timeout_s=60)
     later = int(time.time() * 1000) + 120_000  # both registrations are older than the timeout
     _run_date(w, broker, inbox, codec, FIRST, opened_ms=later, now_ms=later)
     close = _close(w, broker, codec, FIRST)
