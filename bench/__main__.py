@@ -24,6 +24,7 @@ MODULES = (
     "miner",
     "outside_miners",
     "signing",
+    "producer",
     "validator",
     "validator_workers",
     "sink",
