@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from streams.batch import batch_key
-from streams.codec import AvroCodec, Decoded
+from streams.codec import Decoded
 from streams.objectstore import ObjectStore
 from streams.records import ENSEMBLE_ALERT_SCORE, ENSEMBLE_BATCH, ENSEMBLE_CLUSTER_SCORE, VALIDATION_RESULT
 from streams.signing import Signer
@@ -29,7 +29,7 @@ from validator.batches import BatchContents, Labels, load_batch, load_labels, re
 from validator.encoding import EnsembleEncoder
 from validator.errors import BatchLoadError
 from validator.identity import KeyBook
-from validator.intake import Outputs
+from validator.intake import Intake
 from validator.outcome import (
     ENSEMBLE_ID,
     GroundTruth,
@@ -49,7 +49,6 @@ from validator.results import (
     rejected_batch_record,
     stored_verdicts,
 )
-from validator.settings import ValidatorSettings
 from validator.state import RoundState
 from validator.submissions import collect_submissions
 from validator.tables import (
@@ -57,7 +56,6 @@ from validator.tables import (
     SEP,
     RoundKey,
     StoredEnsemble,
-    ValidatorTables,
     ensemble_key,
     ids_digest,
     items_with_prefix,
@@ -152,24 +150,13 @@ def _after_deadline(marker: dict[str, Any], state: RoundState, late_versions: bo
 class Emitter:
     """Evaluate, emit and keep a round's ensemble; apply its labels. See the module docstring."""
 
-    def __init__(
-        self,
-        tables: ValidatorTables,
-        settings: ValidatorSettings,
-        codec: AvroCodec,
-        store: ObjectStore,
-        outputs: Outputs,
-        decoded: dict[str, tuple[str, Decoded]],
-        private_store: ObjectStore | None = None,
-        signer: Signer | None = None,
-    ) -> None:
-        self.tables = tables
-        self.settings = settings
-        self.codec = codec
-        self.store = store
+    def __init__(self, intake: Intake, private_store: ObjectStore | None = None, signer: Signer | None = None) -> None:
+        """The intake's tables, settings, codec, store and outputs; its chunks decoded on arrival."""
+        tables, settings, codec, store = intake.tables, intake.settings, intake.codec, intake.store
+        self.tables, self.settings, self.codec, self.store = tables, settings, codec, store
         self.private_store = private_store or store  # the traps: never where miners can read
-        self.outputs = outputs
-        self.decoded = decoded  # the intake's cache of chunks decoded on arrival
+        self.outputs = intake.outputs
+        self.decoded = intake.decoded
         self.signer = signer  # the validator's key: it draws the order of miners seen at one instant
         self.topics = settings.stack.topics
         self._alert_encoder = EnsembleEncoder.for_record(codec, ENSEMBLE_ALERT_SCORE, "alert_id")

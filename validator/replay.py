@@ -4,7 +4,7 @@ A replay reopens the round (from its stored state, or from the batch manifest fo
 records' window when the tables lost it), clears what was counted for it, and remembers the
 control command that asked for it, so a command delivered again is not replayed twice.
 
-    replays = Replays(tables, settings, codec, store, intake)
+    replays = Replays(intake)                         # the intake's tables, settings, codec and store
     if not replays.seen(rkey, position):
         replays.reopen(rkey, None if replays.opened(rkey) else replays.manifest_for(rkey, records))
         ...                                           # ingest the records, emit the next version
@@ -16,16 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from streams.batch import Manifest
-from streams.codec import AvroCodec
 from streams.errors import CodecError
-from streams.objectstore import ObjectStore
 from validator.batches import batch_manifest_key, read_manifest
 from validator.bridge import InboxRecord
 from validator.errors import ReplayError
 from validator.intake import Intake, millis
-from validator.settings import ValidatorSettings
 from validator.state import RoundState
-from validator.tables import RoundKey, ValidatorTables
+from validator.tables import RoundKey
 
 REPLAYS_KEPT = 20  # control command positions remembered per round
 
@@ -33,19 +30,9 @@ REPLAYS_KEPT = 20  # control command positions remembered per round
 class Replays:
     """The round-state side of a replay; see the module docstring."""
 
-    def __init__(
-        self,
-        tables: ValidatorTables,
-        settings: ValidatorSettings,
-        codec: AvroCodec,
-        store: ObjectStore,
-        intake: Intake,
-    ) -> None:
-        self.tables = tables
-        self.settings = settings
-        self.codec = codec
-        self.store = store
+    def __init__(self, intake: Intake) -> None:
         self.intake = intake
+        self.tables, self.settings, self.codec, self.store = intake.tables, intake.settings, intake.codec, intake.store
 
     def _state(self, rkey: RoundKey) -> RoundState:
         return RoundState.from_value(self.tables.batches.get(rkey.text))

@@ -76,8 +76,8 @@ class Rounds:
         self.topics = settings.stack.topics
         self.outputs = Outputs(producer)
         self.intake = Intake(tables, settings, codec, store, self.outputs)
-        self.emitter = Emitter(tables, settings, codec, store, self.outputs, self.intake.decoded, private_store, signer)
-        self.replays = Replays(tables, settings, codec, store, self.intake)
+        self.emitter = Emitter(self.intake, private_store, signer)
+        self.replays = Replays(self.intake)
         self._lock = asyncio.Lock()
         # with a bridge in front: deadlines close only once the inbox is read up to them
         self.watermarks = watermarks
