@@ -130,6 +130,7 @@ class AsyncBatchConsumer:
         session_timeout_ms: int = 10_000,
         max_records: int = 5_000,
         timeout_ms: int = 500,
+        fetch_max_wait_ms: int = 500,
         on_progress: Callable[[str], None] | None = None,
         start_timeout_s: float | None = None,
         assign_matching_s: float | None = None,
@@ -160,6 +161,7 @@ class AsyncBatchConsumer:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(session_timeout_ms // 5, 500),
             metadata_max_age_ms=5_000,
+            fetch_max_wait_ms=fetch_max_wait_ms,
             **aiokafka_security(),
         )
         self._consumer = self._make()

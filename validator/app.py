@@ -364,6 +364,7 @@ def _wire(v: Validator) -> None:
             v.gate,
             session_timeout_ms=settings.stack.session_timeout_ms,
             max_records=settings.bridge_max_records,
+            fetch_max_wait_ms=settings.bridge_fetch_wait_ms,
             markers=v.markers if settings.close_when_caught_up else None,
             watermark_interval_s=settings.watermark_interval_s,
             log_append_time=settings.trust_log_append_time,

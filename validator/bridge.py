@@ -265,6 +265,7 @@ async def run_bridge(
     on_reading: Callable[[], None] | None = None,
     assign_matching_s: float | None = None,
     inbox_partitions: int | None = None,
+    fetch_max_wait_ms: int = 500,
 ) -> None:
     """Forward until cancelled; a forward that cannot be flushed stops here before committing.
 
@@ -274,6 +275,7 @@ async def run_bridge(
     from then on it stamps what arrives as it arrives (before, a backlog shares one instant).
     ``assign_matching_s``: take every miner topic's partitions itself (``AsyncBatchConsumer``).
     ``inbox_partitions``: route chunks by bucket (``forward``), for several workers.
+    ``fetch_max_wait_ms``: the resolution of arrival times where the fetch's time is the evidence.
     """
     stopping = threading.Event()  # set when the bridge stops: a watermark flush under way gives up
     try:
@@ -284,6 +286,7 @@ async def run_bridge(
             session_timeout_ms=session_timeout_ms,
             max_records=max_records,
             assign_matching_s=assign_matching_s,
+            fetch_max_wait_ms=fetch_max_wait_ms,
         ) as consumer:
             marked = 0.0
             reading = False

@@ -98,6 +98,15 @@ class ValidatorSettings(ServiceSettings):
     web_enabled: bool = Field(False, description="run Faust's web server")
     web_port: int = Field(6066, ge=1, le=65535)
     bridge_max_records: int = Field(5000, ge=1)
+    bridge_fetch_wait_ms: int = Field(
+        25,
+        ge=1,
+        le=500,
+        description="longest a fetch of the miner topics waits at the broker: without the broker's append time the "
+        "fetch's time is a record's arrival time, so this is how finely the validator can tell who sent first "
+        "(a Kafka broker answers as soon as records arrive; the local broker answers at ~half the wait: at 500 ms "
+        "two records sent 100 ms apart were fetched together or 250 ms apart)",
+    )
     close_when_caught_up: bool = Field(
         True,
         description="a deadline closes a round only once the bridge's watermarks say every record that reached "

@@ -493,7 +493,7 @@ def _bridge_thread(
             run_bridge(
                 stack.bootstrap_servers, f"{settings.app_id}-bridge", stack.topics,
                 BatchProducer(stack.bootstrap_servers), gate, session_timeout_ms=stack.session_timeout_ms,
-                max_records=settings.bridge_max_records,
+                max_records=settings.bridge_max_records, fetch_max_wait_ms=settings.bridge_fetch_wait_ms,
                 markers=markers if settings.close_when_caught_up else None,
                 watermark_interval_s=settings.watermark_interval_s, log_append_time=settings.trust_log_append_time,
                 inbox_partitions=partitions,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from streams.objectstore import S3ObjectStore, open_store, parse_object_created,
 from streams.schema_registry import FileSchemaRegistry
 from streams.stack import stop_process_group
 from streams.topics import TopicNames
+from validator.settings import ValidatorSettings
 
 pytestmark = pytest.mark.integration
 
@@ -85,6 +87,46 @@ async def test_async_batch_consumer_reads_and_commits(
         await consumer.commit()
     assert [codec.decode(m.value).record["miner_id"] for m in batch] == ["miner-a"]
     assert batch[0].topic == topic and batch[0].offset == 0
+
+
+async def test_fetch_times_tell_apart_records_sent_a_tenth_of_a_second_apart(
+    broker: str, topics: TopicNames, group_id: str
+) -> None:
+    """Where the broker records no append time, when the bridge fetched a record orders the miners.
+
+    A copy reached the broker 79 ms after its original in the end-to-end stack. With a 500 ms fetch
+    wait the local broker answered every ~250 ms: records sent 100 ms apart were fetched together
+    (0, 253, 0, 252, 0 ms apart), and a draw, not the evidence, chose which was the copy.
+    """
+    original, copy = topics.miner_scores("orig"), topics.miner_scores("copy")
+    ensure_topics(broker, [original, copy], partitions=1)
+    wait_ms = ValidatorSettings.model_fields["bridge_fetch_wait_ms"].default
+    pairs = 5
+
+    def send() -> None:
+        producer = confluent_kafka.Producer({"bootstrap.servers": broker, "linger.ms": 0})
+        for i in range(pairs):
+            for topic in (original, copy):
+                producer.produce(topic, key=f"{i}", value=b"scores")
+                producer.flush(10)
+                time.sleep(0.1)
+            time.sleep(0.2)
+
+    async with AsyncBatchConsumer(
+        broker, group_id, [original, copy], session_timeout_ms=6000, auto_offset_reset="latest",
+        fetch_max_wait_ms=wait_ms,
+    ) as consumer:  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not await consumer.caught_up() and time.monotonic() < deadline:  # assigned, at the end
+            await consumer.getmany()
+        sender = asyncio.ensure_future(asyncio.to_thread(send))
+        got: list[Any] = []
+        while len(got) < 2 * pairs and time.monotonic() < deadline:
+            got += await consumer.getmany()
+        await sender
+    fetched = {(m.topic, m.key): m.fetched_ms for m in got}
+    gaps = [fetched[(copy, f"{i}".encode())] - fetched[(original, f"{i}".encode())] for i in range(pairs)]
+    assert all(gap >= 30 for gap in gaps), f"fetch times of records sent 100 ms apart: {gaps} ms apart"
 
 
 def test_record_produced_with_the_codec_reaches_a_faust_agent(
