@@ -166,21 +166,10 @@ class Intake:
             if refused is not None:
                 log.warning("repeat announcement of %s at %s ignored: %s", rkey.text, position, refused)
                 continue
-            new_state = state.replace(
-                opened=True,
-                emitted=False,
-                late_pending=False,
-                network=manifest.network,
-                date=manifest.processing_date.isoformat(),
-                window_days=manifest.window_days,
-                batch_id=manifest.batch_id,
-                manifest_key=object_key,
-                published_at=millis(manifest.published_at),
-                opened_at=opened_at,
-                deadline_at=opened_at + int(self.settings.deadline_s * 1000),
-                opened_by=position,
-                failed=None,
-            )
+            new_state = state.reopened(
+                manifest, object_key, opened_at, self.settings.deadline_s,
+                late_pending=False, opened_by=position, failed=None,
+            )  # fmt: skip
             if fresh:
                 self.clear_round(rkey)  # miners re-score a re-published batch
             self.tables.batches[rkey.text] = new_state.to_value()

@@ -52,26 +52,20 @@ class Replays:
             msg = f"replay of {rkey.network} {rkey.date}: no batch and no miner records to rebuild it from"
             raise ReplayError(msg)
         key = batch_manifest_key(rkey.network, rkey.date, window)
-        return key, read_manifest(self.store, key)
+        manifest = read_manifest(self.store, key)
+        if (manifest.network, manifest.processing_date) != (rkey.network, rkey.date):
+            msg = f"replay of {rkey.network} {rkey.date}: {key} is the manifest of {manifest.network} "
+            msg += f"{manifest.processing_date}"
+            raise ReplayError(msg)
+        return key, manifest
 
     def reopen(self, rkey: RoundKey, found: tuple[str, Manifest] | None) -> None:
         """Open the round again (from ``found`` when the tables lost it) with nothing counted for it."""
         if found is not None:
             key, manifest = found
             published = millis(manifest.published_at)
-            state = self._state(rkey)
-            self.tables.batches[rkey.text] = state.replace(
-                opened=True,
-                emitted=False,
-                network=rkey.network,
-                date=rkey.date.isoformat(),
-                window_days=manifest.window_days,
-                batch_id=manifest.batch_id,
-                manifest_key=key,
-                published_at=published,
-                opened_at=published,
-                deadline_at=published + int(self.settings.deadline_s * 1000),
-            ).to_value()
+            state = self._state(rkey).reopened(manifest, key, published, self.settings.deadline_s)
+            self.tables.batches[rkey.text] = state.to_value()
         self.intake.clear_round(rkey)
 
     def mark(self, rkey: RoundKey, position: str) -> None:

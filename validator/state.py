@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.batch import Manifest
+
 
 @dataclass(frozen=True, slots=True)
 class RoundState:
@@ -59,6 +61,24 @@ class RoundState:
 
     def replace(self, **changes: Any) -> RoundState:
         return dataclasses.replace(self, **changes)
+
+    def reopened(
+        self, manifest: Manifest, manifest_key: str, opened_at: int, deadline_s: float, **changes: Any
+    ) -> RoundState:
+        """Open for ``manifest`` (again), not emitted, its deadline ``deadline_s`` after ``opened_at``."""
+        return self.replace(
+            opened=True,
+            emitted=False,
+            network=manifest.network,
+            date=manifest.processing_date.isoformat(),
+            window_days=manifest.window_days,
+            batch_id=manifest.batch_id,
+            manifest_key=manifest_key,
+            published_at=int(manifest.published_at.timestamp() * 1000),
+            opened_at=opened_at,
+            deadline_at=opened_at + int(deadline_s * 1000),
+            **changes,
+        )
 
     def to_value(self) -> dict[str, Any]:
         value = dataclasses.asdict(self)

@@ -22,11 +22,13 @@ from simulation import (
     write_batch,
     write_labels,
 )
+from streams.batch import Manifest
 from streams.codec import AvroCodec
 from streams.objectstore import FileObjectStore
 from streams.schema_registry import FileSchemaRegistry
 from streams.signing import VALIDATOR, Signer
 from validator.bridge import InboxRecord
+from validator.errors import ReplayError
 from validator.ground_truth import auc_pr
 from validator.rounds import Rounds
 from validator.tables import ValidatorTables, miner_key, round_key
@@ -280,6 +282,20 @@ def test_replay_rebuilds_a_round_the_tables_lost(
     write_batch(store, batch)
     assert rounds.replay("ethereum", DATE, _records(codec, batch, PANEL)) == (round_key(DATE, "ethereum"), 1, "replay")
     assert len(producer.on(rounds.topics.ensemble_alerts)) == 400
+
+
+def test_a_replay_refuses_a_manifest_that_names_another_date(
+    make_rounds: Any, codec: AvroCodec, store: FileObjectStore, batch: SyntheticBatch
+) -> None:
+    rounds, producer = make_rounds()
+    key = write_batch(store, batch)
+    manifest = Manifest.from_json(store.get(key))
+    other = dataclasses.replace(manifest, processing_date=DATE + dt.timedelta(days=1))
+    store.put(key, other.to_json())  # the owner's file at this date's key speaks of the next day
+    with pytest.raises(ReplayError, match="is the manifest of ethereum"):
+        rounds.replay("ethereum", DATE, _records(codec, batch, PANEL))
+    assert not producer.on(rounds.topics.ensemble_alerts)
+    assert round_key(DATE, "ethereum") not in rounds.tables.batches
 
 
 def test_republished_batch_opens_a_new_round(
