@@ -33,6 +33,7 @@ from validator.closing import closing_inputs
 from validator.emitter import HISTORY_KEEP
 from validator.errors import BatchLoadError
 from validator.identity import KeyBook
+from validator.monitoring import RoundMeter
 from validator.outcome import (
     ENSEMBLE_ID,
     RoundOutcome,
@@ -85,7 +86,9 @@ class RoundContext:
         self.signer = Signer(load_or_create_key(settings.key_path), VALIDATOR)
         self.public_key = self.signer.public_key
         self.raw = BatchProducer(self.servers)
-        self.producer = SigningProducer(self.raw, self.signer, self.topics)  # ensemble, results, batches
+        self.meter = RoundMeter(self.codec, self.topics)
+        # ensemble, results, batches; counted after signing
+        self.producer = self.meter.wrap(SigningProducer(self.raw, self.signer, self.topics))
         # round states, registrations and score history, as every worker reads them
         self.shared = ValidatorTables.in_memory()
         self.ledgers: dict[str, RoundLedger] = {}  # round -> what the steps say of it

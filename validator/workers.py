@@ -24,8 +24,9 @@ a date older than the newest minus ``VALIDATOR_RETENTION_DAYS`` is dropped from 
 (tables, steps, partials, outcomes), and a step, partial or inbox record of it read later is logged
 and ignored; and the registry's liveness: every worker reads ``miners.registry`` in full, and a
 round waits for the configured and registered miners that are active (``validator.roster``), their
-submissions as the partitions' steps report them (``LedgerSubmissions``). Not yet: replays, late
-versions.
+submissions as the partitions' steps report them (``LedgerSubmissions``). Each worker serves
+``/health`` (the inbox partitions it holds, its bridge, the open rounds) and ``/metrics``. Not yet:
+replays, late versions.
 
     run_partitioned(ValidatorSettings(partitioned=True))     # until SIGTERM / Ctrl-C
 """
@@ -36,6 +37,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import os
 import signal
 import threading
 import time
@@ -46,8 +48,10 @@ from typing import Any
 import confluent_kafka
 
 from streams.errors import CodecError, KafkaError
+from streams.health import Health, HealthServer, announce, watch_broker, withdraw
 from streams.kafka import BatchProducer, client_security
 from streams.kafka_admin import ensure_topics
+from streams.monitoring import metrics_route
 from streams.records import ENSEMBLE_ALERT_SCORE, ENSEMBLE_CLUSTER_SCORE
 from streams.signing import Signer, claim_of
 from validator.bridge import Gate, InboxRecord, MarkerSender, forwarded_by_bridge, run_bridge
@@ -57,6 +61,7 @@ from validator.encoding import EnsembleEncoder
 from validator.ensemble import EnsembleScores
 from validator.identity import IdentityError, KeyBook
 from validator.intake import Intake, Outputs
+from validator.monitoring import observe_inbox
 from validator.partials import digest, encode_partial, partials_of, split_partial
 from validator.retention import EXPIRING, drop_expired, expire_tables, expired, retention_cutoff
 from validator.roster import apply_registration
@@ -116,6 +121,7 @@ class PartitionedWorker(RoundContext):
         self.cutoff: dt.date | None = None  # dates before it are expired (``validator.retention``)
         self._ignored: set[tuple[str, dt.date]] = set()  # (what, expired date) already logged
         self._committed_at = 0.0
+        self.health = Health("validator", settings.health_max_unreachable_s)
 
     # ---- consumers ---------------------------------------------------------------------------
     def _config(self, group: str) -> dict[str, Any]:
@@ -191,6 +197,7 @@ class PartitionedWorker(RoundContext):
             if topic == self.topics.sot_batches:
                 found = self.opener.manifests(value, position, key)
                 if self.opener.open_rounds(found, position, lambda _: "a repeat is not served by several workers yet"):
+                    self.meter.round_opened(key)
                     self._expire()
                 continue
             if topic == self.topics.sot_labels:
@@ -269,6 +276,9 @@ class PartitionedWorker(RoundContext):
             by_partition.setdefault(m.partition(), []).append(dataclasses.replace(record, seen_ms=seen, after_ms=after))
         for partition, records in by_partition.items():
             self.held[partition].intake.ingest(records)
+            observe_inbox(self.topics.validator_inbox, len(records), max(r.seen_ms or 0 for r in records))
+        if by_partition:
+            self.health.progressed(f"validated {sum(map(len, by_partition.values()))} inbox records")
 
     def _whole(self, held: Held) -> bool:
         """Read up to the end it had at assignment and as far as any earlier holder reported."""
@@ -516,6 +526,41 @@ def _bridge_thread(
     return thread
 
 
+def _health_thread(
+    settings: ValidatorSettings, worker: PartitionedWorker, bridge: threading.Thread, stop: threading.Event
+) -> threading.Thread:
+    """This worker's ``/health`` and ``/metrics``, announced as ``validator-worker-<pid>`` (several run in one home)."""
+    health = worker.health
+    health.checks.append(lambda: None if bridge.is_alive() or stop.is_set() else "the bridge stopped")
+    health.details.append(
+        lambda: {
+            "inbox_partitions": sorted(worker.held),
+            "of_partitions": worker.partitions,
+            "rounds_open": sorted(k for k, v in worker.shared.batches.items() if RoundState.from_value(v).open),
+            "bridge_alive": bridge.is_alive(),
+        }
+    )
+
+    async def serve() -> None:
+        watcher = asyncio.ensure_future(watch_broker(health, settings.stack.bootstrap_servers))
+        routes = {"/health": health.http_answer, "/metrics": metrics_route()}
+        try:
+            async with HealthServer(routes, port=settings.health_port) as server:
+                announced = announce(settings.stack.home, f"validator-worker-{os.getpid()}", server.url)
+                log.info("health at %s/health", server.url)
+                try:
+                    while not stop.is_set():
+                        await asyncio.sleep(0.2)
+                finally:
+                    withdraw(announced)
+        finally:
+            watcher.cancel()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="health", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_partitioned(settings: ValidatorSettings) -> int:
     """Run one worker (its bridge and its inbox partitions) until SIGTERM / Ctrl-C; returns the exit code."""
     stop = threading.Event()
@@ -524,9 +569,11 @@ def run_partitioned(settings: ValidatorSettings) -> int:
     worker = PartitionedWorker(settings, stop)
     worker._open()
     bridge = _bridge_thread(settings, worker.signer, stop, worker.partitions)
+    served = _health_thread(settings, worker, bridge, stop)
     try:
         worker.run()
     finally:
         stop.set()
         bridge.join(30)
+        served.join(10)
     return 0

@@ -9,11 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from test_validator import CODEC, DATE, T0, Worker, one_by_one, publish_batch, publish_labels, read_all
 
 from simulation import make_batch
+from streams.health import ask_services
 from streams.kafka import BatchProducer
 from streams.kafka_admin import ensure_topics
 from streams.settings import StackSettings
@@ -141,6 +143,13 @@ def test_two_workers_one_killed_mid_date_give_the_one_worker_ensemble(
         survivors: list[Path] = []
         outputs.append(_run_dates(stack, broker, batches, kill))
         assert _held(survivors[0]) == [0, 1, 2, 3]  # the survivor finished the date and the next one
+        # and says so on its /health page; its /metrics count what it read and the ensembles it closed
+        (alive,) = [s for s in ask_services(stack.home) if s.service.startswith("validator-worker-")]
+        assert alive.status == 200 and alive.body["inbox_partitions"] == [0, 1, 2, 3], alive
+        assert alive.body["bridge_alive"] and alive.body["of_partitions"] == 4, alive
+        metrics = httpx.get(f"{alive.url}/metrics", timeout=10).text
+        assert re.search(r'riskstream_validator_records_in_total\{topic="[^"]+"\} [1-9]', metrics), metrics
+        assert re.search(r'riskstream_validator_ensembles_total\{trigger="all_complete"\} [1-9]', metrics), metrics
         pieces = 2 * len(MINERS) * 4  # one record per date, miner and partition if none were cut
         read_all(broker, stack.topics.validator_partials, lambda f: len(f) > pieces, raw=True)
         signed = read_all(broker, stack.topics.ensemble_alerts, lambda f: len(f) >= 600, raw=True)
