@@ -536,7 +536,8 @@ def _health_thread(
         lambda: {
             "inbox_partitions": sorted(worker.held),
             "of_partitions": worker.partitions,
-            "rounds_open": sorted(k for k, v in worker.shared.batches.items() if RoundState.from_value(v).open),
+            # a copy first: the worker's thread changes the table while this one answers
+            "rounds_open": sorted(k for k, v in list(worker.shared.batches.items()) if RoundState.from_value(v).open),
             "bridge_alive": bridge.is_alive(),
         }
     )
